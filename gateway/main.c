@@ -1,14 +1,169 @@
-#include "model/model.h"
+/*
+ * main.c — the tsunagu command (DESIGN.md §6).
+ *
+ * Exit status: 0 success, 1 invalid input or failed check (a message on
+ * stderr), 2 usage error.
+ */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-int main(void){
-  const model *m = model_r4();
-  printf("types %u constraints %u vs %u\n", m->ntypes, m->nconstraints, m->nvaluesets);
-  const model_type *t = model_resource_find("Observation", 11); const model_type *ct;
-  const model_elem *e = model_child(t, "valueQuantity", 13, &ct);
-  printf("%s %s %s\n", e->path, ct->name, ct->base->name);
-  e = model_child(model_type_find("Questionnaire.item",18), "item", 4, &ct);
-  printf("%s %s %u\n", e->path, ct->name, ct->nelems);
-  const model_valueset *vs = model_valueset_find("http://hl7.org/fhir/ValueSet/administrative-gender|4.0.1");
-  printf("%u %d %d\n", vs->ncodes, model_valueset_has(vs, NULL, "female"), model_valueset_has(vs, NULL, "xx"));
-  return 0;}
+
+#include "model/model.h"
+#include "util/util.h"
+
+#define EXIT_INVALID 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "usage: tsunagu <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  serve [--config FILE]                     run the gateway\n"
+    "  convert [--to json|xml] [--pretty] [FILE|-]\n"
+    "                                            convert a FHIR resource (JSON <-> XML)\n"
+    "  validate [--profile URL]... [FILE|-]      validate a resource; OperationOutcome on stdout\n"
+    "  fhirpath [--input FILE] EXPRESSION        evaluate FHIRPath\n"
+    "  map MAPPING [FILE|-]                      run a mapping; the resulting Bundle on stdout\n"
+    "  version                                   print the version\n";
+
+static int usage(const char *msg)
+{
+    if (msg) fprintf(stderr, "tsunagu: %s\n", msg);
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+}
+
+/* Prints err as "tsunagu CMD: SOURCE:LINE:COL: LOCATION: MESSAGE" on stderr. */
+static void report(const char *cmd, const char *source, const tsg_error *err)
+{
+    fprintf(stderr, "tsunagu %s: %s", cmd, source);
+    if (err->line) fprintf(stderr, ":%u:%u", err->line, err->column);
+    if (err->location[0]) fprintf(stderr, ": %s", err->location);
+    fprintf(stderr, ": %s\n", err->message[0] ? err->message : tsg_rc_name(err->rc));
+}
+
+/* First non-whitespace byte after an optional BOM, or 0. */
+static char first_byte(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0) i = 3;
+    while (i < n && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r' || s[i] == '\n')) i++;
+    return i < n ? s[i] : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * convert
+ * ------------------------------------------------------------------------ */
+
+static int cmd_convert(int argc, char **argv)
+{
+    const char *to = NULL, *file = NULL;
+    unsigned flags = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--to")) {
+            if (++i >= argc) return usage("convert: --to needs json or xml");
+            to = argv[i];
+        } else if (!strncmp(a, "--to=", 5)) {
+            to = a + 5;
+        } else if (!strcmp(a, "--pretty")) {
+            flags |= FHIR_WRITE_PRETTY;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            return usage(NULL);
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "tsunagu convert: unknown option %s\n", a);
+            return EXIT_USAGE;
+        } else if (!file) {
+            file = a;
+        } else {
+            return usage("convert: only one input file");
+        }
+    }
+    if (to && strcmp(to, "json") && strcmp(to, "xml"))
+        return usage("convert: --to must be json or xml");
+    if (!file) file = "-";
+    const char *source = strcmp(file, "-") ? file : "<stdin>";
+
+    tsg_error err;
+    tsg_error_clear(&err);
+    char *data = NULL;
+    size_t len = 0;
+    tsg_rc rc = tsg_read_file(file, tsg_limits_default.max_body_bytes, &data, &len, &err);
+    if (rc) {
+        fprintf(stderr, "tsunagu convert: %s\n", err.message);
+        return EXIT_INVALID;
+    }
+    char first = first_byte(data, len);
+    int from_xml = first == '<';
+    if (first != '<' && first != '{') {
+        fprintf(stderr, "tsunagu convert: %s: neither FHIR JSON nor FHIR XML (expected '{' or '<')\n",
+                source);
+        free(data);
+        return EXIT_INVALID;
+    }
+    int to_xml = to ? !strcmp(to, "xml") : !from_xml;
+
+    tsg_arena *arena = tsg_arena_new(0);
+    fhir_node *root = NULL;
+    int status = EXIT_INVALID;
+    tsg_buf out;
+    tsg_buf_init(&out, 0);
+    if (!arena) {
+        fprintf(stderr, "tsunagu convert: out of memory\n");
+        goto done;
+    }
+    rc = from_xml ? fhir_xml_parse(arena, data, len, NULL, &root, &err)
+                  : fhir_json_parse(arena, data, len, NULL, &root, &err);
+    if (rc) {
+        report("convert", source, &err);
+        goto done;
+    }
+    rc = to_xml ? fhir_xml_write(root, &out, flags | FHIR_WRITE_XML_DECL)
+                : fhir_json_write(root, &out, flags);
+    if (rc) {
+        fprintf(stderr, "tsunagu convert: cannot write the output: %s\n", tsg_rc_name(rc));
+        goto done;
+    }
+    if (out.len && out.data[out.len - 1] != '\n') tsg_buf_putc(&out, '\n');
+    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+        fprintf(stderr, "tsunagu convert: cannot write to standard output\n");
+        goto done;
+    }
+    status = 0;
+done:
+    tsg_buf_free(&out);
+    tsg_arena_free(arena);
+    free(data);
+    return status;
+}
+
+/* ------------------------------------------------------------------------
+ * Commands that later issues build
+ * ------------------------------------------------------------------------ */
+
+static int not_supported(const char *cmd, const char *issue)
+{
+    fprintf(stderr, "tsunagu %s: not supported yet in this build (%s)\n", cmd, issue);
+    return EXIT_INVALID;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) return usage(NULL);
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return not_supported(cmd, "the REST gateway, issue #4");
+    if (!strcmp(cmd, "validate")) return not_supported(cmd, "validation, issue #6");
+    if (!strcmp(cmd, "fhirpath")) return not_supported(cmd, "the FHIRPath engine, issue #3");
+    if (!strcmp(cmd, "map")) return not_supported(cmd, "mappings");
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("tsunagu 0.1.0 (FHIR 4.0.1)\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    fprintf(stderr, "tsunagu: unknown command '%s'\n", cmd);
+    return usage(NULL);
+}

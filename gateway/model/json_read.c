@@ -323,6 +323,27 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
     return TSG_OK;
 }
 
+/*
+ * Reads a property name at r->p (the opening quote). Names are short, ASCII
+ * and unescaped in FHIR: they are returned pointing into the text, not
+ * NUL-terminated. Anything else goes through read_string (and then is no
+ * FHIR name, which the caller reports).
+ */
+static tsg_rc read_key(jr *r, const char **key, uint32_t *klen)
+{
+    const char *q = r->p + 1;
+    while (q < r->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 &&
+           (unsigned char)*q < 0x80)
+        q++;
+    if (q < r->end && *q == '"') {
+        *key = r->p + 1;
+        *klen = (uint32_t)(q - *key);
+        r->p = q + 1;
+        return TSG_OK;
+    }
+    return read_string(r, key, klen);
+}
+
 /* Scans a JSON number at r->p; sets *len. Syntax per RFC 8259. */
 static tsg_rc scan_number(jr *r, size_t *len, int *is_int)
 {
@@ -332,6 +353,7 @@ static tsg_rc scan_number(jr *r, size_t *len, int *is_int)
     if (p >= e) return SYNTAX(r, s, "bad number");
     if (*p == '0') {
         p++;
+        if (p < e && *p >= '0' && *p <= '9') return SYNTAX(r, s, "bad number: leading zero");
     } else if (*p >= '1' && *p <= '9') {
         while (p < e && *p >= '0' && *p <= '9') p++;
     } else {
@@ -545,13 +567,13 @@ static tsg_rc parse_item(jr *r, const model_elem *el, const model_type *t, int e
             if (peek(r) != '"') return SYNTAX(r, r->p, "expected a property name");
             const char *k;
             uint32_t klen;
-            rc = read_string(r, &k, &klen);
+            rc = read_key(r, &k, &klen);
             if (rc) return rc;
             if (peek(r) != ':') return SYNTAX(r, r->p, "expected ':'");
             r->p++;
             if (klen == 12 && memcmp(k, "resourceType", 12) == 0) {
                 if (peek(r) != '"') return SYNTAX(r, r->p, "resourceType must be a string");
-                rc = read_string(r, &rt, &rtlen);
+                rc = read_key(r, &rt, &rtlen);
                 if (rc) return rc;
                 break;
             }
@@ -628,21 +650,8 @@ static tsg_rc parse_object(jr *r, const model_type *t, int is_resource, fhir_nod
         const char *key_at = r->p;
         const char *key;
         uint32_t klen;
-        /* keys are short, ASCII and unescaped: point into the text */
-        {
-            const char *q = r->p + 1;
-            while (q < r->end && *q != '"' && *q != '\\' && (unsigned char)*q >= 0x20 &&
-                   (unsigned char)*q < 0x80)
-                q++;
-            if (q < r->end && *q == '"') {
-                key = r->p + 1;
-                klen = (uint32_t)(q - key);
-                r->p = q + 1;
-            } else {
-                rc = read_string(r, &key, &klen);
-                if (rc) return rc;
-            }
-        }
+        rc = read_key(r, &key, &klen);
+        if (rc) return rc;
         if (peek(r) != ':') return SYNTAX(r, r->p, "expected ':' after property name");
         r->p++;
         if (is_resource && klen == 12 && memcmp(key, "resourceType", 12) == 0) {
@@ -652,7 +661,7 @@ static tsg_rc parse_object(jr *r, const model_type *t, int is_resource, fhir_nod
             uint32_t vlen;
             if (peek(r) != '"') return SYNTAX(r, r->p, "resourceType must be a string");
             const char *vat = r->p;
-            rc = read_string(r, &v, &vlen);
+            rc = read_key(r, &v, &vlen);
             if (rc) return rc;
             if (vlen != strlen(t->name) || memcmp(v, t->name, vlen) != 0)
                 return SYNTAX(r, vat, "resourceType '%.*s' does not match %s",
@@ -696,11 +705,11 @@ static tsg_rc parse_object(jr *r, const model_type *t, int is_resource, fhir_nod
                                 r->lim->max_depth);
                 uint32_t i = 0;
                 for (;;) {
+                    r->path[r->path_n - 1].pos = (int32_t)i;
                     if (i >= r->lim->max_array_items)
                         return FAIL(r, r->p, TSG_ELIMIT, "too-costly",
                                     "array longer than the limit of %u items (max_array_items)",
                                     r->lim->max_array_items);
-                    r->path[r->path_n - 1].pos = (int32_t)i;
                     pending *pe = push_pending(r);
                     if (!pe) return oom(r);
                     size_t idx = r->sp - 1;

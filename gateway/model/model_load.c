@@ -565,6 +565,7 @@ static void load(void)
             child_put(cur_t, e->name, e, trs[0].type);
         }
     }
+    free(systems);
     free(ls);
 }
 

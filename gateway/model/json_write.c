@@ -10,6 +10,7 @@
  */
 #include "model_internal.h"
 
+#include <stdint.h>
 #include <string.h>
 
 typedef struct jw {
@@ -39,6 +40,19 @@ static void put_string(tsg_buf *b, const char *s, size_t n)
     b->data[b->len++] = '"';
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
+        /* skip 8 bytes at a time while none is '"', '\\' or < 0x20 */
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            uint64_t lo = (w - 0x2020202020202020ull) & ~w & 0x8080808080808080ull;
+            uint64_t q = w ^ 0x2222222222222222ull;
+            q = (q - 0x0101010101010101ull) & ~q & 0x8080808080808080ull;
+            uint64_t bs = w ^ 0x5C5C5C5C5C5C5C5Cull;
+            bs = (bs - 0x0101010101010101ull) & ~bs & 0x8080808080808080ull;
+            if (lo | q | bs) break;
+            i += 8;
+        }
+        if (i >= n) break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\') continue;
         tsg_buf_append(b, s + run, i - run);

@@ -11,6 +11,9 @@ The output is read by gateway/model/model_load.c; its format is documented there
 gateway/model/docs/model-format.md. It is committed, so a build needs neither the definitions nor
 Python. The test `model_generated_current` regenerates it and checks the committed file is current.
 
+Only StructureDefinitions with fhirVersion 4.0.1 are taken: the npm package also carries
+SubscriptionStatus from 4.3.0 (R4B), which is not an R4 resource.
+
 Deliberate corrections to the 4.0.1 snapshots (each one a known defect of the published files):
   - Resource.id is typed System.String with fhir-type `string` in the snapshots, but the
     specification (resource.html) gives it the type `id`; the model says `id`.
@@ -41,7 +44,8 @@ class Gen:
         for fn in ("profiles-types.json", "profiles-resources.json"):
             for e in load(defs, fn)["entry"]:
                 r = e["resource"]
-                if r["resourceType"] == "StructureDefinition":
+                # only R4 itself: the npm package adds SubscriptionStatus from 4.3.0 (R4B)
+                if r["resourceType"] == "StructureDefinition" and r.get("fhirVersion") == "4.0.1":
                     self.sds.append(r)
         self.valuesets = {}
         self.codesystems = {}

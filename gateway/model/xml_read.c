@@ -1148,11 +1148,12 @@ static tsg_rc xml_open_element(xml_parser *p, const xml_tag *t)
                             "element '%.*s' repeats more than max_array_items (%u) times",
                             NAME_ARG(t->local_len), t->local, (unsigned)p->lim->max_array_items);
     } else {
-        p->pend_elem = e, p->pend_type = ct, p->pend_pos = 0;
+        /* an element out of order has no index of its own: the path names them all */
         if (f->last && e->index < f->last->index)
             return xml_fail(p, t->at, TSG_EINVAL, "structure",
                             "element '%.*s' is out of order: it must come before '%s' in %s",
                             NAME_ARG(t->local_len), t->local, f->last->name, f->type->name);
+        p->pend_elem = e, p->pend_type = ct, p->pend_pos = 0;
         if (e->max == 0)
             return xml_fail(p, t->at, TSG_EINVAL, "structure",
                             "element '%.*s' is not allowed in %s", NAME_ARG(t->local_len), t->local,

@@ -26,6 +26,8 @@ derivative of the official files, and with the R4 specification pages):
     ResearchStudy);
   - Bundle.entry.response.outcome is `Resource` in R4 (the package narrows it to
     OperationOutcome);
+  - DetectedIssue.status is bound to observation-status in R4 (the package binds it to R5's
+    detectedissue-status);
   - EvidenceVariable.characteristic was replaced by its R5 shape in the package; the R4 shape
     (evidencevariable.html) is restored by EVIDENCE_VARIABLE_R4 below.
 """
@@ -51,6 +53,9 @@ ADDED = {
 }
 
 RETYPED = {"Bundle.entry.response.outcome": [{"code": "Resource"}]}
+
+# Bindings the package changed to R5 value sets: path -> the R4 binding's value set.
+REBOUND = {"DetectedIssue.status": "http://hl7.org/fhir/ValueSet/observation-status|4.0.1"}
 
 
 def _ev(name, mn, mx, types, summary=False, binding=None):
@@ -94,6 +99,8 @@ def correct(sd):
             continue
         if p in RETYPED:
             e = dict(e, type=RETYPED[p])
+        if p in REBOUND:
+            e = dict(e, binding=dict(e["binding"], valueSet=REBOUND[p]))
         if sd["id"] == "EvidenceVariable" and p.startswith("EvidenceVariable.characteristic"):
             rest = p[len("EvidenceVariable.characteristic"):]
             if rest == "":

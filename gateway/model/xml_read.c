@@ -46,6 +46,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define NS_URI_FHIR  "http://hl7.org/fhir"
 #define NS_URI_XHTML "http://www.w3.org/1999/xhtml"
@@ -89,6 +92,73 @@ static const uint8_t cls[256] = {
 #define CLS(c) cls[(unsigned char)(c)]
 
 /*
+ * Eight bytes at a time (SWAR). swar_eq(w, c) has bit 7 set in each byte of w
+ * equal to c, swar_lt(w, c) in each byte below c (c <= 0x80). Borrows only run
+ * upwards from a true match, so the lowest set bit always marks the first
+ * match exactly; higher ones may be false and are never used.
+ */
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define XML_SWAR 1
+static inline uint64_t swar_eq(uint64_t w, unsigned char c)
+{
+    uint64_t x = w ^ (ONES * c);
+    return (x - ONES) & ~x & HIGHS;
+}
+
+static inline uint64_t swar_lt(uint64_t w, unsigned char c)
+{
+    return (w - ONES * c) & ~w & HIGHS;
+}
+
+/* The byte offset of the first match in a non-zero swar_* result. */
+static inline unsigned swar_first(uint64_t hit)
+{
+    return (unsigned)__builtin_ctzll(hit) >> 3;
+}
+#else
+#define XML_SWAR 0
+#endif
+
+/*
+ * The first byte at or after v that ends or complicates an attribute value
+ * quoted with q: the quote, '&', '<', TAB, LF or CR; end when there is none.
+ */
+static inline const char *find_attr_special(const char *v, const char *end, char q)
+{
+#if XML_SWAR
+    while (end - v >= 8) {
+        uint64_t w;
+        memcpy(&w, v, 8);
+        uint64_t hit =
+            swar_eq(w, (unsigned char)q) | swar_eq(w, '&') | swar_eq(w, '<') | swar_lt(w, 0x20);
+        if (hit) return v + swar_first(hit);
+        v += 8;
+    }
+#endif
+    while (v < end && *v != q && !(CLS(*v) & C_ATTR_SPEC)) v++;
+    return v;
+}
+
+/* The first '<', '&', '>' or CR at or after s in XHTML text; end when there is none. */
+static inline const char *find_text_special(const char *s, const char *end)
+{
+#if XML_SWAR
+    while (end - s >= 8) {
+        uint64_t w;
+        memcpy(&w, s, 8);
+        uint64_t hit = swar_eq(w, '<') | swar_eq(w, '&') | swar_eq(w, '>') | swar_eq(w, '\r');
+        if (hit) return s + swar_first(hit);
+        s += 8;
+    }
+#endif
+    while (s < end && *s != '<' && !(CLS(*s) & C_TEXT_SPEC)) s++;
+    return s;
+}
+
+/*
  * Length of the longest prefix of s[0..n) that is valid UTF-8 (no overlongs,
  * surrogates or code points above U+10FFFF) made of XML Chars (no control
  * characters but TAB, LF, CR; no U+FFFE, U+FFFF). Eight ASCII bytes at a time.
@@ -97,17 +167,35 @@ static size_t xml_chars_valid_prefix(const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    const uint64_t low7 = 0x7F7F7F7F7F7F7F7Full;
     size_t i = 0;
     while (i < n) {
-        if (i + 8 <= n) {
+#if defined(__SSE2__)
+        /* 16 ASCII bytes without control characters other than TAB, LF, CR */
+        while (n - i >= 16) {
+            __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(s + i));
+            if (_mm_movemask_epi8(v)) break;
+            __m128i ok = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(9)),
+                                                   _mm_cmpeq_epi8(v, _mm_set1_epi8(10))),
+                                      _mm_cmpeq_epi8(v, _mm_set1_epi8(13)));
+            __m128i ctl = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+            if (_mm_movemask_epi8(_mm_andnot_si128(ok, ctl))) break;
+            i += 16;
+        }
+#endif
+        /* the same eight bytes at a time; every step is exact per byte because
+         * no byte has its high bit set */
+        while (i + 8 <= n) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            /* no byte >= 0x80 and no byte < 0x20 (exact: borrows only follow a hit) */
-            if (((w | ((w - 0x20 * ones) & ~w)) & high) == 0) {
-                i += 8;
-                continue;
-            }
+            if (w & high) break;
+            uint64_t ge20 = w + 0x60 * ones; /* bit 7 set: byte >= 0x20 */
+            uint64_t x9 = w ^ (0x09 * ones), xa = w ^ (0x0A * ones), xd = w ^ (0x0D * ones);
+            uint64_t ne9 = (x9 + low7) | x9, nea = (xa + low7) | xa, ned = (xd + low7) | xd;
+            if (~ge20 & ne9 & nea & ned & high) break;
+            i += 8;
         }
+        if (i >= n) break;
         unsigned c = s[i];
         if (c < 0x80) {
             if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') return i;
@@ -530,7 +618,7 @@ static int xml_ns_lookup(const xml_parser *p, const char *prefix, size_t len)
 {
     for (size_t i = p->nns; i-- > 0;) {
         const ns_binding *b = &p->ns[i];
-        if (b->prefix_len == len && !memcmp(b->prefix, prefix, len)) return b->ns;
+        if (b->prefix_len == len && (len == 0 || !memcmp(b->prefix, prefix, len))) return b->ns;
     }
     if (len == 0) return NS_NONE;
     if (len == 3 && !memcmp(prefix, "xml", 3)) return NS_XML;
@@ -559,7 +647,12 @@ static inline const char *scan_name(const char *s, const char *end)
 /* Splits a qualified name; returns the prefix length (0 if none) or -1 if malformed. */
 static int split_qname(const char *name, uint32_t len, uint32_t *prefix_len)
 {
-    const char *colon = memchr(name, ':', len);
+    const char *colon = NULL;
+    for (uint32_t i = 0; i < len; i++)
+        if (name[i] == ':') {
+            colon = name + i;
+            break;
+        }
     *prefix_len = 0;
     if (!colon) return 0;
     uint32_t k = (uint32_t)(colon - name);
@@ -625,22 +718,24 @@ static tsg_rc xml_read_start_tag(xml_parser *p, xml_tag *t)
             return xml_fail(p, s, TSG_EINVAL, "structure",
                             "the value of attribute %.*s must be quoted", NAME_ARG(a->name_len),
                             a->name);
-        const char *qe = memchr(s + 1, *s, (size_t)(end - s - 1));
-        if (!qe)
-            return xml_fail(p, s, TSG_EINVAL, "structure",
-                            "the value of attribute %.*s is not closed", NAME_ARG(a->name_len),
-                            a->name);
+        const char q = *s;
+        const char *qe = s + 1;
+        a->plain = 1;
+        for (;;) {
+            qe = find_attr_special(qe, end, q);
+            if (qe >= end)
+                return xml_fail(p, s, TSG_EINVAL, "structure",
+                                "the value of attribute %.*s is not closed", NAME_ARG(a->name_len),
+                                a->name);
+            if (*qe == q) break;
+            if (*qe == '<')
+                return xml_fail(p, qe, TSG_EINVAL, "structure",
+                                "'<' is not allowed in an attribute value");
+            a->plain = 0; /* a reference or TAB/LF/CR: decode it */
+            qe++;
+        }
         a->val = s + 1;
         a->val_len = (uint32_t)(qe - a->val);
-        a->plain = 1;
-        for (const char *v = a->val; v < qe; v++) {
-            if (CLS(*v) & C_ATTR_SPEC) {
-                if (*v == '<')
-                    return xml_fail(p, v, TSG_EINVAL, "structure",
-                                    "'<' is not allowed in an attribute value");
-                a->plain = 0;
-            }
-        }
         s = qe + 1;
     }
     p->p = s;
@@ -757,16 +852,30 @@ static tsg_rc xml_fail_pi(xml_parser *p)
  * XHTML: the narrative div, re-serialised
  * ------------------------------------------------------------------------ */
 
-/* Appends s[0..n) to out escaping & < > (text). */
+/* Appends s[0..n) to out escaping & < > (text), and CR (a reference to it
+ * must stay one: a literal CR would be read back as LF). */
 static void xhtml_put_text(tsg_buf *out, const char *s, size_t n)
 {
     const char *e = s + n;
     while (s < e) {
         const char *run = s;
-        while (s < e && *s != '&' && *s != '<' && *s != '>') s++;
+        while (s < e && *s != '&' && *s != '<' && *s != '>' && *s != '\r') s++;
         tsg_buf_append(out, run, (size_t)(s - run));
         if (s >= e) break;
-        tsg_buf_append(out, *s == '&' ? "&amp;" : *s == '<' ? "&lt;" : "&gt;", 4 + (*s == '&'));
+        switch (*s) {
+        case '&':
+            tsg_buf_append(out, "&amp;", 5);
+            break;
+        case '<':
+            tsg_buf_append(out, "&lt;", 4);
+            break;
+        case '>':
+            tsg_buf_append(out, "&gt;", 4);
+            break;
+        default:
+            tsg_buf_append(out, "&#13;", 5);
+            break;
+        }
         s++;
     }
 }
@@ -807,17 +916,18 @@ static void xhtml_put_attr_value(tsg_buf *out, const char *s, size_t n)
 }
 
 /*
- * Appends the text s[0..n) of XHTML content to out: references decoded and
- * & < > re-escaped, CR LF and CR turned into LF.
+ * Appends the XHTML text at p->p, up to the next '<', to out: references
+ * decoded and & < > re-escaped, CR LF and CR turned into LF. Leaves p->p at
+ * the '<' (or the end of the text).
  */
-static tsg_rc xhtml_text(xml_parser *p, const char *s, size_t n, tsg_buf *out)
+static tsg_rc xhtml_text(xml_parser *p, tsg_buf *out)
 {
-    const char *e = s + n;
-    while (s < e) {
+    const char *s = p->p, *e = p->end;
+    for (;;) {
         const char *run = s;
-        while (s < e && !(CLS(*s) & C_TEXT_SPEC)) s++;
-        tsg_buf_append(out, run, (size_t)(s - run));
-        if (s >= e) break;
+        s = find_text_special(s, e);
+        if (s > run) tsg_buf_append(out, run, (size_t)(s - run));
+        if (s >= e || *s == '<') break;
         if (*s == '&') {
             char u[4];
             int k = xml_decode_ref(p, &s, e, u);
@@ -832,6 +942,7 @@ static tsg_rc xhtml_text(xml_parser *p, const char *s, size_t n, tsg_buf *out)
             if (s < e && *s == '\n') s++;
         }
     }
+    p->p = s;
     return TSG_OK;
 }
 
@@ -903,15 +1014,13 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
     p->xopen[p->nxopen++] = (xhtml_open){t->name, t->name_len, t->ns_mark};
     const char *end = p->end;
     while (p->nxopen > base) {
-        const char *s = p->p;
-        const char *lt = memchr(s, '<', (size_t)(end - s));
-        if (!lt) {
+        if ((rc = xhtml_text(p, out))) return rc;
+        const char *lt = p->p;
+        if (lt >= end) {
             const xhtml_open *o = &p->xopen[p->nxopen - 1];
             return xml_fail(p, end, TSG_EINVAL, "structure", "the element <%.*s> is not closed",
                             NAME_ARG(o->name_len), o->name);
         }
-        if (lt > s && (rc = xhtml_text(p, s, (size_t)(lt - s), out))) return rc;
-        p->p = lt;
         char c = lt + 1 < end ? lt[1] : '\0';
         if (c == '/') {
             xhtml_open *o = &p->xopen[p->nxopen - 1];

@@ -354,6 +354,17 @@ static void test_div_kept(void **state)
     free(out);
 }
 
+static void test_div_carriage_return_reference(void **state)
+{
+    (void)state;
+    /* a literal CR is a line end (read as LF); a CR written as &#13; must stay one */
+    fhir_node *p = parse_ok("<Patient " FHIR_NS "><text><status value=\"generated\"/><div " XHTML_NS
+                            ">a\r\nb\rc&#13;d<b title=\"x&#13;y\">e</b></div></text></Patient>");
+    assert_value(kid(kid(p, "text", 0), "div", 0),
+                 "<div " XHTML_NS ">a\nb\nc&#13;d<b title=\"x&#13;y\">e</b></div>");
+    assert_round_trip(p);
+}
+
 static void test_div_prefixed_xhtml(void **state)
 {
     (void)state;
@@ -746,7 +757,9 @@ static void test_error_malformed_xml(void **state)
     expect_error("<Patient " FHIR_NS "><active value=true/></Patient>", TSG_EINVAL, "Patient",
                  "must be quoted");
     expect_error("<Patient " FHIR_NS "><active value=\"true/></Patient>", TSG_EINVAL, "Patient",
-                 "is not closed");
+                 "'<' is not allowed");
+    expect_error("<Patient " FHIR_NS "><active value=\"true", TSG_EINVAL, "Patient",
+                 "value of attribute value is not closed");
     expect_error("<Patient " FHIR_NS "><?pi x?></Patient>", TSG_EINVAL, "Patient",
                  "processing instructions are not allowed");
     expect_error(" <?xml version=\"1.0\"?><Patient " FHIR_NS "/>", TSG_EINVAL, "",
@@ -827,6 +840,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bundle_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parameters_resource, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_div_carriage_return_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_prefixed_xhtml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefixed_fhir_and_bom, setup, teardown),
         cmocka_unit_test_setup_teardown(test_attribute_references_and_whitespace, setup, teardown),

@@ -852,6 +852,17 @@ static tsg_rc xml_fail_pi(xml_parser *p)
  * XHTML: the narrative div, re-serialised
  * ------------------------------------------------------------------------ */
 
+/* Appends to the re-serialised div; out is NULL when only checking (model_check_xhtml). */
+static inline void xput(tsg_buf *out, const char *s, size_t n)
+{
+    if (out) tsg_buf_append(out, s, n);
+}
+
+static inline void xputc(tsg_buf *out, char c)
+{
+    if (out) tsg_buf_putc(out, c);
+}
+
 /* Appends s[0..n) to out escaping & < > (text), and CR (a reference to it
  * must stay one: a literal CR would be read back as LF). */
 static void xhtml_put_text(tsg_buf *out, const char *s, size_t n)
@@ -860,20 +871,20 @@ static void xhtml_put_text(tsg_buf *out, const char *s, size_t n)
     while (s < e) {
         const char *run = s;
         while (s < e && *s != '&' && *s != '<' && *s != '>' && *s != '\r') s++;
-        tsg_buf_append(out, run, (size_t)(s - run));
+        xput(out, run, (size_t)(s - run));
         if (s >= e) break;
         switch (*s) {
         case '&':
-            tsg_buf_append(out, "&amp;", 5);
+            xput(out, "&amp;", 5);
             break;
         case '<':
-            tsg_buf_append(out, "&lt;", 4);
+            xput(out, "&lt;", 4);
             break;
         case '>':
-            tsg_buf_append(out, "&gt;", 4);
+            xput(out, "&gt;", 4);
             break;
         default:
-            tsg_buf_append(out, "&#13;", 5);
+            xput(out, "&#13;", 5);
             break;
         }
         s++;
@@ -889,26 +900,26 @@ static void xhtml_put_attr_value(tsg_buf *out, const char *s, size_t n)
         while (s < e && *s != '&' && *s != '<' && *s != '"' && *s != '\t' && *s != '\n' &&
                *s != '\r')
             s++;
-        tsg_buf_append(out, run, (size_t)(s - run));
+        xput(out, run, (size_t)(s - run));
         if (s >= e) break;
         switch (*s) {
         case '&':
-            tsg_buf_append(out, "&amp;", 5);
+            xput(out, "&amp;", 5);
             break;
         case '<':
-            tsg_buf_append(out, "&lt;", 4);
+            xput(out, "&lt;", 4);
             break;
         case '"':
-            tsg_buf_append(out, "&quot;", 6);
+            xput(out, "&quot;", 6);
             break;
         case '\t':
-            tsg_buf_append(out, "&#9;", 4);
+            xput(out, "&#9;", 4);
             break;
         case '\n':
-            tsg_buf_append(out, "&#10;", 5);
+            xput(out, "&#10;", 5);
             break;
         default:
-            tsg_buf_append(out, "&#13;", 5);
+            xput(out, "&#13;", 5);
             break;
         }
         s++;
@@ -926,7 +937,7 @@ static tsg_rc xhtml_text(xml_parser *p, tsg_buf *out)
     for (;;) {
         const char *run = s;
         s = find_text_special(s, e);
-        if (s > run) tsg_buf_append(out, run, (size_t)(s - run));
+        if (s > run) xput(out, run, (size_t)(s - run));
         if (s >= e || *s == '<') break;
         if (*s == '&') {
             char u[4];
@@ -934,10 +945,10 @@ static tsg_rc xhtml_text(xml_parser *p, tsg_buf *out)
             if (!k) return p->rc;
             xhtml_put_text(out, u, (size_t)k);
         } else if (*s == '>') {
-            tsg_buf_append(out, "&gt;", 4);
+            xput(out, "&gt;", 4);
             s++;
         } else { /* CR */
-            tsg_buf_putc(out, '\n');
+            xputc(out, '\n');
             s++;
             if (s < e && *s == '\n') s++;
         }
@@ -953,32 +964,24 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
         return xml_fail(p, t->at, TSG_EINVAL, "structure",
                         "element <%.*s> is in %s; the narrative may only hold XHTML elements",
                         NAME_ARG(t->name_len), t->name, xml_ns_name(t->ns));
-    tsg_buf_putc(out, '<');
-    tsg_buf_append(out, t->local, t->local_len);
-    if (root) tsg_buf_append(out, " xmlns=\"" NS_URI_XHTML "\"", sizeof NS_URI_XHTML + 8);
+    xputc(out, '<');
+    xput(out, t->local, t->local_len);
+    if (root) xput(out, " xmlns=\"" NS_URI_XHTML "\"", sizeof NS_URI_XHTML + 8);
     for (uint32_t i = 0; i < t->nattrs; i++) {
         const xml_attr *a = &p->attrs[i];
-        const char *name = a->name;
-        size_t name_len = a->name_len;
-        if (a->is_ns) {
-            /* elements are written unprefixed in the default XHTML namespace of the
-             * root, so default declarations and XHTML prefixes are not needed */
-            if (a->name_len == 5) continue;
-            if (xml_ns_lookup(p, a->name + 6, a->name_len - 6) == NS_XHTML) continue;
-        } else if (a->prefix_len) {
-            int ns = xml_ns_lookup(p, a->name, a->prefix_len);
-            if (ns < 0)
-                return xml_fail(p, a->name, TSG_EINVAL, "structure",
-                                "the namespace prefix of attribute %.*s is not bound",
-                                NAME_ARG(a->name_len), a->name);
-            if (ns == NS_XHTML) {
-                name += a->prefix_len + 1;
-                name_len -= a->prefix_len + 1;
-            }
-        }
-        tsg_buf_putc(out, ' ');
-        tsg_buf_append(out, name, name_len);
-        tsg_buf_append(out, "=\"", 2);
+        /* Elements are written unprefixed in the default namespace the root
+         * declares, and no attribute may carry a prefix other than xml: (FHIR
+         * forbids xlink and friends in the narrative), so no namespace
+         * declaration is needed in the output. */
+        if (a->is_ns) continue;
+        if (a->prefix_len && xml_ns_lookup(p, a->name, a->prefix_len) != NS_XML)
+            return xml_fail(p, a->name, TSG_EINVAL, "structure",
+                            "attribute %.*s is not allowed in the narrative (XHTML attributes "
+                            "have no namespace prefix; only xml:lang and xml:space may have one)",
+                            NAME_ARG(a->name_len), a->name);
+        xputc(out, ' ');
+        xput(out, a->name, a->name_len);
+        xput(out, "=\"", 2);
         if (a->plain) {
             xhtml_put_attr_value(out, a->val, a->val_len);
         } else {
@@ -986,7 +989,7 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
             if (n == SIZE_MAX) return p->rc;
             xhtml_put_attr_value(out, p->tmp, n);
         }
-        tsg_buf_putc(out, '"');
+        xputc(out, '"');
     }
     return TSG_OK;
 }
@@ -997,18 +1000,19 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
  * XHTML namespace declared on the root only, attributes kept, text and
  * attribute values re-escaped minimally, comments dropped, CDATA turned into
  * text. `depth` is the nesting depth of t in the document. The caller has
- * checked that t is the root div in the XHTML namespace.
+ * checked that t is the root div in the XHTML namespace. With out NULL the
+ * div is only checked.
  */
 static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf *out)
 {
     tsg_rc rc = xhtml_open_tag(p, t, 1, out);
     if (rc) return rc;
     if (t->empty) {
-        tsg_buf_append(out, "/>", 2);
+        xput(out, "/>", 2);
         p->nns = t->ns_mark;
         return TSG_OK;
     }
-    tsg_buf_putc(out, '>');
+    xputc(out, '>');
     size_t base = p->nxopen;
     if (grow((void **)&p->xopen, &p->capxopen, base + 1, sizeof *p->xopen)) return xml_nomem(p);
     p->xopen[p->nxopen++] = (xhtml_open){t->name, t->name_len, t->ns_mark};
@@ -1027,9 +1031,9 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
             if ((rc = xml_read_end_tag(p, o->name, o->name_len))) return rc;
             const char *local = memchr(o->name, ':', o->name_len);
             local = local ? local + 1 : o->name;
-            tsg_buf_append(out, "</", 2);
-            tsg_buf_append(out, local, o->name_len - (size_t)(local - o->name));
-            tsg_buf_putc(out, '>');
+            xput(out, "</", 2);
+            xput(out, local, o->name_len - (size_t)(local - o->name));
+            xputc(out, '>');
             p->nns = o->ns_mark;
             p->nxopen--;
         } else if (c == '!') {
@@ -1047,7 +1051,7 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
                     const char *stop = cr ? cr : ce;
                     xhtml_put_text(out, r, (size_t)(stop - r));
                     if (!cr) break;
-                    tsg_buf_putc(out, '\n');
+                    xputc(out, '\n');
                     r = cr + 1 + (cr + 1 < ce && cr[1] == '\n');
                 }
                 p->p = ce + 3;
@@ -1065,17 +1069,18 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
             if ((rc = xml_read_start_tag(p, &k))) return rc;
             if ((rc = xhtml_open_tag(p, &k, 0, out))) return rc;
             if (k.empty) {
-                tsg_buf_append(out, "/>", 2);
+                xput(out, "/>", 2);
                 p->nns = k.ns_mark;
             } else {
-                tsg_buf_putc(out, '>');
+                xputc(out, '>');
                 if (grow((void **)&p->xopen, &p->capxopen, p->nxopen + 1, sizeof *p->xopen))
                     return xml_nomem(p);
                 p->xopen[p->nxopen++] = (xhtml_open){k.name, k.name_len, k.ns_mark};
             }
         }
-        if (tsg_buf_rc(out)) break;
+        if (out && tsg_buf_rc(out)) break;
     }
+    if (!out) return TSG_OK;
     if (tsg_buf_rc(out) == TSG_ELIMIT)
         return xml_fail(p, t->at, TSG_ELIMIT, "too-costly",
                         "the narrative div is longer than max_string_bytes (%zu)",
@@ -1636,7 +1641,7 @@ tsg_rc model_check_xhtml(const char *s, size_t n, tsg_error *err)
                               "the narrative must be a div element in the XHTML namespace "
                               "(<div xmlns=\"" NS_URI_XHTML "\">), not <%.*s> in %s",
                               NAME_ARG(t.name_len), t.name, xml_ns_name(t.ns));
-            if (!rc) rc = xhtml_read(p, &t, 1, &p->xhtml);
+            if (!rc) rc = xhtml_read(p, &t, 1, NULL);
             if (!rc) {
                 p->p = skip_ws(p->p, p->end);
                 if (p->p < p->end)

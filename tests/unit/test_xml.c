@@ -369,10 +369,12 @@ static void test_div_prefixed_xhtml(void **state)
 {
     (void)state;
     /* XHTML under a prefix, FHIR as the default: the div comes out unprefixed */
-    fhir_node *p = parse_ok("<Patient " FHIR_NS " xmlns:h=\"http://www.w3.org/1999/xhtml\">"
-                            "<text><status value=\"generated\"/><h:div><h:p h:class=\"c\">"
-                            "Hi</h:p></h:div></text></Patient>");
-    assert_value(kid(kid(p, "text", 0), "div", 0), "<div " XHTML_NS "><p class=\"c\">Hi</p></div>");
+    fhir_node *p =
+        parse_ok("<Patient " FHIR_NS " xmlns:h=\"http://www.w3.org/1999/xhtml\">"
+                 "<text><status value=\"generated\"/><h:div><h:p class=\"c\" xml:lang=\"ja\">"
+                 "Hi</h:p></h:div></text></Patient>");
+    assert_value(kid(kid(p, "text", 0), "div", 0),
+                 "<div " XHTML_NS "><p class=\"c\" xml:lang=\"ja\">Hi</p></div>");
     assert_round_trip(p);
 }
 
@@ -497,6 +499,13 @@ static void test_check_xhtml(void **state)
         {"<div " XHTML_NS ">\xC0\xAF</div>", "invalid UTF-8"},
         {"<div " XHTML_NS "><?php x ?></div>", "processing instructions"},
         {"plain text", "one XHTML div"},
+        {"<div " XHTML_NS " xmlns:xlink=\"http://www.w3.org/1999/xlink\"><a xlink:href=\"x\">"
+         "y</a></div>",
+         "attribute xlink:href is not allowed"},
+        {"<div " XHTML_NS " xmlns:h=\"http://www.w3.org/1999/xhtml\"><p class=\"a\" "
+         "h:class=\"b\">y</p></div>",
+         "attribute h:class is not allowed"},
+        {"<div " XHTML_NS "><p foo:bar=\"b\">y</p></div>", "attribute foo:bar is not allowed"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         tsg_error err;

@@ -62,7 +62,8 @@
 
 /* Attributes one start tag may carry; more is TSG_ELIMIT. FHIR elements carry
  * at most three, XHTML elements a handful. */
-#define XML_MAX_ATTRS 64
+#define XML_MAX_ATTRS  64
+#define XML_ATTR_SLOTS 128 /* hash slots for the duplicate check: twice XML_MAX_ATTRS */
 
 enum xml_ns { NS_NONE, NS_FHIR, NS_XHTML, NS_XML, NS_OTHER };
 
@@ -320,7 +321,8 @@ typedef struct xml_parser {
     xhtml_open *xopen;
     size_t nxopen, capxopen;
 
-    xml_attr attrs[XML_MAX_ATTRS]; /* of the last start tag */
+    xml_attr attrs[XML_MAX_ATTRS];      /* of the last start tag */
+    uint8_t attr_slots[XML_ATTR_SLOTS]; /* duplicate check: index + 1 into attrs, 0 = free */
 
     /* the element being opened, for error locations */
     const model_elem *pend_elem;
@@ -670,6 +672,35 @@ static int split_qname(const char *name, uint32_t len, uint32_t *prefix_len)
 }
 
 /*
+ * True when attribute i of a tag with n attributes has the name of an earlier
+ * one. Few attributes are compared pairwise; many go through a small hash
+ * table (p->attr_slots), so that a tag full of attributes stays linear.
+ */
+static int xml_attr_seen(xml_parser *p, uint32_t n, uint32_t i)
+{
+    const xml_attr *a = &p->attrs[i];
+    if (n <= 8) {
+        for (uint32_t j = 0; j < i; j++)
+            if (p->attrs[j].name_len == a->name_len &&
+                !memcmp(p->attrs[j].name, a->name, a->name_len))
+                return 1;
+        return 0;
+    }
+    if (i == 0) memset(p->attr_slots, 0, sizeof p->attr_slots);
+    uint32_t h = 2166136261u;
+    for (uint32_t k = 0; k < a->name_len; k++) h = (h ^ (unsigned char)a->name[k]) * 16777619u;
+    for (uint32_t k = h % XML_ATTR_SLOTS;; k = (k + 1) % XML_ATTR_SLOTS) {
+        uint8_t s = p->attr_slots[k];
+        if (!s) {
+            p->attr_slots[k] = (uint8_t)(i + 1);
+            return 0;
+        }
+        const xml_attr *b = &p->attrs[s - 1];
+        if (b->name_len == a->name_len && !memcmp(b->name, a->name, a->name_len)) return 1;
+    }
+}
+
+/*
  * Reads the start tag at p->p ('<' + a name start) into t and p->attrs,
  * pushes its namespace declarations and resolves the element's namespace.
  * Leaves p->p after the '>'.
@@ -757,12 +788,9 @@ static tsg_rc xml_read_start_tag(xml_parser *p, xml_tag *t)
         if (split_qname(a->name, a->name_len, &a->prefix_len))
             return xml_fail(p, a->name, TSG_EINVAL, "structure", "malformed qualified name '%.*s'",
                             NAME_ARG(a->name_len), a->name);
-        for (uint32_t j = 0; j < i; j++) {
-            if (p->attrs[j].name_len == a->name_len &&
-                !memcmp(p->attrs[j].name, a->name, a->name_len))
-                return xml_fail(p, a->name, TSG_EINVAL, "structure", "attribute %.*s appears twice",
-                                NAME_ARG(a->name_len), a->name);
-        }
+        if (xml_attr_seen(p, t->nattrs, i))
+            return xml_fail(p, a->name, TSG_EINVAL, "structure", "attribute %.*s appears twice",
+                            NAME_ARG(a->name_len), a->name);
         a->is_ns = a->name_len >= 5 && !memcmp(a->name, "xmlns", 5) &&
                    (a->name_len == 5 || a->prefix_len == 5);
         if (!a->is_ns) continue;

@@ -736,6 +736,11 @@ static void test_error_unknown_attribute(void **state)
                  TSG_EINVAL, "Patient.active", "unknown attribute xsi:type");
     expect_error("<Patient " FHIR_NS "><active value=\"true\" value=\"false\"/></Patient>",
                  TSG_EINVAL, "Patient", "appears twice");
+    /* past eight attributes the duplicate check goes through a hash table */
+    expect_error("<Patient " FHIR_NS " xmlns:a=\"u:1\" xmlns:b=\"u:1\" xmlns:c=\"u:1\" "
+                 "xmlns:d=\"u:1\" xmlns:e=\"u:1\" xmlns:f=\"u:1\" xmlns:g=\"u:1\" "
+                 "xmlns:h=\"u:1\" xmlns:i=\"u:1\" xmlns:c=\"u:2\"/>",
+                 TSG_EINVAL, "", "attribute xmlns:c appears twice");
     expect_error("<Patient " FHIR_NS "><contained id=\"c\"><Basic/></contained></Patient>",
                  TSG_EINVAL, "Patient.contained[0]", "unknown attribute id");
 }

@@ -105,6 +105,41 @@ static void put_value(jw *w, const fhir_node *n)
 
 static void write_object(jw *w, const fhir_node *n, int is_resource);
 
+/* What one property of a group of same-element nodes writes. */
+typedef enum part { PART_VALUE, PART_EXT, PART_COMPLEX } part;
+
+static void write_item(jw *w, const fhir_node *k, part what)
+{
+    if (what == PART_COMPLEX)
+        write_object(w, k, k->type->kind == MODEL_RESOURCE);
+    else if (what == PART_VALUE && k->value)
+        put_value(w, k);
+    else if (what == PART_EXT && k->nkids)
+        write_object(w, k, 0);
+    else
+        tsg_buf_append(w->b, "null", 4);
+}
+
+/* Writes kids[i..j) (one element) as the property `name` (`_name` for PART_EXT). */
+static void write_property(jw *w, const fhir_node *kids, uint32_t i, uint32_t j, const char *name,
+                           size_t nl, part what, int *first)
+{
+    int many = kids[i].elem->max != 1;
+    put_key(w, name, nl, what == PART_EXT, first);
+    if (many) tsg_buf_putc(w->b, '[');
+    w->indent++;
+    for (uint32_t x = i; x < j; x++) {
+        if (x > i) tsg_buf_putc(w->b, ',');
+        if (many) newline(w);
+        write_item(w, &kids[x], what);
+    }
+    w->indent--;
+    if (many) {
+        newline(w);
+        tsg_buf_putc(w->b, ']');
+    }
+}
+
 /* Writes the children of n as the members of an object (after the '{'). */
 static void write_members(jw *w, const fhir_node *n, int first)
 {
@@ -115,63 +150,16 @@ static void write_members(jw *w, const fhir_node *n, int first)
         while (j < n->nkids && n->kids[j].elem == k->elem) j++;
         char name[128];
         size_t nl = model_property_name(k->elem, k->type, name, sizeof name);
-        int many = k->elem->max != 1;
         if (k->type->kind == MODEL_PRIMITIVE) {
             int any_value = 0, any_ext = 0;
             for (uint32_t x = i; x < j; x++) {
                 any_value |= n->kids[x].value != NULL;
                 any_ext |= n->kids[x].nkids != 0;
             }
-            if (any_value) {
-                put_key(w, name, nl, 0, &first);
-                if (many) tsg_buf_putc(w->b, '[');
-                w->indent++;
-                for (uint32_t x = i; x < j; x++) {
-                    if (x > i) tsg_buf_putc(w->b, ',');
-                    if (many) newline(w);
-                    if (n->kids[x].value)
-                        put_value(w, &n->kids[x]);
-                    else
-                        tsg_buf_append(w->b, "null", 4);
-                }
-                w->indent--;
-                if (many) {
-                    newline(w);
-                    tsg_buf_putc(w->b, ']');
-                }
-            }
-            if (any_ext) {
-                put_key(w, name, nl, 1, &first);
-                if (many) tsg_buf_putc(w->b, '[');
-                w->indent++;
-                for (uint32_t x = i; x < j; x++) {
-                    if (x > i) tsg_buf_putc(w->b, ',');
-                    if (many) newline(w);
-                    if (n->kids[x].nkids)
-                        write_object(w, &n->kids[x], 0);
-                    else
-                        tsg_buf_append(w->b, "null", 4);
-                }
-                w->indent--;
-                if (many) {
-                    newline(w);
-                    tsg_buf_putc(w->b, ']');
-                }
-            }
+            if (any_value) write_property(w, n->kids, i, j, name, nl, PART_VALUE, &first);
+            if (any_ext) write_property(w, n->kids, i, j, name, nl, PART_EXT, &first);
         } else {
-            put_key(w, name, nl, 0, &first);
-            if (many) tsg_buf_putc(w->b, '[');
-            w->indent++;
-            for (uint32_t x = i; x < j; x++) {
-                if (x > i) tsg_buf_putc(w->b, ',');
-                if (many) newline(w);
-                write_object(w, &n->kids[x], n->kids[x].type->kind == MODEL_RESOURCE);
-            }
-            w->indent--;
-            if (many) {
-                newline(w);
-                tsg_buf_putc(w->b, ']');
-            }
+            write_property(w, n->kids, i, j, name, nl, PART_COMPLEX, &first);
         }
         i = j;
     }

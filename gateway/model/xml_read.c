@@ -331,8 +331,9 @@ typedef struct xml_parser {
     uint32_t pend_name_len;
     uint32_t pend_pos;
 
-    tsg_buf xhtml; /* the narrative div being re-serialised */
-    char *tmp;     /* scratch for decoding an attribute value */
+    tsg_buf xhtml;  /* the narrative div being re-serialised */
+    int x_verbatim; /* the div being read can be kept as written (see xml_read_div) */
+    char *tmp;      /* scratch for decoding an attribute value */
     size_t tmpcap;
 } xml_parser;
 
@@ -848,8 +849,10 @@ static tsg_rc xml_read_end_tag(xml_parser *p, const char *name, uint32_t len)
 static tsg_rc xml_skip_comment(xml_parser *p)
 {
     const char *s = p->p + 4;
-    const char *e = memmem(s, (size_t)(p->end - s), "-->", 3);
+    const char *e = memmem(s, (size_t)(p->end - s), "--", 2);
     if (!e) return xml_fail(p, p->p, TSG_EINVAL, "structure", "the comment is not closed");
+    if (e + 2 >= p->end || e[2] != '>')
+        return xml_fail(p, e, TSG_EINVAL, "structure", "'--' is not allowed inside a comment");
     p->p = e + 3;
     return TSG_OK;
 }
@@ -999,6 +1002,7 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
         return xml_fail(p, t->at, TSG_EINVAL, "structure",
                         "element <%.*s> is in %s; the narrative may only hold XHTML elements",
                         NAME_ARG(t->name_len), t->name, xml_ns_name(t->ns));
+    if (t->local != t->name) p->x_verbatim = 0;
     xputc(out, '<');
     xput(out, t->local, t->local_len);
     if (root) xput(out, " xmlns=\"" NS_URI_XHTML "\"", sizeof NS_URI_XHTML + 8);
@@ -1008,7 +1012,10 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
          * declares, and no attribute may carry a prefix other than xml: (FHIR
          * forbids xlink and friends in the narrative), so no namespace
          * declaration is needed in the output. */
-        if (a->is_ns) continue;
+        if (a->is_ns) {
+            if (a->name_len != 5 || xml_ns_lookup(p, NULL, 0) != NS_XHTML) p->x_verbatim = 0;
+            continue;
+        }
         if (a->prefix_len && xml_ns_lookup(p, a->name, a->prefix_len) != NS_XML)
             return xml_fail(p, a->name, TSG_EINVAL, "structure",
                             "attribute %.*s is not allowed in the narrative (XHTML attributes "
@@ -1121,6 +1128,57 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
                         "the narrative div is longer than max_string_bytes (%zu)",
                         p->lim->max_string_bytes);
     if (tsg_buf_rc(out)) return xml_nomem(p);
+    return TSG_OK;
+}
+
+#define DIV_AS_WRITTEN "<div xmlns=\"" NS_URI_XHTML "\""
+
+/*
+ * Reads the narrative div whose start tag t was just read into n->value.
+ *
+ * A div that is already self-contained XHTML in the form the model keeps —
+ * its start tag begins `<div xmlns="http://www.w3.org/1999/xhtml"`, and no
+ * element inside has a prefix or declares a namespace other than XHTML — is
+ * kept byte for byte as written: every XML reader gives it the same meaning
+ * wherever it is embedded, and a div our writer inserted verbatim (from JSON)
+ * comes back unchanged. This is the usual case and costs one checking pass.
+ * Any other div (namespace inherited or prefixed) is read a second time and
+ * re-serialised by xhtml_read.
+ */
+static tsg_rc xml_read_div(xml_parser *p, const xml_tag *t, fhir_node *n)
+{
+    size_t depth = p->nframes + 1, max = p->lim->max_string_bytes;
+    const char *start = t->at;
+    size_t k = sizeof DIV_AS_WRITTEN - 1;
+    xml_tag again;
+    tsg_rc rc;
+    if (starts(start, p->end, DIV_AS_WRITTEN, k) && start + k < p->end &&
+        (start[k] == '>' || start[k] == '/' || (CLS(start[k]) & C_WS))) {
+        p->x_verbatim = 1;
+        if ((rc = xhtml_read(p, t, depth, NULL))) return rc;
+        if (p->x_verbatim) {
+            size_t len = (size_t)(p->p - start);
+            if (len > max)
+                return xml_fail(p, start, TSG_ELIMIT, "too-costly",
+                                "the narrative div is longer than max_string_bytes (%zu)", max);
+            char *v = tsg_arena_strndup(p->a, start, len);
+            if (!v) return xml_nomem(p);
+            n->value = v;
+            n->value_len = (uint32_t)len;
+            return TSG_OK;
+        }
+        /* read it again, re-serialising; the namespace declarations of the
+         * start tag were popped with it and are pushed again */
+        p->p = start;
+        if ((rc = xml_read_start_tag(p, &again))) return rc;
+        t = &again;
+    }
+    tsg_buf_reset(&p->xhtml);
+    if ((rc = xhtml_read(p, t, depth, &p->xhtml))) return rc;
+    char *v = tsg_arena_strndup(p->a, p->xhtml.data, p->xhtml.len);
+    if (!v) return xml_nomem(p);
+    n->value = v;
+    n->value_len = (uint32_t)p->xhtml.len;
     return TSG_OK;
 }
 
@@ -1322,13 +1380,7 @@ static tsg_rc xml_open_element(xml_parser *p, const xml_tag *t)
     tsg_rc rc;
 
     if (is_div) {
-        tsg_buf_reset(&p->xhtml);
-        if ((rc = xhtml_read(p, t, p->nframes + 1, &p->xhtml))) return rc;
-        char *v = tsg_arena_strndup(p->a, p->xhtml.data, p->xhtml.len);
-        if (!v) return xml_nomem(p);
-        n = &p->stack[node];
-        n->value = v;
-        n->value_len = (uint32_t)p->xhtml.len;
+        if ((rc = xml_read_div(p, t, &p->stack[node]))) return rc;
         p->pend_elem = NULL, p->pend_name = NULL;
         return TSG_OK;
     }

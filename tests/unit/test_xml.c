@@ -333,17 +333,43 @@ static void test_parameters_resource(void **state)
     assert_round_trip(p);
 }
 
-static void test_div_kept(void **state)
+static void test_div_kept_as_written(void **state)
 {
     (void)state;
+    /* a self-contained div is kept byte for byte: references, comments,
+     * CDATA, quotes and line ends as written */
+    const char *div = "<div " XHTML_NS " class='n'>\r\n  <p title=\"a &amp; &quot;b&quot;\">"
+                      "x &lt; y &amp;> &#39;z&#39; &quot;&#x3042;<!-- kept --><br /></p>"
+                      "<![CDATA[<raw> & ]]><p xmlns=\"http://www.w3.org/1999/xhtml\" "
+                      "xml:lang=\"ja\">&#13;</p></div>";
+    char xml[1024];
+    snprintf(xml, sizeof xml,
+             "<Patient " FHIR_NS "><text><status value=\"generated\"/>%s</text></Patient>", div);
+    fhir_node *p = parse_ok(xml);
+    const fhir_node *d = kid(kid(p, "text", 0), "div", 0);
+    assert_string_equal(d->type->name, "xhtml");
+    assert_int_equal(d->pos, 0);
+    assert_value(d, div);
+    assert_int_equal(model_check_xhtml(d->value, d->value_len, NULL), TSG_OK);
+    assert_round_trip(p);
+    size_t len;
+    char *out = write_xml(p, 0, &len);
+    assert_non_null(strstr(out, div)); /* written verbatim */
+    free(out);
+}
+
+static void test_div_reserialised(void **state)
+{
+    (void)state;
+    /* not in the kept form (xmlns not first): re-serialised with the namespace
+     * first, references decoded and re-escaped minimally, comments dropped,
+     * CDATA as text, CR LF as LF */
     fhir_node *p = parse_ok(
         "<Patient " FHIR_NS "><text><status value=\"generated\"/>"
-        "<div " XHTML_NS " class=\"n\"><p title=\"a &amp; &quot;b&quot;\">x &lt; y &amp;&gt; "
-        "&#39;z&#39; &#x3042;<!-- dropped --><br/></p>\r\n<![CDATA[<raw> & ]]></div>"
+        "<div class=\"n\" " XHTML_NS "><p title=\"a &amp; &quot;b&quot;\">x &lt; y &amp;&gt; "
+        "&#39;z&#39; &#x3042;<!-- dropped --><br /></p>\r\n<![CDATA[<raw> & ]]></div>"
         "</text></Patient>");
     const fhir_node *div = kid(kid(p, "text", 0), "div", 0);
-    assert_string_equal(div->type->name, "xhtml");
-    assert_int_equal(div->pos, 0);
     assert_value(div, "<div " XHTML_NS " class=\"n\"><p title=\"a &amp; &quot;b&quot;\">"
                       "x &lt; y &amp;&gt; 'z' あ<br/></p>\n&lt;raw&gt; &amp; </div>");
     assert_int_equal(model_check_xhtml(div->value, div->value_len, NULL), TSG_OK);
@@ -357,9 +383,11 @@ static void test_div_kept(void **state)
 static void test_div_carriage_return_reference(void **state)
 {
     (void)state;
-    /* a literal CR is a line end (read as LF); a CR written as &#13; must stay one */
+    /* re-serialised (a prefix is declared): a literal CR is a line end (read
+     * as LF); a CR written as &#13; must stay one */
     fhir_node *p = parse_ok("<Patient " FHIR_NS "><text><status value=\"generated\"/><div " XHTML_NS
-                            ">a\r\nb\rc&#13;d<b title=\"x&#13;y\">e</b></div></text></Patient>");
+                            " xmlns:x=\"urn:x\">a\r\nb\rc&#13;d<b title=\"x&#13;y\">e</b></div>"
+                            "</text></Patient>");
     assert_value(kid(kid(p, "text", 0), "div", 0),
                  "<div " XHTML_NS ">a\nb\nc&#13;d<b title=\"x&#13;y\">e</b></div>");
     assert_round_trip(p);
@@ -782,6 +810,8 @@ static void test_error_malformed_xml(void **state)
                  TSG_EINVAL, "", "must be UTF-8");
     expect_error("<Patient " FHIR_NS "><!-- never closed </Patient>", TSG_EINVAL, "Patient",
                  "comment is not closed");
+    expect_error("<Patient " FHIR_NS "><!-- a -- b --></Patient>", TSG_EINVAL, "Patient",
+                 "'--' is not allowed inside a comment");
 }
 
 static void test_limits(void **state)
@@ -853,7 +883,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_contained, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bundle_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parameters_resource, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_div_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_div_kept_as_written, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_div_reserialised, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_carriage_return_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_prefixed_xhtml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefixed_fhir_and_bom, setup, teardown),

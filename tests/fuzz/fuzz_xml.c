@@ -4,7 +4,8 @@
  * Each input is parsed with fhir_xml_parse into a fresh arena. When it parses,
  * it is written back (compact or pretty, chosen by the input's length), and
  * the output must parse again into an equal tree: whatever the reader accepts,
- * the writer must be able to express. The input is also given to
+ * the writer must be able to express, and every narrative div it produced
+ * must pass model_check_xhtml. The input is also given to
  * model_check_xhtml, the narrative check the JSON reader uses. Any failed
  * check aborts, which libFuzzer reports as a crash.
  */
@@ -27,6 +28,18 @@ static int tree_equal(const fhir_node *a, const fhir_node *b)
     return 1;
 }
 
+/* Every narrative the reader produced must pass the check the JSON reader
+ * applies to a div, so that XML→JSON output is always readable again. */
+static int divs_ok(const fhir_node *n)
+{
+    if (n->elem && (n->elem->flags & MODEL_ELEM_XHTML) && n->value &&
+        model_check_xhtml(n->value, n->value_len, NULL) != TSG_OK)
+        return 0;
+    for (uint32_t i = 0; i < n->nkids; i++)
+        if (!divs_ok(&n->kids[i])) return 0;
+    return 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     const char *text = (const char *)data;
@@ -37,6 +50,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!a) return 0;
     fhir_node *root = NULL;
     if (fhir_xml_parse(a, text, size, NULL, &root, &err) == TSG_OK) {
+        if (!divs_ok(root)) {
+            fprintf(stderr, "a narrative div fails model_check_xhtml\n");
+            abort();
+        }
         tsg_buf out;
         tsg_buf_init(&out, 0);
         unsigned flags = (size & 1) ? FHIR_WRITE_PRETTY | FHIR_WRITE_XML_DECL : 0;

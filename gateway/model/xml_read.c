@@ -17,10 +17,12 @@
  *        ──► on the end tag, the element's children are copied from the
  *            scratch stack into one contiguous arena array
  *
- * The narrative div is the one place with mixed content: it is re-serialised
- * into a buffer as canonical-enough XHTML (local names, the XHTML namespace
- * declared once on the div, references decoded and re-escaped minimally,
- * comments dropped, CDATA turned into text) and becomes the div's value.
+ * The narrative div is the one place with mixed content. It becomes the
+ * div's value as XHTML text: byte for byte as written when it is already
+ * self-contained (`<div xmlns="http://www.w3.org/1999/xhtml"…`, no prefixes —
+ * the usual case, and what the writer produces), otherwise re-serialised
+ * (local names, the XHTML namespace declared once on the div, references
+ * decoded and re-escaped minimally, comments dropped, CDATA turned into text).
  *
  * A DOCTYPE is refused outright, so there is nothing to declare an entity
  * with; references are the five predefined entities and character

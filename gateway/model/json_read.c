@@ -194,6 +194,23 @@ static int read_hex4(const char *p, const char *end, uint32_t *cp)
     return 0;
 }
 
+/*
+ * The first U+FFFE or U+FFFF (EF BF BE / EF BF BF) in valid UTF-8 s, or NULL.
+ * They are not XML characters, so a resource holding them could not be
+ * written as FHIR XML; with the C0 controls they are refused on input.
+ */
+static const char *find_nonchar(const char *s, size_t n)
+{
+    const char *p = s, *e = s + n;
+    while ((p = memchr(p, '\xEF', (size_t)(e - p))) != NULL) {
+        if (e - p >= 3 && (unsigned char)p[1] == 0xBF &&
+            ((unsigned char)p[2] == 0xBE || (unsigned char)p[2] == 0xBF))
+            return p;
+        p++;
+    }
+    return NULL;
+}
+
 /* Bytes that end the fast scan of a string: '"', '\\', < 0x20, >= 0x80. */
 static inline int str_special(unsigned char c)
 {
@@ -243,9 +260,13 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
         if (n > limit)
             return FAIL(r, s, TSG_ELIMIT, "too-costly",
                         "string of %zu bytes exceeds the limit of %zu (max_string_bytes)", n, limit);
-        if (!ascii && tsg_utf8_valid_prefix(s, n) != n)
-            return FAIL(r, s + tsg_utf8_valid_prefix(s, n), TSG_EINVAL, "structure",
-                        "invalid UTF-8 in string");
+        if (!ascii) {
+            if (tsg_utf8_valid_prefix(s, n) != n)
+                return FAIL(r, s + tsg_utf8_valid_prefix(s, n), TSG_EINVAL, "structure",
+                            "invalid UTF-8 in string");
+            const char *nc = find_nonchar(s, n);
+            if (nc) return SYNTAX(r, nc, "U+FFFE and U+FFFF are not allowed in FHIR strings");
+        }
         char *d = tsg_arena_strndup(r->a, s, n);
         if (!d) return oom(r);
         *out = d;
@@ -303,6 +324,8 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
             } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
                 return SYNTAX(r, esc, "lone surrogate in \\u escape");
             }
+            if (cp == 0xFFFE || cp == 0xFFFF)
+                return SYNTAX(r, esc, "U+%04X is not allowed in FHIR strings", cp);
             if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
                 return SYNTAX(r, esc, "control character U+%04X is not allowed in FHIR strings", cp);
             n += (size_t)tsg_utf8_encode(cp, d + n);
@@ -317,6 +340,8 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
                     "string of %zu bytes exceeds the limit of %zu (max_string_bytes)", n, limit);
     if (tsg_utf8_valid_prefix(d, n) != n)
         return FAIL(r, s, TSG_EINVAL, "structure", "invalid UTF-8 in string");
+    if (find_nonchar(d, n))
+        return SYNTAX(r, s, "U+FFFE and U+FFFF are not allowed in FHIR strings");
     *out = d;
     *olen = (uint32_t)n;
     r->p = q + 1;

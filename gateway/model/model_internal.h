@@ -23,8 +23,10 @@ tsg_rc model_check_lexical(const model_type *t, const char *s, size_t n, tsg_err
  * Narrative.div: a single root element `div` in the XHTML namespace (declared
  * with xmlns="http://www.w3.org/1999/xhtml"), no DOCTYPE, no entity references
  * other than the five predefined and character references, valid UTF-8.
- * Implemented in xml_read.c with the same tokenizer as the XML reader. Returns
- * TSG_OK or TSG_EINVAL with err->message (and err->column) set.
+ * Attributes are unprefixed or `xml:` (FHIR forbids xlink and the like in
+ * narratives). Implemented in xml_read.c with the same tokenizer as the XML
+ * reader. Returns TSG_OK; TSG_EINVAL with err->message (and err->column) set;
+ * TSG_ELIMIT when the div nests deeper than TSG_LIMIT_DEPTH; TSG_ENOMEM.
  */
 tsg_rc model_check_xhtml(const char *s, size_t n, tsg_error *err);
 

@@ -61,13 +61,14 @@
 #define NS_URI_FHIR  "http://hl7.org/fhir"
 #define NS_URI_XHTML "http://www.w3.org/1999/xhtml"
 #define NS_URI_XML   "http://www.w3.org/XML/1998/namespace"
+#define NS_URI_XSI   "http://www.w3.org/2001/XMLSchema-instance"
 
 /* Attributes one start tag may carry; more is TSG_ELIMIT. FHIR elements carry
  * at most three, XHTML elements a handful. */
 #define XML_MAX_ATTRS  64
 #define XML_ATTR_SLOTS 128 /* hash slots for the duplicate check: twice XML_MAX_ATTRS */
 
-enum xml_ns { NS_NONE, NS_FHIR, NS_XHTML, NS_XML, NS_OTHER };
+enum xml_ns { NS_NONE, NS_FHIR, NS_XHTML, NS_XML, NS_XSI, NS_OTHER };
 
 /* ------------------------------------------------------------------------
  * Character classes
@@ -605,6 +606,7 @@ static uint8_t xml_ns_of_uri(const char *s, size_t n)
     if (n == sizeof NS_URI_FHIR - 1 && !memcmp(s, NS_URI_FHIR, n)) return NS_FHIR;
     if (n == sizeof NS_URI_XHTML - 1 && !memcmp(s, NS_URI_XHTML, n)) return NS_XHTML;
     if (n == sizeof NS_URI_XML - 1 && !memcmp(s, NS_URI_XML, n)) return NS_XML;
+    if (n == sizeof NS_URI_XSI - 1 && !memcmp(s, NS_URI_XSI, n)) return NS_XSI;
     if (n == 0) return NS_NONE;
     return NS_OTHER;
 }
@@ -620,6 +622,8 @@ static const char *xml_ns_name(uint8_t ns)
         return "the XHTML namespace " NS_URI_XHTML;
     case NS_XML:
         return "the XML namespace";
+    case NS_XSI:
+        return "the XML Schema instance namespace";
     default:
         return "a foreign namespace";
     }
@@ -1230,6 +1234,20 @@ static const char *xml_attr_value(xml_parser *p, const xml_attr *a, const model_
     return v;
 }
 
+/*
+ * True for xsi:schemaLocation, which much FHIR XML in the field carries on its
+ * root element: a hint for schema validators, not data. It is accepted there
+ * and dropped (JSON has no place for it); anywhere else it is an unknown
+ * attribute like any other.
+ */
+static int xml_is_schema_location(xml_parser *p, const xml_attr *a)
+{
+    static const char local[] = "schemaLocation";
+    return a->prefix_len && a->name_len - a->prefix_len - 1 == sizeof local - 1 &&
+           !memcmp(a->name + a->prefix_len + 1, local, sizeof local - 1) &&
+           xml_ns_lookup(p, a->name, a->prefix_len) == NS_XSI;
+}
+
 static tsg_rc xml_fail_attribute(xml_parser *p, const xml_attr *a, const char *where)
 {
     return xml_fail(p, a->name, TSG_EINVAL, "structure", "unknown attribute %.*s on %s",
@@ -1562,7 +1580,8 @@ static tsg_rc xml_open_root(xml_parser *p)
         return xml_fail(p, t.at, TSG_EINVAL, "structure", "unknown resource type '%.*s'",
                         NAME_ARG(t.local_len), t.local);
     for (uint32_t i = 0; i < t.nattrs; i++)
-        if (!p->attrs[i].is_ns) return xml_fail_attribute(p, &p->attrs[i], "a resource element");
+        if (!p->attrs[i].is_ns && !xml_is_schema_location(p, &p->attrs[i]))
+            return xml_fail_attribute(p, &p->attrs[i], "a resource element");
     fhir_node *n = push_node(p);
     xml_frame *f = push_frame(p);
     if (!n || !f) return xml_nomem(p);

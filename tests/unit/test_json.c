@@ -229,6 +229,9 @@ static void test_structure_errors(void **state)
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\nb\"}", "Patient.id", "control character");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\u0001\"}", "Patient.id", "control character");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\ud800\"}", "Patient.id", "surrogate");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\uFFFE\"}", "Patient.id", "not allowed");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\xef\xbf\xbf\"}", "Patient.id", "not allowed");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\b\"}", "Patient.id", "control character");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\q\"}", "Patient.id", "escape");
     expect_error("{\"resourceType\":\"Patient\",\"active\":tru}", "Patient.active", "boolean");
     expect_error("{\"resourceType\":\"Patient\",\"multipleBirthInteger\":01}",

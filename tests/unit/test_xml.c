@@ -771,6 +771,16 @@ static void test_error_unknown_attribute(void **state)
                  TSG_EINVAL, "", "attribute xmlns:c appears twice");
     expect_error("<Patient " FHIR_NS "><contained id=\"c\"><Basic/></contained></Patient>",
                  TSG_EINVAL, "Patient.contained[0]", "unknown attribute id");
+    /* xsi:schemaLocation is accepted on the root element only, in the XSI namespace only */
+    fhir_node *p = parse_ok("<Patient " FHIR_NS " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-"
+                            "instance\" xsi:schemaLocation=\"http://hl7.org/fhir patient.xsd\">"
+                            "<active value=\"true\"/></Patient>");
+    assert_int_equal(p->nkids, 1);
+    expect_error("<Patient " FHIR_NS " xmlns:xsi=\"urn:not-xsi\" xsi:schemaLocation=\"x\"/>",
+                 TSG_EINVAL, "", "unknown attribute xsi:schemaLocation");
+    expect_error("<Patient " FHIR_NS " xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\">"
+                 "<active xsi:schemaLocation=\"x\" value=\"true\"/></Patient>",
+                 TSG_EINVAL, "Patient.active", "unknown attribute xsi:schemaLocation");
 }
 
 static void test_error_text_outside_div(void **state)

@@ -30,4 +30,13 @@ tsg_rc model_check_lexical(const model_type *t, const char *s, size_t n, tsg_err
  */
 tsg_rc model_check_xhtml(const char *s, size_t n, tsg_error *err);
 
+/*
+ * Appends s[0..n) to b as XML character data: in an attribute value (attr)
+ * & < > " and TAB LF CR become references, in text & < > and CR; other C0
+ * controls (which FHIR refuses on input) become references too. One escaper
+ * for the XML writer and the narrative re-serialiser. Failures are recorded
+ * in the buffer (tsg_buf_rc).
+ */
+void model_xml_escape(tsg_buf *b, const char *s, size_t n, int attr);
+
 #endif

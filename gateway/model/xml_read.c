@@ -907,69 +907,6 @@ static inline void xputc(tsg_buf *out, char c)
     if (out) tsg_buf_putc(out, c);
 }
 
-/* Appends s[0..n) to out escaping & < > (text), and CR (a reference to it
- * must stay one: a literal CR would be read back as LF). */
-static void xhtml_put_text(tsg_buf *out, const char *s, size_t n)
-{
-    const char *e = s + n;
-    while (s < e) {
-        const char *run = s;
-        while (s < e && *s != '&' && *s != '<' && *s != '>' && *s != '\r') s++;
-        xput(out, run, (size_t)(s - run));
-        if (s >= e) break;
-        switch (*s) {
-        case '&':
-            xput(out, "&amp;", 5);
-            break;
-        case '<':
-            xput(out, "&lt;", 4);
-            break;
-        case '>':
-            xput(out, "&gt;", 4);
-            break;
-        default:
-            xput(out, "&#13;", 5);
-            break;
-        }
-        s++;
-    }
-}
-
-/* Appends s[0..n) to out escaping & < " and TAB LF CR (attribute value). */
-static void xhtml_put_attr_value(tsg_buf *out, const char *s, size_t n)
-{
-    const char *e = s + n;
-    while (s < e) {
-        const char *run = s;
-        while (s < e && *s != '&' && *s != '<' && *s != '"' && *s != '\t' && *s != '\n' &&
-               *s != '\r')
-            s++;
-        xput(out, run, (size_t)(s - run));
-        if (s >= e) break;
-        switch (*s) {
-        case '&':
-            xput(out, "&amp;", 5);
-            break;
-        case '<':
-            xput(out, "&lt;", 4);
-            break;
-        case '"':
-            xput(out, "&quot;", 6);
-            break;
-        case '\t':
-            xput(out, "&#9;", 4);
-            break;
-        case '\n':
-            xput(out, "&#10;", 5);
-            break;
-        default:
-            xput(out, "&#13;", 5);
-            break;
-        }
-        s++;
-    }
-}
-
 /*
  * Appends the XHTML text at p->p, up to the next '<', to out: references
  * decoded and & < > re-escaped, CR LF and CR turned into LF. Leaves p->p at
@@ -987,7 +924,7 @@ static tsg_rc xhtml_text(xml_parser *p, tsg_buf *out)
             char u[4];
             int k = xml_decode_ref(p, &s, e, u);
             if (!k) return p->rc;
-            xhtml_put_text(out, u, (size_t)k);
+            if (out) model_xml_escape(out, u, (size_t)k, 0);
         } else if (*s == '>') {
             xput(out, "&gt;", 4);
             s++;
@@ -1031,11 +968,11 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
         xput(out, a->name, a->name_len);
         xput(out, "=\"", 2);
         if (a->plain) {
-            xhtml_put_attr_value(out, a->val, a->val_len);
+            if (out) model_xml_escape(out, a->val, a->val_len, 1);
         } else {
             size_t n = xml_attr_tmp(p, a);
             if (n == SIZE_MAX) return p->rc;
-            xhtml_put_attr_value(out, p->tmp, n);
+            if (out) model_xml_escape(out, p->tmp, n, 1);
         }
         xputc(out, '"');
     }
@@ -1097,7 +1034,7 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
                 for (const char *r = cs; r < ce;) {
                     const char *cr = memchr(r, '\r', (size_t)(ce - r));
                     const char *stop = cr ? cr : ce;
-                    xhtml_put_text(out, r, (size_t)(stop - r));
+                    if (out) model_xml_escape(out, r, (size_t)(stop - r), 0);
                     if (!cr) break;
                     xputc(out, '\n');
                     r = cr + 1 + (cr + 1 < ce && cr[1] == '\n');

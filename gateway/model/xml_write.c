@@ -48,7 +48,8 @@ static void put_indent(tsg_buf *b, unsigned depth)
     }
 }
 
-/* Bytes that need escaping in an attribute value: & < > " and controls. */
+/* Bytes that need a reference in an attribute value: & < > " and controls
+ * (TAB LF CR would be normalised away by a reader if written as they are). */
 static const uint8_t esc_attr[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x00 */
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
@@ -56,13 +57,22 @@ static const uint8_t esc_attr[256] = {
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, /* 0x30  < > */
 };
 
-static void put_attr_value(tsg_buf *b, const char *s, size_t n)
+/* In text: & < > and controls except TAB and LF (a literal CR would be read back as LF). */
+static const uint8_t esc_text[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 1, /* 0x00 */
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x10 */
+    0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x20  & */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1, 0, /* 0x30  < > */
+};
+
+void model_xml_escape(tsg_buf *b, const char *s, size_t n, int attr)
 {
     static const char hex[] = "0123456789ABCDEF";
+    const uint8_t *esc = attr ? esc_attr : esc_text;
     const char *e = s + n;
     while (s < e) {
         const char *run = s;
-        while (s < e && !esc_attr[(unsigned char)*s]) s++;
+        while (s < e && !esc[(unsigned char)*s]) s++;
         put(b, run, (size_t)(s - run));
         if (s >= e) break;
         switch (*s) {
@@ -88,8 +98,9 @@ static void put_attr_value(tsg_buf *b, const char *s, size_t n)
             PUT_LIT(b, "&#13;");
             break;
         default: {
-            /* other controls cannot be represented in XML 1.0; written as a
-             * reference they make the output fail to parse rather than change */
+            /* other controls cannot be represented in XML 1.0 (the readers refuse
+             * them); written as a reference they make the output fail to parse
+             * rather than change */
             unsigned char c = (unsigned char)*s;
             char ref[6] = {'&', '#', 'x', hex[c >> 4], hex[c & 15], ';'};
             put(b, ref, sizeof ref);
@@ -98,9 +109,9 @@ static void put_attr_value(tsg_buf *b, const char *s, size_t n)
         }
         s++;
     }
+    if (!b->failed && b->data) b->data[b->len] = '\0';
 }
 
-/* The element name of node k: the property name (`valueQuantity` for a choice). */
 static void put_name(tsg_buf *b, const fhir_node *k)
 {
     const model_elem *e = k->elem;
@@ -166,12 +177,12 @@ static void write_element(tsg_buf *b, const fhir_node *k, unsigned depth, int pr
             put(b, " ", 1);
             put(b, a->elem->name, strlen(a->elem->name));
             PUT_LIT(b, "=\"");
-            put_attr_value(b, a->value, a->value_len);
+            model_xml_escape(b, a->value, a->value_len, 1);
             put(b, "\"", 1);
         }
         if (k->value && model_is_primitive(k->type)) {
             PUT_LIT(b, " value=\"");
-            put_attr_value(b, k->value, k->value_len);
+            model_xml_escape(b, k->value, k->value_len, 1);
             put(b, "\"", 1);
         }
         if (nel == 0) {

@@ -20,8 +20,9 @@ die() {
 # What a build needs (the tests' CMake files need cmocka even for a Release build).
 BUILD_PKGS=(build-essential cmake pkg-config libcmocka-dev libjansson-dev libxml2-dev)
 # What the test command adds: clang with libFuzzer and the sanitizer runtimes; python3 for
-# the check that the committed R4 model is what the generator writes.
-TEST_PKGS=(clang libclang-rt-14-dev python3)
+# the check that the committed R4 model is what the generator writes; clang-format for the
+# source checks (tests/lint).
+TEST_PKGS=(clang libclang-rt-14-dev clang-format python3)
 
 # Installs the Debian packages among "$@" that are not installed.
 need_pkgs() {

@@ -12,7 +12,7 @@
 #include "util/util.h"
 
 #define EXIT_INVALID 1
-#define EXIT_USAGE 2
+#define EXIT_USAGE   2
 
 static const char usage_text[] =
     "usage: tsunagu <command> [options]\n"
@@ -96,7 +96,8 @@ static int cmd_convert(int argc, char **argv)
     char first = first_byte(data, len);
     int from_xml = first == '<';
     if (first != '<' && first != '{') {
-        fprintf(stderr, "tsunagu convert: %s: neither FHIR JSON nor FHIR XML (expected '{' or '<')\n",
+        fprintf(stderr,
+                "tsunagu convert: %s: neither FHIR JSON nor FHIR XML (expected '{' or '<')\n",
                 source);
         free(data);
         return EXIT_INVALID;

@@ -25,8 +25,8 @@
  * ------------------------------------------------------------------------ */
 
 #define PENDING_PLAIN 0x01u /* from "name" */
-#define PENDING_EXT 0x02u   /* from "_name" */
-#define PENDING_NULL 0x04u  /* the array item was null */
+#define PENDING_EXT   0x02u /* from "_name" */
+#define PENDING_NULL  0x04u /* the array item was null */
 
 typedef struct pending {
     const model_elem *elem;
@@ -259,7 +259,8 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
         size_t n = (size_t)(p - s);
         if (n > limit)
             return FAIL(r, s, TSG_ELIMIT, "too-costly",
-                        "string of %zu bytes exceeds the limit of %zu (max_string_bytes)", n, limit);
+                        "string of %zu bytes exceeds the limit of %zu (max_string_bytes)", n,
+                        limit);
         if (!ascii) {
             if (tsg_utf8_valid_prefix(s, n) != n)
                 return FAIL(r, s + tsg_utf8_valid_prefix(s, n), TSG_EINVAL, "structure",
@@ -278,7 +279,8 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
     /* slow path: find the end, then unescape */
     const char *q = p;
     while (q < e && *q != '"') {
-        if ((unsigned char)*q < 0x20) return SYNTAX(r, q, "control character in string (must be escaped)");
+        if ((unsigned char)*q < 0x20)
+            return SYNTAX(r, q, "control character in string (must be escaped)");
         if (*q == '\\') {
             q++;
             if (q >= e) break;
@@ -302,14 +304,33 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
         const char *esc = x;
         x++;
         switch (*x) {
-        case '"': d[n++] = '"'; x++; break;
-        case '\\': d[n++] = '\\'; x++; break;
-        case '/': d[n++] = '/'; x++; break;
+        case '"':
+            d[n++] = '"';
+            x++;
+            break;
+        case '\\':
+            d[n++] = '\\';
+            x++;
+            break;
+        case '/':
+            d[n++] = '/';
+            x++;
+            break;
         case 'b':
-        case 'f': return SYNTAX(r, esc, "control character \\%c is not allowed in FHIR strings", *x);
-        case 'n': d[n++] = '\n'; x++; break;
-        case 'r': d[n++] = '\r'; x++; break;
-        case 't': d[n++] = '\t'; x++; break;
+        case 'f':
+            return SYNTAX(r, esc, "control character \\%c is not allowed in FHIR strings", *x);
+        case 'n':
+            d[n++] = '\n';
+            x++;
+            break;
+        case 'r':
+            d[n++] = '\r';
+            x++;
+            break;
+        case 't':
+            d[n++] = '\t';
+            x++;
+            break;
         case 'u': {
             uint32_t cp;
             if (read_hex4(x + 1, q, &cp)) return SYNTAX(r, esc, "bad \\u escape");
@@ -327,11 +348,13 @@ static tsg_rc read_string(jr *r, const char **out, uint32_t *olen)
             if (cp == 0xFFFE || cp == 0xFFFF)
                 return SYNTAX(r, esc, "U+%04X is not allowed in FHIR strings", cp);
             if (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r')
-                return SYNTAX(r, esc, "control character U+%04X is not allowed in FHIR strings", cp);
+                return SYNTAX(r, esc, "control character U+%04X is not allowed in FHIR strings",
+                              cp);
             n += (size_t)tsg_utf8_encode(cp, d + n);
             break;
         }
-        default: return SYNTAX(r, esc, "bad escape in string");
+        default:
+            return SYNTAX(r, esc, "bad escape in string");
         }
     }
     d[n] = '\0';
@@ -478,13 +501,19 @@ static tsg_rc parse_object(jr *r, const model_type *t, int is_resource, fhir_nod
 static const char *json_kind(int c)
 {
     switch (c) {
-    case '{': return "an object";
-    case '[': return "an array";
-    case '"': return "a string";
+    case '{':
+        return "an object";
+    case '[':
+        return "an array";
+    case '"':
+        return "a string";
     case 't':
-    case 'f': return "a boolean";
-    case 'n': return "null";
-    default: return "a number";
+    case 'f':
+        return "a boolean";
+    case 'n':
+        return "null";
+    default:
+        return "a number";
     }
 }
 
@@ -541,7 +570,8 @@ static tsg_rc parse_primitive(jr *r, const model_type *t, pending *pe)
             if (r->err) {
                 char msg[TSG_ERR_MESSAGE_MAX];
                 memcpy(msg, r->err->message, sizeof msg);
-                tsg_error_set(r->err, rc, "value", "narrative XHTML (at character %u): %s", col, msg);
+                tsg_error_set(r->err, rc, "value", "narrative XHTML (at character %u): %s", col,
+                              msg);
             }
             return rc;
         }
@@ -578,7 +608,8 @@ static tsg_rc parse_item(jr *r, const model_elem *el, const model_type *t, int e
         r->st[idx].value_len = tmp.value_len;
         return TSG_OK;
     }
-    if (c != '{') return SYNTAX(r, at, "expected an object for %s, found %s", t->name, json_kind(c));
+    if (c != '{')
+        return SYNTAX(r, at, "expected an object for %s, found %s", t->name, json_kind(c));
     int is_res = t->kind == MODEL_RESOURCE;
     const model_type *ct = t;
     if (is_res) {
@@ -786,8 +817,9 @@ static tsg_rc parse_object(jr *r, const model_type *t, int is_resource, fhir_nod
             r->p++;
             break;
         }
-        return SYNTAX(r, r->p, d < 0 ? "unexpected end of input in object"
-                                     : "expected ',' or '}' after a property");
+        return SYNTAX(r, r->p,
+                      d < 0 ? "unexpected end of input in object"
+                            : "expected ',' or '}' after a property");
     }
     if (is_resource && !had_rt) return SYNTAX(r, obj_at, "resource without resourceType");
 
@@ -839,7 +871,7 @@ static tsg_rc parse_object(jr *r, const model_type *t, int is_resource, fhir_nod
         arr = tsg_arena_alloc(r->a, out * sizeof *arr);
         if (!arr) return oom(r);
         for (size_t i = 0; i < out; i++) {
-            arr[i] = (fhir_node){v[i].elem, v[i].type, v[i].value, v[i].value_len,
+            arr[i] = (fhir_node){v[i].elem,  v[i].type, v[i].value, v[i].value_len,
                                  v[i].nkids, v[i].kids, v[i].pos};
         }
     }
@@ -876,8 +908,9 @@ tsg_rc fhir_json_parse(tsg_arena *a, const char *text, size_t len, const tsg_lim
     tsg_rc rc;
     int c = peek(&r);
     if (c != '{') {
-        rc = SYNTAX(&r, r.p, c < 0 ? "empty input: expected a JSON object"
-                                   : "expected a JSON object (a FHIR resource)");
+        rc = SYNTAX(&r, r.p,
+                    c < 0 ? "empty input: expected a JSON object"
+                          : "expected a JSON object (a FHIR resource)");
         goto done;
     }
     /* find resourceType, usually the first property */

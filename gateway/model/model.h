@@ -62,17 +62,18 @@ typedef enum model_kind {
 } model_kind;
 
 /* model_type.flags */
-#define MODEL_TYPE_ABSTRACT 0x01u  /* Resource, DomainResource, Element, BackboneElement */
-#define MODEL_TYPE_JSON_NUMBER 0x02u /* written as a JSON number: integer, decimal, positiveInt, unsignedInt */
-#define MODEL_TYPE_JSON_BOOL 0x04u  /* written as a JSON boolean: boolean */
-#define MODEL_TYPE_XHTML 0x08u     /* xhtml */
+#define MODEL_TYPE_ABSTRACT 0x01u /* Resource, DomainResource, Element, BackboneElement */
+#define MODEL_TYPE_JSON_NUMBER                                                                     \
+    0x02u /* written as a JSON number: integer, decimal, positiveInt, unsignedInt */
+#define MODEL_TYPE_JSON_BOOL 0x04u /* written as a JSON boolean: boolean */
+#define MODEL_TYPE_XHTML     0x08u /* xhtml */
 
 /* model_elem.flags */
-#define MODEL_ELEM_CHOICE 0x01u    /* value[x]: the JSON/XML name carries the type */
-#define MODEL_ELEM_XML_ATTR 0x02u  /* an XML attribute: Element.id, Extension.url */
-#define MODEL_ELEM_XHTML 0x04u     /* Narrative.div */
-#define MODEL_ELEM_SUMMARY 0x08u   /* isSummary */
-#define MODEL_ELEM_MODIFIER 0x10u  /* isModifier */
+#define MODEL_ELEM_CHOICE       0x01u /* value[x]: the JSON/XML name carries the type */
+#define MODEL_ELEM_XML_ATTR     0x02u /* an XML attribute: Element.id, Extension.url */
+#define MODEL_ELEM_XHTML        0x04u /* Narrative.div */
+#define MODEL_ELEM_SUMMARY      0x08u /* isSummary */
+#define MODEL_ELEM_MODIFIER     0x10u /* isModifier */
 #define MODEL_ELEM_MUST_SUPPORT 0x20u
 
 #define MODEL_MANY UINT32_MAX /* max cardinality "*" */
@@ -101,39 +102,39 @@ typedef struct model_code {
 } model_code;
 
 typedef struct model_valueset {
-    const char *url;          /* canonical URL without version */
-    const char *unavailable;  /* NULL, or why its codes are not enumerated (external code system) */
+    const char *url;         /* canonical URL without version */
+    const char *unavailable; /* NULL, or why its codes are not enumerated (external code system) */
     uint32_t ncodes;
-    const model_code *codes;  /* sorted by code, then system */
+    const model_code *codes; /* sorted by code, then system */
 } model_valueset;
 
 typedef struct model_binding {
     model_strength strength;
-    const char *valueset_url;        /* without version */
-    const model_valueset *valueset;  /* for required bindings; NULL otherwise */
+    const char *valueset_url;       /* without version */
+    const model_valueset *valueset; /* for required bindings; NULL otherwise */
 } model_binding;
 
 /* One allowed type of an element. */
 typedef struct model_typeref {
     const model_type *type;
-    uint16_t nprofiles;       /* type profiles (Quantity{SimpleQuantity}) */
-    uint16_t ntargets;        /* target profiles of Reference/canonical */
-    const char *const *profiles;  /* short names for core types ("SimpleQuantity"), else URLs */
-    const char *const *targets;   /* "Patient", "Group", or full URLs */
+    uint16_t nprofiles;          /* type profiles (Quantity{SimpleQuantity}) */
+    uint16_t ntargets;           /* target profiles of Reference/canonical */
+    const char *const *profiles; /* short names for core types ("SimpleQuantity"), else URLs */
+    const char *const *targets;  /* "Patient", "Group", or full URLs */
 } model_typeref;
 
 struct model_elem {
-    const char *name;         /* property name without [x]: "value", "given" */
-    const char *path;         /* "Observation.value[x]" */
-    const model_type *owner;  /* the type it belongs to */
-    uint16_t index;           /* position among owner's elements */
-    uint16_t flags;           /* MODEL_ELEM_* */
+    const char *name;        /* property name without [x]: "value", "given" */
+    const char *path;        /* "Observation.value[x]" */
+    const model_type *owner; /* the type it belongs to */
+    uint16_t index;          /* position among owner's elements */
+    uint16_t flags;          /* MODEL_ELEM_* */
     uint32_t min;
-    uint32_t max;             /* MODEL_MANY for "*" */
+    uint32_t max; /* MODEL_MANY for "*" */
     uint16_t ntypes;
     uint16_t nconstraints;
     const model_typeref *types;
-    const model_binding *binding;              /* NULL when unbound */
+    const model_binding *binding; /* NULL when unbound */
     const model_constraint *const *constraints;
     const char *fixed;   /* "<type>:<JSON>" of fixed[x], or NULL */
     const char *pattern; /* "<type>:<JSON>" of pattern[x], or NULL */
@@ -141,21 +142,21 @@ struct model_elem {
 };
 
 struct model_type {
-    const char *name;        /* "Patient", "HumanName", "date"; backbone: "Patient.contact" */
-    const char *url;         /* StructureDefinition URL; NULL for backbones */
-    const model_type *base;  /* Element for HumanName, DomainResource for Patient, … */
-    uint16_t id;             /* index in model->types */
-    uint8_t kind;            /* model_kind */
-    uint8_t flags;           /* MODEL_TYPE_* */
+    const char *name;       /* "Patient", "HumanName", "date"; backbone: "Patient.contact" */
+    const char *url;        /* StructureDefinition URL; NULL for backbones */
+    const model_type *base; /* Element for HumanName, DomainResource for Patient, … */
+    uint16_t id;            /* index in model->types */
+    uint8_t kind;           /* model_kind */
+    uint8_t flags;          /* MODEL_TYPE_* */
     uint16_t nelems;
     uint16_t nconstraints;
-    const model_elem *elems; /* children in definition order */
+    const model_elem *elems;                    /* children in definition order */
     const model_constraint *const *constraints; /* on the root element */
-    const char *backbone_base; /* backbones: "BackboneElement" or "Element" */
+    const char *backbone_base;                  /* backbones: "BackboneElement" or "Element" */
     /* primitives only */
-    const char *system_type;   /* "System.Date", "System.String", … */
-    const char *regex;         /* the value's regular expression from the definition, or NULL */
-    const char *value_extras;  /* "maxLength=1048576" etc. of the value, or NULL */
+    const char *system_type;  /* "System.Date", "System.String", … */
+    const char *regex;        /* the value's regular expression from the definition, or NULL */
+    const char *value_extras; /* "maxLength=1048576" etc. of the value, or NULL */
 };
 
 typedef struct model {
@@ -227,13 +228,13 @@ static inline int model_is_resource(const model_type *t)
 
 typedef struct fhir_node fhir_node;
 struct fhir_node {
-    const model_elem *elem;  /* the element in the parent; NULL for the root resource */
-    const model_type *type;  /* concrete type */
-    const char *value;       /* primitive text as written, NUL-terminated; NULL if none */
+    const model_elem *elem; /* the element in the parent; NULL for the root resource */
+    const model_type *type; /* concrete type */
+    const char *value;      /* primitive text as written, NUL-terminated; NULL if none */
     uint32_t value_len;
     uint32_t nkids;
-    fhir_node *kids;         /* children, definition order, repeats consecutive */
-    uint32_t pos;            /* index within the repeating element (0 for single) */
+    fhir_node *kids; /* children, definition order, repeats consecutive */
+    uint32_t pos;    /* index within the repeating element (0 for single) */
 };
 
 /* The resource type name of a resource node ("Patient"). */

@@ -59,7 +59,7 @@ typedef struct child_slot {
     const char *name;        /* property name (NUL-terminated, owned by the model) */
     uint32_t len;
     const model_elem *elem;
-    const model_type *type;  /* concrete type for choices, else the element's type */
+    const model_type *type; /* concrete type for choices, else the element's type */
 } child_slot;
 
 typedef struct name_slot {
@@ -309,14 +309,27 @@ static void load(void)
     size_t nk = 0, nt = 0, ne = 0, nv = 0, nc = 0, nsys = 0;
     for (size_t i = 1; i < nlines; i++) {
         switch (ls[i].f[0][0]) {
-        case 'K': nk++; break;
+        case 'K':
+            nk++;
+            break;
         case 'T':
-        case 'B': nt++; break;
-        case 'E': ne++; break;
-        case 'V': nv++; break;
-        case 'C': nc++; break;
-        case 'S': nsys++; break;
-        default: break;
+        case 'B':
+            nt++;
+            break;
+        case 'E':
+            ne++;
+            break;
+        case 'V':
+            nv++;
+            break;
+        case 'C':
+            nc++;
+            break;
+        case 'S':
+            nsys++;
+            break;
+        default:
+            break;
         }
     }
     model_constraint *cons = calloc(nk ? nk : 1, sizeof *cons);
@@ -345,8 +358,8 @@ static void load(void)
         switch (l->f[0][0]) {
         case 'K':
             if (l->n != 5) die("K needs 5 fields", l->no);
-            cons[g.m.nconstraints++] = (model_constraint){field(l->f[1]), field(l->f[2]),
-                                                          field(l->f[3]), field(l->f[4])};
+            cons[g.m.nconstraints++] =
+                (model_constraint){field(l->f[1]), field(l->f[2]), field(l->f[3]), field(l->f[4])};
             break;
         case 'T': {
             if (l->n != 9) die("T needs 9 fields", l->no);
@@ -354,12 +367,12 @@ static void load(void)
             cur_t->id = (uint16_t)ti++;
             cur_t->name = field(l->f[1]);
             const char *kind = l->f[2];
-            cur_t->kind = !strcmp(kind, "primitive") ? MODEL_PRIMITIVE
-                          : !strcmp(kind, "complex") ? MODEL_COMPLEX
+            cur_t->kind = !strcmp(kind, "primitive")  ? MODEL_PRIMITIVE
+                          : !strcmp(kind, "complex")  ? MODEL_COMPLEX
                           : !strcmp(kind, "resource") ? MODEL_RESOURCE
-                          : !strcmp(kind, "logical") ? MODEL_LOGICAL
-                          : !strcmp(kind, "profile") ? MODEL_PROFILE
-                                                     : (die("bad kind", l->no), 0);
+                          : !strcmp(kind, "logical")  ? MODEL_LOGICAL
+                          : !strcmp(kind, "profile")  ? MODEL_PROFILE
+                                                      : (die("bad kind", l->no), 0);
             if (field(l->f[4]) && strchr(l->f[4], 'A')) cur_t->flags |= MODEL_TYPE_ABSTRACT;
             cur_t->url = field(l->f[5]);
             char *sys = field(l->f[7]);
@@ -407,7 +420,8 @@ static void load(void)
             cur_v->ncodes++;
             break;
         }
-        default: break;
+        default:
+            break;
         }
     }
     g.m.ntypes = (uint32_t)ti;
@@ -486,13 +500,26 @@ static void load(void)
         const char *fl = field(l->f[4]);
         for (const char *p = fl ? fl : ""; *p; p++) {
             switch (*p) {
-            case 'c': e->flags |= MODEL_ELEM_CHOICE; break;
-            case 'a': e->flags |= MODEL_ELEM_XML_ATTR; break;
-            case 'x': e->flags |= MODEL_ELEM_XHTML; break;
-            case 's': e->flags |= MODEL_ELEM_SUMMARY; break;
-            case 'm': e->flags |= MODEL_ELEM_MODIFIER; break;
-            case 'M': e->flags |= MODEL_ELEM_MUST_SUPPORT; break;
-            default: die("bad element flag", l->no);
+            case 'c':
+                e->flags |= MODEL_ELEM_CHOICE;
+                break;
+            case 'a':
+                e->flags |= MODEL_ELEM_XML_ATTR;
+                break;
+            case 'x':
+                e->flags |= MODEL_ELEM_XHTML;
+                break;
+            case 's':
+                e->flags |= MODEL_ELEM_SUMMARY;
+                break;
+            case 'm':
+                e->flags |= MODEL_ELEM_MODIFIER;
+                break;
+            case 'M':
+                e->flags |= MODEL_ELEM_MUST_SUPPORT;
+                break;
+            default:
+                die("bad element flag", l->no);
             }
         }
         /* path: owner path + name (+ [x]) */
@@ -639,8 +666,7 @@ int model_valueset_has(const model_valueset *vs, const char *system, const char 
             hi = mid;
     }
     for (; lo < vs->ncodes && strcmp(vs->codes[lo].code, code) == 0; lo++) {
-        if (!system || !vs->codes[lo].system || strcmp(system, vs->codes[lo].system) == 0)
-            return 1;
+        if (!system || !vs->codes[lo].system || strcmp(system, vs->codes[lo].system) == 0) return 1;
     }
     return 0;
 }

@@ -60,8 +60,7 @@ tsg_rc model_check_lexical(const model_type *t, const char *s, size_t n, tsg_err
     if (n == 0)
         return tsg_error_set(err, TSG_EINVAL, "value", "a %s value must not be empty", t->name);
     if (t->flags & MODEL_TYPE_JSON_BOOL) {
-        if ((n == 4 && !memcmp(s, "true", 4)) || (n == 5 && !memcmp(s, "false", 5)))
-            return TSG_OK;
+        if ((n == 4 && !memcmp(s, "true", 4)) || (n == 5 && !memcmp(s, "false", 5))) return TSG_OK;
         return tsg_error_set(err, TSG_EINVAL, "value", "'%.*s' is not a boolean (true or false)",
                              n > 40 ? 40 : (int)n, s);
     }
@@ -74,15 +73,16 @@ tsg_rc model_check_lexical(const model_type *t, const char *s, size_t n, tsg_err
     long long v;
     int r = parse_int32(s, n, &v);
     if (r == -2)
-        return tsg_error_set(err, TSG_EINVAL, "value",
-                             "'%.*s' is outside the 32-bit range of %s", n > 40 ? 40 : (int)n, s,
-                             t->name);
+        return tsg_error_set(err, TSG_EINVAL, "value", "'%.*s' is outside the 32-bit range of %s",
+                             n > 40 ? 40 : (int)n, s, t->name);
     if (r != 0)
         return tsg_error_set(err, TSG_EINVAL, "value", "'%.*s' is not an integer",
                              n > 40 ? 40 : (int)n, s);
     if (!strcmp(t->name, "positiveInt") && v < 1)
-        return tsg_error_set(err, TSG_EINVAL, "value", "%lld is not a positiveInt (must be >= 1)", v);
+        return tsg_error_set(err, TSG_EINVAL, "value", "%lld is not a positiveInt (must be >= 1)",
+                             v);
     if (!strcmp(t->name, "unsignedInt") && v < 0)
-        return tsg_error_set(err, TSG_EINVAL, "value", "%lld is not an unsignedInt (must be >= 0)", v);
+        return tsg_error_set(err, TSG_EINVAL, "value", "%lld is not an unsignedInt (must be >= 0)",
+                             v);
     return TSG_OK;
 }

@@ -12,8 +12,8 @@
 #include <string.h>
 
 #define ARENA_FIRST_BLOCK 16384u
-#define ARENA_MAX_BLOCK (8u * 1024u * 1024u)
-#define ARENA_ALIGN 16u
+#define ARENA_MAX_BLOCK   (8u * 1024u * 1024u)
+#define ARENA_ALIGN       16u
 
 typedef struct arena_block {
     struct arena_block *prev;

@@ -28,13 +28,20 @@ void tsg_error_clear(tsg_error *err)
 const char *tsg_rc_code(tsg_rc rc)
 {
     switch (rc) {
-    case TSG_OK: return "informational";
-    case TSG_EINVAL: return "invalid";
-    case TSG_ELIMIT: return "too-costly";
-    case TSG_ENOMEM: return "exception";
-    case TSG_EIO: return "exception";
-    case TSG_ENOTSUP: return "not-supported";
-    case TSG_EINTERNAL: return "exception";
+    case TSG_OK:
+        return "informational";
+    case TSG_EINVAL:
+        return "invalid";
+    case TSG_ELIMIT:
+        return "too-costly";
+    case TSG_ENOMEM:
+        return "exception";
+    case TSG_EIO:
+        return "exception";
+    case TSG_ENOTSUP:
+        return "not-supported";
+    case TSG_EINTERNAL:
+        return "exception";
     }
     return "exception";
 }
@@ -42,13 +49,20 @@ const char *tsg_rc_code(tsg_rc rc)
 const char *tsg_rc_name(tsg_rc rc)
 {
     switch (rc) {
-    case TSG_OK: return "ok";
-    case TSG_EINVAL: return "invalid input";
-    case TSG_ELIMIT: return "limit exceeded";
-    case TSG_ENOMEM: return "out of memory";
-    case TSG_EIO: return "input/output error";
-    case TSG_ENOTSUP: return "not supported";
-    case TSG_EINTERNAL: return "internal error";
+    case TSG_OK:
+        return "ok";
+    case TSG_EINVAL:
+        return "invalid input";
+    case TSG_ELIMIT:
+        return "limit exceeded";
+    case TSG_ENOMEM:
+        return "out of memory";
+    case TSG_EIO:
+        return "input/output error";
+    case TSG_ENOTSUP:
+        return "not supported";
+    case TSG_EINTERNAL:
+        return "internal error";
     }
     return "unknown error";
 }
@@ -145,10 +159,13 @@ tsg_rc tsg_read_file(const char *path, size_t max, char **data, size_t *len, tsg
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     *data = NULL;
     *len = 0;
-    if (!f) return tsg_error_set(err, TSG_EIO, "not-found", "cannot open %s: %s", path, strerror(errno));
+    if (!f)
+        return tsg_error_set(err, TSG_EIO, "not-found", "cannot open %s: %s", path,
+                             strerror(errno));
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap + 1);
-    tsg_rc rc = buf ? TSG_OK : tsg_error_set(err, TSG_ENOMEM, NULL, "out of memory reading %s", path);
+    tsg_rc rc =
+        buf ? TSG_OK : tsg_error_set(err, TSG_ENOMEM, NULL, "out of memory reading %s", path);
     while (rc == TSG_OK) {
         if (n == cap) {
             size_t ncap = cap * 2;

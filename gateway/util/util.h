@@ -33,7 +33,7 @@ typedef enum tsg_rc {
 
 /* Sizes of the fixed text fields of tsg_error; longer text is cut with "…". */
 #define TSG_ERR_LOCATION_MAX 256
-#define TSG_ERR_MESSAGE_MAX 512
+#define TSG_ERR_MESSAGE_MAX  512
 
 /*
  * An error that can reach a client. `code` is the OperationOutcome
@@ -77,16 +77,16 @@ const char *tsg_rc_name(tsg_rc rc);
  * ------------------------------------------------------------------------ */
 
 typedef struct tsg_limits {
-    size_t max_body_bytes;   /* one resource or bundle as received */
-    uint32_t max_depth;      /* nesting of objects/arrays (JSON) or elements (XML) */
-    size_t max_string_bytes; /* one string value after unescaping */
+    size_t max_body_bytes;    /* one resource or bundle as received */
+    uint32_t max_depth;       /* nesting of objects/arrays (JSON) or elements (XML) */
+    size_t max_string_bytes;  /* one string value after unescaping */
     uint32_t max_array_items; /* items of one JSON array / repetitions of one XML element */
 } tsg_limits;
 
-#define TSG_LIMIT_BODY_BYTES (64u * 1024u * 1024u)
-#define TSG_LIMIT_DEPTH 128u
+#define TSG_LIMIT_BODY_BYTES   (64u * 1024u * 1024u)
+#define TSG_LIMIT_DEPTH        128u
 #define TSG_LIMIT_STRING_BYTES (16u * 1024u * 1024u)
-#define TSG_LIMIT_ARRAY_ITEMS 200000u
+#define TSG_LIMIT_ARRAY_ITEMS  200000u
 
 extern const tsg_limits tsg_limits_default;
 
@@ -129,7 +129,7 @@ void tsg_arena_free(tsg_arena *a);
  * ------------------------------------------------------------------------ */
 
 typedef struct tsg_buf {
-    char *data;  /* always NUL-terminated when len > 0 and not failed */
+    char *data; /* always NUL-terminated when len > 0 and not failed */
     size_t len;
     size_t cap;
     size_t max;

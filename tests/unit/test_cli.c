@@ -69,9 +69,9 @@ static void result_free(result *r)
     free(r->err);
 }
 
-static const char patient_json[] =
-    "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"name\":[{\"family\":\"山田\",\"given\":[\"太郎\"]}],"
-    "\"birthDate\":\"1940-02-03\"}";
+static const char patient_json[] = "{\"resourceType\":\"Patient\",\"id\":\"p1\",\"name\":[{"
+                                   "\"family\":\"山田\",\"given\":[\"太郎\"]}],"
+                                   "\"birthDate\":\"1940-02-03\"}";
 
 static int setup(void **state)
 {
@@ -154,8 +154,12 @@ static void test_convert_errors(void **state)
 static void test_usage_errors(void **state)
 {
     (void)state;
-    const char *cases[] = {"", "convert --to yaml patient.json", "convert --bogus patient.json",
-                           "convert a.json b.json", "convert --to", "frobnicate"};
+    const char *cases[] = {"",
+                           "convert --to yaml patient.json",
+                           "convert --bogus patient.json",
+                           "convert a.json b.json",
+                           "convert --to",
+                           "frobnicate"};
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         result r = run(cases[i], NULL);
         if (r.status != 2) fail_msg("'%s' gave %d, want 2", cases[i], r.status);
@@ -179,10 +183,8 @@ static void test_not_yet_supported(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_convert_json_to_json),
-        cmocka_unit_test(test_convert_both_ways),
-        cmocka_unit_test(test_convert_errors),
-        cmocka_unit_test(test_usage_errors),
+        cmocka_unit_test(test_convert_json_to_json), cmocka_unit_test(test_convert_both_ways),
+        cmocka_unit_test(test_convert_errors),       cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_not_yet_supported),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -140,13 +140,16 @@ static void test_primitive_extensions(void **state)
                 "{\"extension\":[{\"url\":\"http://example.org/x\",\"valueString\":\"y\"}]}]}],"
                 "\"_birthDate\":{\"extension\":[{\"url\":\"http://hl7.org/fhir/StructureDefinition/"
                 "data-absent-reason\",\"valueCode\":\"unknown\"}]}}");
-    expect_same("{\"resourceType\":\"Patient\",\"birthDate\":\"1970\",\"_birthDate\":{\"id\":\"b1\"}}");
+    expect_same(
+        "{\"resourceType\":\"Patient\",\"birthDate\":\"1970\",\"_birthDate\":{\"id\":\"b1\"}}");
     /* the _ companion may come first */
-    expect_output("{\"resourceType\":\"Patient\",\"_birthDate\":{\"id\":\"b1\"},\"birthDate\":\"1970\"}",
-                  "{\"resourceType\":\"Patient\",\"birthDate\":\"1970\",\"_birthDate\":{\"id\":\"b1\"}}");
+    expect_output(
+        "{\"resourceType\":\"Patient\",\"_birthDate\":{\"id\":\"b1\"},\"birthDate\":\"1970\"}",
+        "{\"resourceType\":\"Patient\",\"birthDate\":\"1970\",\"_birthDate\":{\"id\":\"b1\"}}");
     /* both arrays given: values and extensions merge item by item */
-    expect_same("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[{\"id\":"
-                "\"g0\"},{\"id\":\"g1\"}]}]}");
+    expect_same(
+        "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[{\"id\":"
+        "\"g0\"},{\"id\":\"g1\"}]}]}");
 }
 
 static void test_null_alignment_errors(void **state)
@@ -154,9 +157,11 @@ static void test_null_alignment_errors(void **state)
     (void)state;
     expect_error("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",null]}]}",
                  "Patient.name[0].given[1]", "null");
-    expect_error("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",null],\"_given\":[null,null]}]}",
-                 "Patient.name[0].given[1]", "null");
-    expect_error("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[{\"id\":\"x\"}]}]}",
+    expect_error(
+        "{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",null],\"_given\":[null,null]}]}",
+        "Patient.name[0].given[1]", "null");
+    expect_error("{\"resourceType\":\"Patient\",\"name\":[{\"given\":[\"A\",\"B\"],\"_given\":[{"
+                 "\"id\":\"x\"}]}]}",
                  "Patient.name[0].given[1]", "same length");
     expect_error("{\"resourceType\":\"Patient\",\"birthDate\":null}", "Patient.birthDate", "null");
     expect_error("{\"resourceType\":\"Patient\",\"name\":[null]}", "Patient.name[0]", "null");
@@ -170,14 +175,16 @@ static void test_contained_bundle_parameters(void **state)
     expect_same("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
                 "\"id\":\"o1\",\"name\":\"つなぐ診療所\"}],\"managingOrganization\":{\"reference\":"
                 "\"#o1\"}}");
-    expect_same("{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"fullUrl\":"
-                "\"urn:uuid:0c3e5a2e-7c9b-4a8e-9d1e-1f2a3b4c5d6e\",\"resource\":{\"resourceType\":"
-                "\"Patient\",\"active\":true},\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}},"
-                "{\"resource\":{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{"
-                "\"text\":\"BP\"},\"subject\":{\"reference\":\"urn:uuid:0c3e5a2e-7c9b-4a8e-9d1e-"
-                "1f2a3b4c5d6e\"}},\"request\":{\"method\":\"POST\",\"url\":\"Observation\"}}]}");
-    expect_same("{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"resource\",\"resource\":"
-                "{\"resourceType\":\"Patient\",\"id\":\"a\"}},{\"name\":\"n\",\"valueDecimal\":1.50}]}");
+    expect_same(
+        "{\"resourceType\":\"Bundle\",\"type\":\"transaction\",\"entry\":[{\"fullUrl\":"
+        "\"urn:uuid:0c3e5a2e-7c9b-4a8e-9d1e-1f2a3b4c5d6e\",\"resource\":{\"resourceType\":"
+        "\"Patient\",\"active\":true},\"request\":{\"method\":\"POST\",\"url\":\"Patient\"}},"
+        "{\"resource\":{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{"
+        "\"text\":\"BP\"},\"subject\":{\"reference\":\"urn:uuid:0c3e5a2e-7c9b-4a8e-9d1e-"
+        "1f2a3b4c5d6e\"}},\"request\":{\"method\":\"POST\",\"url\":\"Observation\"}}]}");
+    expect_same(
+        "{\"resourceType\":\"Parameters\",\"parameter\":[{\"name\":\"resource\",\"resource\":"
+        "{\"resourceType\":\"Patient\",\"id\":\"a\"}},{\"name\":\"n\",\"valueDecimal\":1.50}]}");
     /* resourceType need not be first inside an entry either */
     expect_output("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"resource\":{"
                   "\"id\":\"a\",\"resourceType\":\"Patient\"}}]}",
@@ -207,8 +214,9 @@ static void test_structure_errors(void **state)
                  "Observation.valueQuantity.value", "expected a number");
     expect_error("{\"resourceType\":\"Patient\",\"gender\":\"male\",\"gender\":\"female\"}",
                  "Patient.gender", "duplicate");
-    expect_error("{\"resourceType\":\"Patient\",\"deceasedBoolean\":true,\"deceasedDateTime\":\"2020\"}",
-                 "Patient.deceasedDateTime", "duplicate");
+    expect_error(
+        "{\"resourceType\":\"Patient\",\"deceasedBoolean\":true,\"deceasedDateTime\":\"2020\"}",
+        "Patient.deceasedDateTime", "duplicate");
     expect_error("{\"resourceType\":\"Patient\",\"name\":{\"family\":\"A\"}}", "Patient.name",
                  "must be an array");
     expect_error("{\"resourceType\":\"Patient\",\"gender\":[\"male\"]}", "Patient.gender",
@@ -226,12 +234,16 @@ static void test_structure_errors(void **state)
     expect_error("{\"resourceType\":\"Patient\"} x", "Patient", "after the resource");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\",}", "Patient", "property name");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\"", "Patient", "end of input");
-    expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\nb\"}", "Patient.id", "control character");
-    expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\u0001\"}", "Patient.id", "control character");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\nb\"}", "Patient.id",
+                 "control character");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\u0001\"}", "Patient.id",
+                 "control character");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\ud800\"}", "Patient.id", "surrogate");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\uFFFE\"}", "Patient.id", "not allowed");
-    expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\xef\xbf\xbf\"}", "Patient.id", "not allowed");
-    expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\b\"}", "Patient.id", "control character");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"a\xef\xbf\xbf\"}", "Patient.id",
+                 "not allowed");
+    expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\b\"}", "Patient.id",
+                 "control character");
     expect_error("{\"resourceType\":\"Patient\",\"id\":\"\\q\"}", "Patient.id", "escape");
     expect_error("{\"resourceType\":\"Patient\",\"active\":tru}", "Patient.active", "boolean");
     expect_error("{\"resourceType\":\"Patient\",\"multipleBirthInteger\":01}",
@@ -248,10 +260,11 @@ static void test_utf8(void **state)
     expect_error("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\xc0\xaf\"}]}",
                  "Patient.name[0].family", "UTF-8");
     /* escapes decode to UTF-8; a surrogate pair gives one 4-byte character */
-    expect_output("{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\\u5c71\\u7530 \\ud83d\\ude00 "
-                  "\\\"q\\\" \\\\ \\/\"}]}",
-                  "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"山田 \xf0\x9f\x98\x80 "
-                  "\\\"q\\\" \\\\ /\"}]}");
+    expect_output(
+        "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"\\u5c71\\u7530 \\ud83d\\ude00 "
+        "\\\"q\\\" \\\\ \\/\"}]}",
+        "{\"resourceType\":\"Patient\",\"name\":[{\"family\":\"山田 \xf0\x9f\x98\x80 "
+        "\\\"q\\\" \\\\ /\"}]}");
 }
 
 static void test_bom(void **state)
@@ -284,8 +297,10 @@ static void test_limits(void **state)
     size_t depth = 5000;
     size_t cap = depth * 40 + 100;
     char *deep = malloc(cap);
-    size_t n = (size_t)snprintf(deep, cap, "{\"resourceType\":\"Questionnaire\",\"status\":\"draft\"");
-    for (size_t i = 0; i < depth; i++) n += (size_t)snprintf(deep + n, cap - n, ",\"item\":[{\"linkId\":\"x\"");
+    size_t n =
+        (size_t)snprintf(deep, cap, "{\"resourceType\":\"Questionnaire\",\"status\":\"draft\"");
+    for (size_t i = 0; i < depth; i++)
+        n += (size_t)snprintf(deep + n, cap - n, ",\"item\":[{\"linkId\":\"x\"");
     for (size_t i = 0; i < depth; i++) n += (size_t)snprintf(deep + n, cap - n, "}]");
     n += (size_t)snprintf(deep + n, cap - n, "}");
     expect_error_lim(deep, n, NULL, TSG_ELIMIT, NULL, "max_depth");
@@ -295,16 +310,18 @@ static void test_limits(void **state)
 static void test_pretty(void **state)
 {
     (void)state;
-    const char *in = "{\"resourceType\":\"Patient\",\"id\":\"a\",\"name\":[{\"given\":[\"A\",\"B\"]}]}";
+    const char *in =
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"name\":[{\"given\":[\"A\",\"B\"]}]}";
     tsg_arena *a = tsg_arena_new(0);
     fhir_node *root;
     assert_int_equal(fhir_json_parse(a, in, strlen(in), NULL, &root, NULL), TSG_OK);
     tsg_buf b;
     tsg_buf_init(&b, 0);
     assert_int_equal(fhir_json_write(root, &b, FHIR_WRITE_PRETTY), TSG_OK);
-    assert_string_equal(b.data, "{\n  \"resourceType\": \"Patient\",\n  \"id\": \"a\",\n  \"name\": [\n"
-                                "    {\n      \"given\": [\n        \"A\",\n        \"B\"\n      ]\n"
-                                "    }\n  ]\n}\n");
+    assert_string_equal(b.data,
+                        "{\n  \"resourceType\": \"Patient\",\n  \"id\": \"a\",\n  \"name\": [\n"
+                        "    {\n      \"given\": [\n        \"A\",\n        \"B\"\n      ]\n"
+                        "    }\n  ]\n}\n");
     /* the pretty form reads back to the same tree */
     fhir_node *again;
     assert_int_equal(fhir_json_parse(a, b.data, b.len, NULL, &again, NULL), TSG_OK);
@@ -325,8 +342,9 @@ static void test_pretty(void **state)
 static void test_tree_shape(void **state)
 {
     (void)state;
-    const char *in = "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
-                     "\"valueQuantity\":{\"value\":36.80,\"unit\":\"Cel\"}}";
+    const char *in =
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+        "\"valueQuantity\":{\"value\":36.80,\"unit\":\"Cel\"}}";
     tsg_arena *a = tsg_arena_new(0);
     fhir_node *root;
     assert_int_equal(fhir_json_parse(a, in, strlen(in), NULL, &root, NULL), TSG_OK);

@@ -93,12 +93,12 @@ static void test_utf8(void **state)
         const char *s;
         size_t valid;
     } bad[] = {
-        {"ab\xff", 2},             /* invalid byte */
-        {"ab\xc0\xaf", 2},         /* overlong */
-        {"\xed\xa0\x80", 0},       /* surrogate */
-        {"\xf4\x90\x80\x80", 0},   /* above U+10FFFF */
-        {"abcdefgh\xe5\xb1", 8},   /* truncated after the ASCII fast path */
-        {"\x80", 0},               /* lone continuation */
+        {"ab\xff", 2},           /* invalid byte */
+        {"ab\xc0\xaf", 2},       /* overlong */
+        {"\xed\xa0\x80", 0},     /* surrogate */
+        {"\xf4\x90\x80\x80", 0}, /* above U+10FFFF */
+        {"abcdefgh\xe5\xb1", 8}, /* truncated after the ASCII fast path */
+        {"\x80", 0},             /* lone continuation */
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         assert_int_equal(tsg_utf8_valid_prefix(bad[i].s, strlen(bad[i].s)), bad[i].valid);
@@ -158,9 +158,9 @@ static void test_read_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_arena),     cmocka_unit_test(test_arena_cap),
-        cmocka_unit_test(test_buf),       cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_error),     cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_arena), cmocka_unit_test(test_arena_cap),
+        cmocka_unit_test(test_buf),   cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_error), cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -865,7 +865,8 @@ static void test_limits(void **state)
         size_t n = strlen(big);
         snprintf(big + n, sizeof big - n, " xmlns:p%d=\"urn:x\"", i);
     }
-    strcat(big, "/>");
+    size_t n = strlen(big);
+    snprintf(big + n, sizeof big - n, "/>");
     expect_error_lim(big, NULL, TSG_ELIMIT, "", "more than 64 attributes");
 }
 

@@ -563,6 +563,16 @@ static tsg_rc parse_primitive(jr *r, const model_type *t, pending *pe)
     if (pe->value_len == 0)
         return FAIL(r, at, TSG_EINVAL, "value", "empty string: a %s must have a value", t->name);
     if (t->flags & MODEL_TYPE_XHTML) {
+        /* whitespace around the div is not content: XML would not keep it either */
+        char *v = (char *)pe->value; /* our arena copy */
+        uint32_t b = 0, e = pe->value_len;
+        while (b < e && (v[b] == ' ' || v[b] == '\t' || v[b] == '\n' || v[b] == '\r')) b++;
+        while (e > b &&
+               (v[e - 1] == ' ' || v[e - 1] == '\t' || v[e - 1] == '\n' || v[e - 1] == '\r'))
+            e--;
+        v[e] = '\0';
+        pe->value = v + b;
+        pe->value_len = e - b;
         rc = model_check_xhtml(pe->value, pe->value_len, r->err);
         if (rc) {
             unsigned col = r->err ? r->err->column : 0;

@@ -199,6 +199,32 @@ static void test_contained_bundle_parameters(void **state)
                  "Bundle.entry[0].resource", "unknown resourceType");
 }
 
+static void test_narrative_div(void **state)
+{
+    (void)state;
+    const char *div = "<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p>a &amp; b</p></div>";
+    char in[512], want[512];
+    snprintf(want, sizeof want,
+             "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"%s\"}}",
+             div);
+    expect_same(want);
+    /* whitespace around the div is not kept (XML could not carry it either) */
+    snprintf(
+        in, sizeof in,
+        "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\" \\n%s\\n \"}}",
+        div);
+    expect_output(in, want);
+    expect_error(
+        "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<p>x</p>\"}}",
+        "Patient.text.div", "narrative");
+    expect_error("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div "
+                 "xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p>x</div>\"}}",
+                 "Patient.text.div", "narrative");
+    expect_error("{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":\"<div "
+                 "xmlns=\\\"http://www.w3.org/1999/xhtml\\\">&nbsp;</div>\"}}",
+                 "Patient.text.div", "narrative");
+}
+
 static void test_structure_errors(void **state)
 {
     (void)state;
@@ -372,6 +398,7 @@ int main(void)
         cmocka_unit_test(test_primitive_extensions),
         cmocka_unit_test(test_null_alignment_errors),
         cmocka_unit_test(test_contained_bundle_parameters),
+        cmocka_unit_test(test_narrative_div),
         cmocka_unit_test(test_structure_errors),
         cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_bom),

@@ -1074,13 +1074,22 @@ static tsg_rc xhtml_read(xml_parser *p, const xml_tag *t, size_t depth, tsg_buf 
     return TSG_OK;
 }
 
-#define DIV_AS_WRITTEN "<div xmlns=\"" NS_URI_XHTML "\""
+/* True when the start tag t is an unprefixed div that itself declares the
+ * XHTML namespace as the default (`<div xmlns="http://www.w3.org/1999/xhtml"`,
+ * whatever the spacing and quotes): its bytes then mean the same anywhere. */
+static int div_declares_xhtml(const xml_parser *p, const xml_tag *t)
+{
+    if (t->local != t->name) return 0;
+    for (size_t i = t->ns_mark; i < p->nns; i++)
+        if (p->ns[i].prefix_len == 0 && p->ns[i].ns == NS_XHTML) return 1;
+    return 0;
+}
 
 /*
  * Reads the narrative div whose start tag t was just read into n->value.
  *
  * A div that is already self-contained XHTML in the form the model keeps —
- * its start tag begins `<div xmlns="http://www.w3.org/1999/xhtml"`, and no
+ * its start tag is `<div` declaring xmlns="http://www.w3.org/1999/xhtml" itself, and no
  * element inside has a prefix or declares a namespace other than XHTML — is
  * kept byte for byte as written: every XML reader gives it the same meaning
  * wherever it is embedded, and a div our writer inserted verbatim (from JSON)
@@ -1092,11 +1101,9 @@ static tsg_rc xml_read_div(xml_parser *p, const xml_tag *t, fhir_node *n)
 {
     size_t depth = p->nframes + 1, max = p->lim->max_string_bytes;
     const char *start = t->at;
-    size_t k = sizeof DIV_AS_WRITTEN - 1;
     xml_tag again;
     tsg_rc rc;
-    if (starts(start, p->end, DIV_AS_WRITTEN, k) && start + k < p->end &&
-        (start[k] == '>' || start[k] == '/' || (CLS(start[k]) & C_WS))) {
+    if (div_declares_xhtml(p, t)) {
         p->x_verbatim = 1;
         if ((rc = xhtml_read(p, t, depth, NULL))) return rc;
         if (p->x_verbatim) {

@@ -361,14 +361,15 @@ static void test_div_kept_as_written(void **state)
 static void test_div_reserialised(void **state)
 {
     (void)state;
-    /* not in the kept form (xmlns not first): re-serialised with the namespace
-     * first, references decoded and re-escaped minimally, comments dropped,
+    /* a div that does not declare the XHTML namespace itself (here: a prefix
+     * bound on the root) is re-serialised with the namespace declared, local
+     * names, references decoded and re-escaped minimally, comments dropped,
      * CDATA as text, CR LF as LF */
     fhir_node *p = parse_ok(
-        "<Patient " FHIR_NS "><text><status value=\"generated\"/>"
-        "<div class=\"n\" " XHTML_NS "><p title=\"a &amp; &quot;b&quot;\">x &lt; y &amp;&gt; "
-        "&#39;z&#39; &#x3042;<!-- dropped --><br /></p>\r\n<![CDATA[<raw> & ]]></div>"
-        "</text></Patient>");
+        "<Patient " FHIR_NS " xmlns:h=\"http://www.w3.org/1999/xhtml\"><text><status "
+        "value=\"generated\"/><h:div class=\"n\"><h:p title=\"a &amp; &quot;b&quot;\">x &lt; "
+        "y &amp;&gt; &#39;z&#39; &#x3042;<!-- dropped --><h:br /></h:p>\r\n<![CDATA[<raw> & ]]>"
+        "</h:div></text></Patient>");
     const fhir_node *div = kid(kid(p, "text", 0), "div", 0);
     assert_value(div, "<div " XHTML_NS " class=\"n\"><p title=\"a &amp; &quot;b&quot;\">"
                       "x &lt; y &amp;&gt; 'z' あ<br/></p>\n&lt;raw&gt; &amp; </div>");
@@ -378,6 +379,26 @@ static void test_div_reserialised(void **state)
     char *out = write_xml(p, 0, &len);
     assert_non_null(strstr(out, div->value)); /* written verbatim */
     free(out);
+}
+
+static void test_div_kept_whatever_its_spacing(void **state)
+{
+    (void)state;
+    /* a div that declares the XHTML namespace itself is kept byte for byte,
+     * whatever the order of its attributes, its spacing or its quotes */
+    const char *divs[] = {
+        "<div class=\"n\" " XHTML_NS "><p>a &quot;b&quot; <!-- c --></p></div>",
+        "<div xmlns =  'http://www.w3.org/1999/xhtml' >x</div>",
+    };
+    for (size_t i = 0; i < sizeof divs / sizeof *divs; i++) {
+        char xml[512];
+        snprintf(xml, sizeof xml,
+                 "<Patient " FHIR_NS "><text><status value=\"generated\"/>%s</text></Patient>",
+                 divs[i]);
+        fhir_node *p = parse_ok(xml);
+        assert_value(kid(kid(p, "text", 0), "div", 0), divs[i]);
+        assert_round_trip(p);
+    }
 }
 
 static void test_div_carriage_return_reference(void **state)
@@ -896,6 +917,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_parameters_resource, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_kept_as_written, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_reserialised, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_div_kept_whatever_its_spacing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_carriage_return_reference, setup, teardown),
         cmocka_unit_test_setup_teardown(test_div_prefixed_xhtml, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prefixed_fhir_and_bom, setup, teardown),

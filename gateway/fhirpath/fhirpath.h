@@ -28,6 +28,7 @@
  *   {}  true  false  'str'  12  1.50  @2014-01  @2015T  @T14:30
  *   (quantity 4 'wk')   (quantity 10 days)
  *   $this  $index  $total  %name
+ *   (. target $this)          `x.$this` (the grammar allows it after '.')
  *   name                      a member of the focus
  *   (. target name)           a member of target
  *   (call name arg…)          a function of the focus

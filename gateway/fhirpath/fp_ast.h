@@ -62,9 +62,9 @@ typedef enum fp_kind {
     FP_DATETIME, /* @2015T, @2014-01-25T14:30+09:00: text "2015T", value "2015" */
     FP_TIME,     /* @T14:30: text "T14:30", value "14:30" (may carry a zone; see below) */
     FP_QUANTITY, /* 4 'wk', 10 days: quantity */
-    FP_THIS,     /* $this */
-    FP_INDEX,    /* $index */
-    FP_TOTAL,    /* $total */
+    FP_THIS,     /* $this; call.target NULL, or x in `x.$this` */
+    FP_INDEX,    /* $index; call.target as for FP_THIS */
+    FP_TOTAL,    /* $total; call.target as for FP_THIS */
     FP_EXTERNAL, /* %name, %'name', %`name`: name */
     FP_MEMBER,   /* [target.]name: call (args empty) */
     FP_CALL,     /* [target.]name(args): call */

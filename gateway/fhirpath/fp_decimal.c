@@ -339,7 +339,7 @@ fp_status fp_dec_parse(const char *s, size_t n, unsigned flags, fp_decimal *out)
         neg = s[i++] == '-';
     }
     u128 m = 0;
-    int digits = 0, frac = 0, ndig = 0, big = 0;
+    int digits = 0, frac = 0, big = 0;
     size_t start = i;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         if (m == 0 && s[i] == '0') continue; /* leading zeros are not significant */
@@ -371,7 +371,6 @@ fp_status fp_dec_parse(const char *s, size_t n, unsigned flags, fp_decimal *out)
         if (eneg) exp = -exp;
     }
     if (i != n) return FP_ESYNTAX;
-    (void)ndig;
     if (big) return FP_EOVERFLOW;
     long scale = (long)frac - exp;
     if (scale < 0) {

@@ -213,27 +213,10 @@ static size_t xml_chars_valid_prefix(const char *str, size_t n)
             i++;
             continue;
         }
-        size_t len;
-        uint32_t cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2, cp = c & 0x1F, min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3, cp = c & 0x0F, min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return i;
-        }
-        if (len > n - i) return i;
-        for (size_t k = 1; k < len; k++) {
-            unsigned cc = s[i + k];
-            if ((cc & 0xC0) != 0x80) return i;
-            cp = (cp << 6) | (cc & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0xFFFE ||
-            cp == 0xFFFF)
-            return i;
-        i += len;
+        uint32_t cp;
+        int len = tsg_utf8_decode((const char *)s + i, n - i, &cp);
+        if (!len || cp == 0xFFFE || cp == 0xFFFF) return i;
+        i += (size_t)len;
     }
     return n;
 }

@@ -171,6 +171,11 @@ char *tsg_buf_take(tsg_buf *b, size_t *len);
  * surrogates, nothing above U+10FFFF). Equal to n when s is valid. */
 size_t tsg_utf8_valid_prefix(const char *s, size_t n);
 
+/* Decodes the UTF-8 sequence at s[0..n) (n >= 1): returns its length (1–4)
+ * and sets *cp, or returns 0 when it is not a valid, shortest-form encoding
+ * of a scalar value (no surrogates, nothing above U+10FFFF). */
+int tsg_utf8_decode(const char *s, size_t n, uint32_t *cp);
+
 /* Encodes code point cp (< 0x110000, not a surrogate) as UTF-8 into out
  * (room for 4 bytes); returns the number of bytes. */
 int tsg_utf8_encode(uint32_t cp, char *out);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fhirpath/fhirpath.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -139,6 +140,86 @@ done:
 }
 
 /* ------------------------------------------------------------------------
+ * fhirpath
+ * ------------------------------------------------------------------------ */
+
+/* Caps of the fhirpath command: the result printed, and the evaluation arena. */
+#define FHIRPATH_OUTPUT_MAX (256u * 1024u * 1024u)
+#define FHIRPATH_ARENA_MAX  (1024u * 1024u * 1024u)
+
+/*
+ * tsunagu fhirpath [--input FILE] EXPRESSION: evaluates EXPRESSION against the
+ * resource in FILE (JSON or XML; none: the empty context) and prints the
+ * result as DESIGN.md §6 says. Exit 1 with the reason when the input, the
+ * expression or its evaluation fails; 2 on usage errors.
+ */
+static int cmd_fhirpath(int argc, char **argv)
+{
+    const char *file = NULL, *expr = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--input")) {
+            if (++i >= argc) return usage("fhirpath: --input needs a FILE");
+            file = argv[i];
+        } else if (!expr) {
+            expr = argv[i];
+        } else {
+            return usage("fhirpath: one EXPRESSION only");
+        }
+    }
+    if (!expr) return usage("fhirpath: missing EXPRESSION");
+
+    int status = EXIT_INVALID;
+    tsg_error err;
+    tsg_error_clear(&err);
+    char *text = NULL;
+    size_t len = 0;
+    fp_expr *compiled = NULL;
+    fhir_node *root = NULL;
+    tsg_buf out;
+    tsg_buf_init(&out, FHIRPATH_OUTPUT_MAX);
+    tsg_arena *a = tsg_arena_new(FHIRPATH_ARENA_MAX);
+    if (!a) {
+        fprintf(stderr, "tsunagu fhirpath: out of memory\n");
+        goto done;
+    }
+    if (fp_compile(expr, strlen(expr), &compiled, &err) != TSG_OK) {
+        fprintf(stderr, "tsunagu fhirpath: expression:%u: %s\n", err.column, err.message);
+        goto done;
+    }
+    if (file) {
+        if (tsg_read_file(file, TSG_LIMIT_BODY_BYTES, &text, &len, &err) != TSG_OK) {
+            report("fhirpath", file, &err);
+            goto done;
+        }
+        tsg_rc rc = first_byte(text, len) == '<' ? fhir_xml_parse(a, text, len, NULL, &root, &err)
+                                                 : fhir_json_parse(a, text, len, NULL, &root, &err);
+        if (rc != TSG_OK) {
+            report("fhirpath", file, &err);
+            goto done;
+        }
+    }
+    fp_collection result;
+    if (fp_eval(compiled, root, root, NULL, a, &result, &err) != TSG_OK) {
+        fprintf(stderr, "tsunagu fhirpath: expression:%u: %s\n", err.column, err.message);
+        goto done;
+    }
+    fp_collection_write_json(&result, &out);
+    tsg_buf_putc(&out, '\n');
+    if (tsg_buf_rc(&out) != TSG_OK) {
+        fprintf(stderr, "tsunagu fhirpath: result: %s\n", tsg_rc_name(tsg_buf_rc(&out)));
+        goto done;
+    }
+    fwrite(out.data, 1, out.len, stdout);
+    status = fflush(stdout) == 0 ? 0 : EXIT_INVALID;
+done:
+    tsg_buf_free(&out);
+    fp_expr_free(compiled);
+    tsg_arena_free(a);
+    free(text);
+    return status;
+}
+
+/* ------------------------------------------------------------------------
  * Commands that later issues build
  * ------------------------------------------------------------------------ */
 
@@ -155,7 +236,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return not_supported(cmd, "the REST gateway, issue #4");
     if (!strcmp(cmd, "validate")) return not_supported(cmd, "validation, issue #6");
-    if (!strcmp(cmd, "fhirpath")) return not_supported(cmd, "the FHIRPath engine, issue #3");
+    if (!strcmp(cmd, "fhirpath")) return cmd_fhirpath(argc - 1, argv + 1);
     if (!strcmp(cmd, "map")) return not_supported(cmd, "mappings");
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tsunagu 0.1.0 (FHIR 4.0.1)\n");

@@ -2,8 +2,8 @@
  * fhirpath.h — FHIRPath (normative release N1, 2.0.0) for tsunagu (capability
  * C2): compile an expression once, evaluate it many times.
  *
- * For now this header holds the compiler: fp_compile() parses the whole
- * grammar into an immutable tree (fp_ast.h), fp_expr_dump() prints it.
+ * fp_compile() parses the whole grammar into an immutable tree (fp_ast.h),
+ * fp_expr_dump() prints it, fp_eval() evaluates it over a resource.
  *
  * ## What the parser accepts
  *
@@ -84,5 +84,97 @@ void fp_expr_free(fp_expr *e);
  * is reported by tsg_buf_rc(out) as usual.
  */
 size_t fp_expr_dump(const fp_expr *e, tsg_buf *out);
+
+/* ------------------------------------------------------------------------
+ * Evaluation
+ *
+ * fp_eval() walks a compiled expression over a resource tree (model.h) and
+ * returns a collection of items. An item is either a node of the tree (its
+ * type is the node's FHIR type: FHIR.code, FHIR.HumanName, FHIR.Patient) or a
+ * System value (System.Boolean, System.Integer, System.Decimal,
+ * System.String, System.Date, System.DateTime, System.Time,
+ * System.Quantity). Primitive nodes convert to System values when an
+ * operator or function needs them.
+ *
+ * Everything a call produces (the collection, its items, texts) lives in the
+ * arena the caller passes; fp_eval() never mallocs per item. A compiled
+ * expression is not modified, so several threads may evaluate it at once,
+ * each with its own arena.
+ * ------------------------------------------------------------------------ */
+
+typedef struct fhir_node fhir_node;
+typedef struct fp_item fp_item;
+
+/* Hard cap on the items of one intermediate collection (repeat(),
+ * descendants(), unions): exceeding it is TSG_ELIMIT. */
+#define FP_LIMIT_ITEMS 1000000u
+
+/* A collection: count items in order, allocated in an arena. */
+typedef struct fp_collection {
+    fp_item *items;
+    size_t count;
+    size_t cap;
+} fp_collection;
+
+/* A caller-supplied environment variable (%name without the '%'). */
+typedef struct fp_var {
+    const char *name;
+    fp_collection value;
+} fp_var;
+
+/*
+ * The evaluation environment; NULL means no variables and the system clock.
+ * now_ms/tz_minutes fix the clock of now()/today()/timeOfDay() when
+ * fixed_clock is set (tests); otherwise the clock is read once per fp_eval().
+ */
+typedef struct fp_env {
+    const fp_var *vars;
+    size_t nvars;
+    int fixed_clock;
+    long long now_ms;
+    int tz_minutes;
+} fp_env;
+
+/*
+ * Evaluates e with `resource` as %resource/%rootResource and `context` as
+ * %context and the initial focus (context NULL: the resource; both NULL: the
+ * empty collection). On success *out holds the result, allocated in a.
+ * Failures (err says why; err->column is the 1-based column of the AST node
+ * that failed):
+ *   TSG_EINVAL  — an execution error: a collection where a singleton is
+ *                 required, wrong argument count or type, incompatible units;
+ *   TSG_ENOTSUP — a function this build does not implement (named);
+ *   TSG_ELIMIT  — FP_LIMIT_ITEMS exceeded;
+ *   TSG_ENOMEM  — the arena is exhausted.
+ */
+tsg_rc fp_eval(const fp_expr *e, const fhir_node *resource, const fhir_node *context,
+               const fp_env *env, tsg_arena *a, fp_collection *out, tsg_error *err);
+
+/* A collection of one node (for fp_var values). TSG_ENOMEM only. */
+tsg_rc fp_collection_of_node(tsg_arena *a, const fhir_node *node, fp_collection *out);
+
+/* Item i (< c->count) of a collection. */
+const fp_item *fp_collection_item(const fp_collection *c, size_t i);
+
+/* The item's node, or NULL for a System value. */
+const fhir_node *fp_item_node(const fp_item *it);
+
+/* Writes the item's qualified type name ("System.Integer", "FHIR.code") into
+ * buf with a NUL; returns its length (0 when cap is too small). */
+size_t fp_item_type_name(const fp_item *it, char *buf, size_t cap);
+
+/* True when the item is a primitive or System value (it has a toString()). */
+int fp_item_is_primitive(const fp_item *it);
+
+/* Appends the item's toString() text (primitives and System values; the JSON
+ * form for complex nodes) to out. */
+void fp_item_write_text(const fp_item *it, tsg_buf *out);
+
+/*
+ * Appends the result as DESIGN.md §6 prints it: a JSON array of
+ * {"type": T, "value": V}, V a JSON string of the toString() text for
+ * primitive and System values and the JSON object of a complex node.
+ */
+void fp_collection_write_json(const fp_collection *c, tsg_buf *out);
 
 #endif

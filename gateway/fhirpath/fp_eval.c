@@ -1,0 +1,1916 @@
+/*
+ * fp_eval.c — the FHIRPath evaluator: a recursive walk over the compiled tree
+ * (fp_ast.h) that turns a focus collection into a result collection.
+ *
+ * Items are nodes of the resource tree or System values (fp_value.h). Every
+ * collection is an array in the caller's arena, grown by doubling. Function
+ * arguments that are not lambdas (where, select, all, exists, repeat, iif)
+ * are evaluated against the focus of the enclosing expression, lambdas once
+ * per item with $this, $index (and $total for aggregate).
+ *
+ * fp_ast.h and fp_value.h both name enumerators FP_EMPTY, FP_DATE,
+ * FP_DATETIME and FP_TIME; this file renames the value library's ones to
+ * FPV_* while including it, so the AST kinds keep their names.
+ */
+#include "fhirpath.h"
+#include "fp_ast.h"
+
+#define FP_EMPTY    FPV_EMPTY
+#define FP_DATE     FPV_DATE
+#define FP_DATETIME FPV_DATETIME
+#define FP_TIME     FPV_TIME
+#include "fp_value.h"
+#undef FP_EMPTY
+#undef FP_DATE
+#undef FP_DATETIME
+#undef FP_TIME
+
+#include <ctype.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "model/model.h"
+
+typedef enum item_kind {
+    IT_NODE,
+    IT_BOOLEAN,
+    IT_STRING,
+    IT_INTEGER,
+    IT_DECIMAL,
+    IT_DATE,
+    IT_DATETIME,
+    IT_TIME,
+    IT_QUANTITY
+} item_kind;
+
+struct fp_item {
+    uint8_t kind; /* item_kind */
+    const fhir_node *node;
+    union {
+        bool b;
+        int32_t i;
+        fp_decimal d;
+        fp_datetime dt;
+        fp_quantity q;
+        struct {
+            const char *s;
+            uint32_t len;
+        } s;
+    } v;
+};
+
+typedef struct fp_ctx {
+    const fp_expr *e;
+    const fhir_node *resource, *context;
+    const fp_env *env;
+    tsg_arena *a;
+    tsg_error *err;
+    long long now_ms;
+    int tz;
+    /* lambda scope */
+    const fp_item *this_item;
+    int32_t index;
+    const fp_collection *total;
+} fp_ctx;
+
+typedef fp_collection coll;
+
+/* ------------------------------------------------------------------------
+ * Errors and collections
+ * ------------------------------------------------------------------------ */
+
+static tsg_rc fail(fp_ctx *c, const fp_node *n, tsg_rc rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Fills the error with rc, a message and the column of n; returns rc. */
+static tsg_rc fail(fp_ctx *c, const fp_node *n, tsg_rc rc, const char *fmt, ...)
+{
+    if (!c->err) return rc;
+    char msg[TSG_ERR_MESSAGE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    tsg_error_set(c->err, rc, tsg_rc_code(rc), "%s", msg);
+    c->err->line = 0;
+    c->err->column = n ? fp_expr_column(c->e, n->pos) : 0;
+    return rc;
+}
+
+static tsg_rc nomem(fp_ctx *c)
+{
+    return fail(c, NULL, TSG_ENOMEM, "out of memory evaluating FHIRPath");
+}
+
+/* Appends *it to o; TSG_ENOMEM / TSG_ELIMIT. */
+static tsg_rc push(fp_ctx *c, coll *o, const fp_item *it)
+{
+    if (o->count == o->cap) {
+        if (o->cap >= FP_LIMIT_ITEMS)
+            return fail(c, NULL, TSG_ELIMIT, "a collection exceeds FP_LIMIT_ITEMS (%u)",
+                        FP_LIMIT_ITEMS);
+        size_t ncap = o->cap ? o->cap * 2 : 4;
+        fp_item *n = tsg_arena_alloc(c->a, ncap * sizeof *n);
+        if (!n) return nomem(c);
+        if (o->count) memcpy(n, o->items, o->count * sizeof *n);
+        o->items = n;
+        o->cap = ncap;
+    }
+    o->items[o->count++] = *it;
+    return TSG_OK;
+}
+
+static tsg_rc push_bool(fp_ctx *c, coll *o, bool b)
+{
+    fp_item it = {.kind = IT_BOOLEAN};
+    it.v.b = b;
+    return push(c, o, &it);
+}
+
+static tsg_rc push_int(fp_ctx *c, coll *o, int32_t i)
+{
+    fp_item it = {.kind = IT_INTEGER};
+    it.v.i = i;
+    return push(c, o, &it);
+}
+
+static tsg_rc push_str(fp_ctx *c, coll *o, const char *s, size_t n)
+{
+    fp_item it = {.kind = IT_STRING};
+    it.v.s.s = s;
+    it.v.s.len = (uint32_t)n;
+    return push(c, o, &it);
+}
+
+static tsg_rc push_node(fp_ctx *c, coll *o, const fhir_node *n)
+{
+    fp_item it = {.kind = IT_NODE, .node = n};
+    return push(c, o, &it);
+}
+
+/* ------------------------------------------------------------------------
+ * Items: System values of primitive nodes, text forms
+ * ------------------------------------------------------------------------ */
+
+/*
+ * The System value of item `in`: a copy for System values; for a primitive
+ * node with a value, its text parsed by the type's System type. Returns 1
+ * and fills *out, or 0 when the item has no System value (complex node,
+ * primitive without value, unparseable text).
+ */
+static int sysval(const fp_item *in, fp_item *out)
+{
+    if (in->kind != IT_NODE) {
+        *out = *in;
+        return 1;
+    }
+    const fhir_node *n = in->node;
+    if (!model_is_primitive(n->type) || !n->value) return 0;
+    const char *st = n->type->system_type ? n->type->system_type : "System.String";
+    memset(out, 0, sizeof *out);
+    if (!strcmp(st, "System.Boolean")) {
+        out->kind = IT_BOOLEAN;
+        out->v.b = n->value_len == 4 && !memcmp(n->value, "true", 4);
+        return 1;
+    }
+    if (!strcmp(st, "System.Integer")) {
+        out->kind = IT_INTEGER;
+        return fp_int_parse(n->value, n->value_len, &out->v.i) == FP_OK;
+    }
+    if (!strcmp(st, "System.Decimal")) {
+        out->kind = IT_DECIMAL;
+        return fp_dec_parse(n->value, n->value_len, FP_DEC_FHIR, &out->v.d) == FP_OK;
+    }
+    if (!strcmp(st, "System.Date") || !strcmp(st, "System.DateTime") ||
+        !strcmp(st, "System.Time")) {
+        fp_dt_kind k = !strcmp(st, "System.Date")       ? FPV_DATE
+                       : !strcmp(st, "System.DateTime") ? FPV_DATETIME
+                                                        : FPV_TIME;
+        if (fp_dt_parse_text(n->value, n->value_len, k, &out->v.dt) != FP_OK) return 0;
+        out->kind = k == FPV_DATE ? IT_DATE : k == FPV_DATETIME ? IT_DATETIME : IT_TIME;
+        return 1;
+    }
+    out->kind = IT_STRING;
+    out->v.s.s = n->value;
+    out->v.s.len = n->value_len;
+    return 1;
+}
+
+/* A Quantity node (FHIR.Quantity and its profiles) as a System Quantity. */
+static int node_quantity(const fhir_node *n, fp_quantity *q)
+{
+    static const model_type *qt;
+    if (!qt) qt = model_type_find("Quantity", 8);
+    if (!qt || !model_type_is(n->type, qt)) return 0;
+    const fhir_node *val = NULL, *code = NULL, *unit = NULL;
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const char *nm = n->kids[i].elem->name;
+        if (!strcmp(nm, "value")) val = &n->kids[i];
+        if (!strcmp(nm, "code")) code = &n->kids[i];
+        if (!strcmp(nm, "unit")) unit = &n->kids[i];
+    }
+    if (!val || !val->value) return 0;
+    fp_decimal d;
+    if (fp_dec_parse(val->value, val->value_len, FP_DEC_FHIR, &d) != FP_OK) return 0;
+    const fhir_node *u = code && code->value ? code : unit;
+    const char *us = u && u->value ? u->value : "";
+    size_t ul = u && u->value ? u->value_len : 0;
+    if (ul == 1 && us[0] == '1') ul = 0;
+    return fp_qty_make(d, us, ul, false, q) == FP_OK;
+}
+
+/* sysval, plus Quantity nodes as System quantities. */
+static int sysval_q(const fp_item *in, fp_item *out)
+{
+    if (sysval(in, out)) return 1;
+    if (in->kind == IT_NODE && node_quantity(in->node, &out->v.q)) {
+        out->kind = IT_QUANTITY;
+        out->node = NULL;
+        return 1;
+    }
+    return 0;
+}
+
+static void write_json_string(tsg_buf *b, const char *s, size_t n)
+{
+    tsg_buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == '"' || ch == '\\') {
+            tsg_buf_putc(b, '\\');
+            tsg_buf_putc(b, (char)ch);
+        } else if (ch == '\n') {
+            tsg_buf_puts(b, "\\n");
+        } else if (ch == '\r') {
+            tsg_buf_puts(b, "\\r");
+        } else if (ch == '\t') {
+            tsg_buf_puts(b, "\\t");
+        } else if (ch < 0x20) {
+            tsg_buf_printf(b, "\\u%04x", ch);
+        } else {
+            tsg_buf_putc(b, (char)ch);
+        }
+    }
+    tsg_buf_putc(b, '"');
+}
+
+static void write_node_json(const fhir_node *n, tsg_buf *b);
+
+/* Writes a primitive's value as JSON (number, boolean or string). */
+static void write_prim_json(const fhir_node *n, tsg_buf *b)
+{
+    if (!n->value)
+        tsg_buf_puts(b, "null");
+    else if (n->type->flags & (MODEL_TYPE_JSON_NUMBER | MODEL_TYPE_JSON_BOOL))
+        tsg_buf_append(b, n->value, n->value_len);
+    else
+        write_json_string(b, n->value, n->value_len);
+}
+
+/* Writes the children of n as JSON members (no braces). */
+static void write_members(const fhir_node *n, tsg_buf *b, int first)
+{
+    for (uint32_t i = 0; i < n->nkids;) {
+        const fhir_node *k = &n->kids[i];
+        uint32_t j = i + 1;
+        while (j < n->nkids && n->kids[j].elem == k->elem && k->elem->max > 1) j++;
+        char name[128];
+        if (!model_property_name(k->elem, k->type, name, sizeof name)) {
+            i = j;
+            continue;
+        }
+        if (!first) tsg_buf_putc(b, ',');
+        first = 0;
+        write_json_string(b, name, strlen(name));
+        tsg_buf_putc(b, ':');
+        int many = k->elem->max > 1;
+        if (many) tsg_buf_putc(b, '[');
+        for (uint32_t x = i; x < j; x++) {
+            if (x > i) tsg_buf_putc(b, ',');
+            if (model_is_primitive(n->kids[x].type))
+                write_prim_json(&n->kids[x], b);
+            else
+                write_node_json(&n->kids[x], b);
+        }
+        if (many) tsg_buf_putc(b, ']');
+        i = j;
+    }
+}
+
+/* Writes a complex node (or a resource) as a JSON object. */
+static void write_node_json(const fhir_node *n, tsg_buf *b)
+{
+    if (model_is_primitive(n->type)) {
+        write_prim_json(n, b);
+        return;
+    }
+    tsg_buf_putc(b, '{');
+    int first = 1;
+    if (model_is_resource(n->type)) {
+        tsg_buf_puts(b, "\"resourceType\":");
+        write_json_string(b, n->type->name, strlen(n->type->name));
+        first = 0;
+    }
+    write_members(n, b, first);
+    tsg_buf_putc(b, '}');
+}
+
+/* Appends the toString() text of a System value or primitive node. */
+static void write_text(const fp_item *it, tsg_buf *b)
+{
+    char buf[FP_DEC_TEXT_MAX + FP_DT_TEXT_MAX];
+    switch ((item_kind)it->kind) {
+    case IT_NODE:
+        if (it->node->value)
+            tsg_buf_append(b, it->node->value, it->node->value_len);
+        else if (!model_is_primitive(it->node->type))
+            write_node_json(it->node, b);
+        break;
+    case IT_BOOLEAN:
+        tsg_buf_puts(b, it->v.b ? "true" : "false");
+        break;
+    case IT_STRING:
+        tsg_buf_append(b, it->v.s.s, it->v.s.len);
+        break;
+    case IT_INTEGER:
+        tsg_buf_printf(b, "%d", (int)it->v.i);
+        break;
+    case IT_DECIMAL:
+        fp_dec_format(it->v.d, buf, sizeof buf);
+        tsg_buf_puts(b, buf);
+        break;
+    case IT_DATE:
+    case IT_DATETIME:
+    case IT_TIME:
+        fp_dt_format(&it->v.dt, buf, sizeof buf);
+        tsg_buf_puts(b, buf);
+        break;
+    case IT_QUANTITY:
+        fp_qty_format(&it->v.q, b);
+        break;
+    }
+}
+
+/* The toString() text of an item in the arena; NULL for complex nodes. */
+static const char *item_text(fp_ctx *c, const fp_item *it, size_t *len)
+{
+    if (it->kind == IT_STRING) {
+        *len = it->v.s.len;
+        return it->v.s.s;
+    }
+    if (it->kind == IT_NODE && (!model_is_primitive(it->node->type) || !it->node->value)) {
+        fp_item q;
+        if (!sysval_q(it, &q) || q.kind != IT_QUANTITY) return NULL;
+        return item_text(c, &q, len);
+    }
+    if (it->kind == IT_NODE) {
+        *len = it->node->value_len;
+        return it->node->value;
+    }
+    tsg_buf b;
+    tsg_buf_init(&b, 4096);
+    write_text(it, &b);
+    const char *r = NULL;
+    if (tsg_buf_rc(&b) == TSG_OK) r = tsg_arena_strndup(c->a, b.data ? b.data : "", b.len);
+    *len = b.len;
+    tsg_buf_free(&b);
+    return r;
+}
+
+static const char *const sys_names[] = {
+    [IT_BOOLEAN] = "Boolean", [IT_STRING] = "String",     [IT_INTEGER] = "Integer",
+    [IT_DECIMAL] = "Decimal", [IT_DATE] = "Date",         [IT_DATETIME] = "DateTime",
+    [IT_TIME] = "Time",       [IT_QUANTITY] = "Quantity",
+};
+
+/* ------------------------------------------------------------------------
+ * Public item accessors
+ * ------------------------------------------------------------------------ */
+
+const fp_item *fp_collection_item(const fp_collection *c, size_t i)
+{
+    return &c->items[i];
+}
+
+const fhir_node *fp_item_node(const fp_item *it)
+{
+    return it->kind == IT_NODE ? it->node : NULL;
+}
+
+size_t fp_item_type_name(const fp_item *it, char *buf, size_t cap)
+{
+    int n;
+    if (it->kind == IT_NODE)
+        n = snprintf(buf, cap, "FHIR.%s", it->node->type->name);
+    else
+        n = snprintf(buf, cap, "System.%s", sys_names[it->kind]);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+int fp_item_is_primitive(const fp_item *it)
+{
+    return it->kind != IT_NODE || model_is_primitive(it->node->type);
+}
+
+void fp_item_write_text(const fp_item *it, tsg_buf *out)
+{
+    write_text(it, out);
+}
+
+void fp_collection_write_json(const fp_collection *c, tsg_buf *out)
+{
+    tsg_buf_putc(out, '[');
+    for (size_t i = 0; i < c->count; i++) {
+        const fp_item *it = &c->items[i];
+        char tn[160];
+        fp_item_type_name(it, tn, sizeof tn);
+        if (i) tsg_buf_putc(out, ',');
+        tsg_buf_puts(out, "{\"type\":");
+        write_json_string(out, tn, strlen(tn));
+        tsg_buf_puts(out, ",\"value\":");
+        if (fp_item_is_primitive(it)) {
+            tsg_buf tb;
+            tsg_buf_init(&tb, 0);
+            write_text(it, &tb);
+            write_json_string(out, tb.data ? tb.data : "", tb.len);
+            tsg_buf_free(&tb);
+        } else {
+            write_node_json(it->node, out);
+        }
+        tsg_buf_putc(out, '}');
+    }
+    tsg_buf_putc(out, ']');
+}
+
+tsg_rc fp_collection_of_node(tsg_arena *a, const fhir_node *node, fp_collection *out)
+{
+    memset(out, 0, sizeof *out);
+    out->items = tsg_arena_zalloc(a, sizeof *out->items);
+    if (!out->items) return TSG_ENOMEM;
+    out->items[0].kind = IT_NODE;
+    out->items[0].node = node;
+    out->count = out->cap = 1;
+    return TSG_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Equality, equivalence, order
+ * ------------------------------------------------------------------------ */
+
+#define EQ_FALSE   0
+#define EQ_TRUE    1
+#define EQ_UNKNOWN 2
+
+static int node_deep_equal(const fhir_node *a, const fhir_node *b)
+{
+    if (a->type != b->type || a->nkids != b->nkids) return 0;
+    if ((a->value == NULL) != (b->value == NULL)) return 0;
+    if (a->value && (a->value_len != b->value_len || memcmp(a->value, b->value, a->value_len)))
+        return 0;
+    for (uint32_t i = 0; i < a->nkids; i++) {
+        if (a->kids[i].elem != b->kids[i].elem) return 0;
+        if (!node_deep_equal(&a->kids[i], &b->kids[i])) return 0;
+    }
+    return 1;
+}
+
+static int is_num(int k)
+{
+    return k == IT_INTEGER || k == IT_DECIMAL;
+}
+
+static fp_decimal as_dec(const fp_item *x)
+{
+    return x->kind == IT_INTEGER ? fp_dec_from_int(x->v.i) : x->v.d;
+}
+
+static int is_dt(int k)
+{
+    return k == IT_DATE || k == IT_DATETIME || k == IT_TIME;
+}
+
+/* Orders two System values: FP_LT/EQ/GT, FP_UNKNOWN, FP_INCOMPARABLE. */
+static fp_cmp compare_sys(const fp_item *x, const fp_item *y)
+{
+    if (is_num(x->kind) && is_num(y->kind)) {
+        if (x->kind == IT_INTEGER && y->kind == IT_INTEGER)
+            return x->v.i < y->v.i ? FP_LT : x->v.i > y->v.i ? FP_GT : FP_EQ;
+        return fp_dec_compare(as_dec(x), as_dec(y));
+    }
+    if (x->kind == IT_STRING && y->kind == IT_STRING) {
+        size_t n = x->v.s.len < y->v.s.len ? x->v.s.len : y->v.s.len;
+        int r = memcmp(x->v.s.s, y->v.s.s, n);
+        if (!r) r = x->v.s.len < y->v.s.len ? -1 : x->v.s.len > y->v.s.len;
+        return r < 0 ? FP_LT : r > 0 ? FP_GT : FP_EQ;
+    }
+    if (is_dt(x->kind) && is_dt(y->kind)) return fp_dt_compare(&x->v.dt, &y->v.dt);
+    if (x->kind == IT_QUANTITY && y->kind == IT_QUANTITY) return fp_qty_compare(&x->v.q, &y->v.q);
+    if (x->kind == IT_BOOLEAN && y->kind == IT_BOOLEAN) return x->v.b == y->v.b ? FP_EQ : FP_LT;
+    return FP_INCOMPARABLE;
+}
+
+/* Equality (=) of two items: EQ_TRUE, EQ_FALSE or EQ_UNKNOWN. */
+static int item_equal(const fp_item *a, const fp_item *b)
+{
+    fp_item x, y;
+    int hx = sysval_q(a, &x), hy = sysval_q(b, &y);
+    if (!hx || !hy) {
+        if (a->kind == IT_NODE && b->kind == IT_NODE) return node_deep_equal(a->node, b->node);
+        return EQ_FALSE;
+    }
+    if (x.kind == IT_DECIMAL && y.kind == IT_DECIMAL) return fp_dec_equal(x.v.d, y.v.d);
+    fp_cmp r = compare_sys(&x, &y);
+    if (r == FP_UNKNOWN) return EQ_UNKNOWN;
+    if (x.kind == IT_QUANTITY && r == FP_INCOMPARABLE) return EQ_FALSE;
+    return r == FP_EQ;
+}
+
+/* Normalises a string for equivalence: lower case, runs of whitespace as one
+ * space, trimmed. */
+static size_t norm_str(const char *s, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+    int sp = 0;
+    for (size_t i = 0; i < n && o + 1 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (isspace(ch)) {
+            sp = 1;
+            continue;
+        }
+        if (sp && o) out[o++] = ' ';
+        sp = 0;
+        if (o + 1 < cap) out[o++] = (char)tolower(ch);
+    }
+    return o;
+}
+
+static int item_equiv(const fp_item *a, const fp_item *b)
+{
+    fp_item x, y;
+    int hx = sysval_q(a, &x), hy = sysval_q(b, &y);
+    if (!hx || !hy) {
+        if (a->kind == IT_NODE && b->kind == IT_NODE) return node_deep_equal(a->node, b->node);
+        return 0;
+    }
+    if (is_num(x.kind) && is_num(y.kind)) return fp_dec_equivalent(as_dec(&x), as_dec(&y));
+    if (x.kind == IT_STRING && y.kind == IT_STRING) {
+        char bx[1024], by[1024];
+        size_t nx = norm_str(x.v.s.s, x.v.s.len, bx, sizeof bx);
+        size_t ny = norm_str(y.v.s.s, y.v.s.len, by, sizeof by);
+        return nx == ny && !memcmp(bx, by, nx);
+    }
+    if (is_dt(x.kind) && is_dt(y.kind)) return fp_dt_equivalent(&x.v.dt, &y.v.dt);
+    if (x.kind == IT_QUANTITY && y.kind == IT_QUANTITY) return fp_qty_equivalent(&x.v.q, &y.v.q);
+    return compare_sys(&x, &y) == FP_EQ;
+}
+
+/* Whether c holds an item equal to it (for distinct, union, contains). */
+static int coll_has(const coll *c, const fp_item *it)
+{
+    for (size_t i = 0; i < c->count; i++)
+        if (item_equal(&c->items[i], it) == EQ_TRUE) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Evaluation
+ * ------------------------------------------------------------------------ */
+
+static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out);
+
+/* Evaluates n with the single item `it` as $this (index i). */
+static tsg_rc eval_lambda(fp_ctx *c, const fp_node *n, const fp_item *it, int32_t i,
+                          const coll *total, coll *out)
+{
+    const fp_item *save_this = c->this_item;
+    int32_t save_index = c->index;
+    const coll *save_total = c->total;
+    coll f = {.items = (fp_item *)it, .count = 1, .cap = 1};
+    c->this_item = it;
+    c->index = i;
+    if (total) c->total = total;
+    memset(out, 0, sizeof *out);
+    tsg_rc rc = eval(c, n, &f, out);
+    c->this_item = save_this;
+    c->index = save_index;
+    c->total = save_total;
+    return rc;
+}
+
+/* The singleton of col as a System value: 1 ok, 0 empty (or no value);
+ * an error for a collection of several items. */
+static tsg_rc single(fp_ctx *c, const fp_node *n, const coll *col, fp_item *out, int *have)
+{
+    *have = 0;
+    if (col->count == 0) return TSG_OK;
+    if (col->count > 1)
+        return fail(c, n, TSG_EINVAL, "a single item is required, the collection has %zu",
+                    col->count);
+    *have = sysval_q(&col->items[0], out);
+    return TSG_OK;
+}
+
+/* Three-valued truth of a collection: 0 false, 1 true, 2 empty. */
+static tsg_rc truth(fp_ctx *c, const fp_node *n, const coll *col, int *t)
+{
+    *t = 2;
+    if (col->count == 0) return TSG_OK;
+    if (col->count > 1)
+        return fail(c, n, TSG_EINVAL, "a single Boolean is required, the collection has %zu",
+                    col->count);
+    fp_item x;
+    if (sysval(&col->items[0], &x) && x.kind == IT_BOOLEAN)
+        *t = x.v.b;
+    else
+        *t = 1; /* a single non-Boolean item is true */
+    return TSG_OK;
+}
+
+/* The type named by (ns, name): checks whether item `it` is of that type. */
+static int item_is(const fp_item *it, const char *ns, size_t nsl, const char *name, size_t nl)
+{
+    int sys_ok = nsl == 0 || (nsl == 6 && !memcmp(ns, "System", 6));
+    int fhir_ok = nsl == 0 || (nsl == 4 && !memcmp(ns, "FHIR", 4));
+    if (it->kind != IT_NODE) {
+        if (!sys_ok) return 0;
+        const char *sn = sys_names[it->kind];
+        return strlen(sn) == nl && !memcmp(sn, name, nl);
+    }
+    if (!fhir_ok) return 0;
+    const model_type *t = model_type_find(name, nl);
+    if (!t) return 0;
+    return model_type_is(it->node->type, t);
+}
+
+/* Extracts a type name from a call argument (`Quantity`, `FHIR.Patient`). */
+static int arg_type(const fp_node *a, fp_str *ns, fp_str *name)
+{
+    ns->s = "";
+    ns->len = 0;
+    if (a->kind == FP_MEMBER && !a->call.target) {
+        *name = a->call.name;
+        return 1;
+    }
+    if (a->kind == FP_MEMBER && a->call.target && a->call.target->kind == FP_MEMBER &&
+        !a->call.target->call.target) {
+        *ns = a->call.target->call.name;
+        *name = a->call.name;
+        return 1;
+    }
+    return 0;
+}
+
+/* Children of a node whose element is called name (choice `value` matches
+ * valueQuantity; `valueQuantity` matches too). */
+static tsg_rc members(fp_ctx *c, const fhir_node *n, const char *name, size_t len, coll *out)
+{
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const fhir_node *k = &n->kids[i];
+        const model_elem *e = k->elem;
+        int match = strlen(e->name) == len && !memcmp(e->name, name, len);
+        if (!match && (e->flags & MODEL_ELEM_CHOICE)) {
+            char pn[128];
+            size_t pl = model_property_name(e, k->type, pn, sizeof pn);
+            match = pl == len && !memcmp(pn, name, len);
+        }
+        if (match) {
+            tsg_rc rc = push_node(c, out, k);
+            if (rc) return rc;
+        }
+    }
+    return TSG_OK;
+}
+
+static tsg_rc eval_member(fp_ctx *c, const fp_node *n, const coll *in, int at_start, coll *out)
+{
+    const char *name = n->call.name.s;
+    size_t len = n->call.name.len;
+    if (at_start && len && isupper((unsigned char)name[0])) {
+        /* a type name at the start of a path filters the focus: Patient.name */
+        const model_type *t = model_type_find(name, len);
+        if (t && !model_is_primitive(t)) {
+            for (size_t i = 0; i < in->count; i++) {
+                const fp_item *it = &in->items[i];
+                if (it->kind == IT_NODE && model_type_is(it->node->type, t)) {
+                    tsg_rc rc = push(c, out, it);
+                    if (rc) return rc;
+                }
+            }
+            return TSG_OK;
+        }
+    }
+    for (size_t i = 0; i < in->count; i++) {
+        const fp_item *it = &in->items[i];
+        if (it->kind != IT_NODE) continue;
+        tsg_rc rc = members(c, it->node, name, len, out);
+        if (rc) return rc;
+    }
+    return TSG_OK;
+}
+
+static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll *focus, coll *out);
+
+static tsg_rc literal_dt(fp_ctx *c, const fp_node *n, coll *out)
+{
+    char buf[64];
+    int l = snprintf(buf, sizeof buf, "@%s", n->temporal.text.s);
+    fp_item it = {.kind = n->kind == FP_DATE       ? IT_DATE
+                          : n->kind == FP_DATETIME ? IT_DATETIME
+                                                   : IT_TIME};
+    if (n->kind == FP_TIME && n->temporal.has_zone)
+        return fail(c, n, TSG_EINVAL, "a time literal cannot carry a time zone");
+    if (l <= 0 || (size_t)l >= sizeof buf || fp_dt_parse_literal(buf, (size_t)l, &it.v.dt))
+        return fail(c, n, TSG_EINVAL, "invalid date/time literal @%s", n->temporal.text.s);
+    return push(c, out, &it);
+}
+
+static tsg_rc eval_binary(fp_ctx *c, const fp_node *n, const coll *focus, coll *out);
+
+static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
+{
+    tsg_rc rc = TSG_OK;
+    switch ((fp_kind)n->kind) {
+    case FP_EMPTY:
+        return TSG_OK;
+    case FP_BOOLEAN:
+        return push_bool(c, out, n->boolean);
+    case FP_STRING:
+        return push_str(c, out, n->text.s, n->text.len);
+    case FP_INTEGER: {
+        fp_item it = {.kind = IT_INTEGER};
+        if (fp_int_parse(n->text.s, n->text.len, &it.v.i) != FP_OK) {
+            it.kind = IT_DECIMAL;
+            if (fp_dec_parse(n->text.s, n->text.len, 0, &it.v.d) != FP_OK)
+                return fail(c, n, TSG_EINVAL, "integer literal %s out of range", n->text.s);
+        }
+        return push(c, out, &it);
+    }
+    case FP_DECIMAL: {
+        fp_item it = {.kind = IT_DECIMAL};
+        if (fp_dec_parse(n->text.s, n->text.len, 0, &it.v.d) != FP_OK)
+            return fail(c, n, TSG_EINVAL, "decimal literal %s out of range", n->text.s);
+        return push(c, out, &it);
+    }
+    case FP_DATE:
+    case FP_DATETIME:
+    case FP_TIME:
+        return literal_dt(c, n, out);
+    case FP_QUANTITY: {
+        fp_item it = {.kind = IT_QUANTITY};
+        fp_decimal d;
+        if (fp_dec_parse(n->quantity.number.s, n->quantity.number.len, 0, &d) != FP_OK ||
+            fp_qty_make(d, n->quantity.unit.s, n->quantity.unit.len, n->quantity.calendar,
+                        &it.v.q) != FP_OK)
+            return fail(c, n, TSG_EINVAL, "invalid quantity literal");
+        return push(c, out, &it);
+    }
+    case FP_THIS:
+    case FP_INDEX:
+    case FP_TOTAL: {
+        coll tmp = {0};
+        const coll *src = focus;
+        if (n->call.target) {
+            rc = eval(c, n->call.target, focus, &tmp);
+            if (rc) return rc;
+            src = &tmp;
+        }
+        if (n->kind == FP_THIS) {
+            if (!n->call.target && c->this_item) return push(c, out, c->this_item);
+            for (size_t i = 0; i < src->count && !rc; i++) rc = push(c, out, &src->items[i]);
+            return rc;
+        }
+        if (n->kind == FP_INDEX) return c->this_item ? push_int(c, out, c->index) : TSG_OK;
+        if (c->total)
+            for (size_t i = 0; i < c->total->count && !rc; i++)
+                rc = push(c, out, &c->total->items[i]);
+        return rc;
+    }
+    case FP_EXTERNAL: {
+        const char *nm = n->name.s;
+        const fhir_node *node = NULL;
+        const char *str = NULL;
+        if (!strcmp(nm, "resource") || !strcmp(nm, "rootResource"))
+            node = c->resource;
+        else if (!strcmp(nm, "context"))
+            node = c->context;
+        else if (!strcmp(nm, "ucum"))
+            str = "http://unitsofmeasure.org";
+        else if (!strcmp(nm, "sct"))
+            str = "http://snomed.info/sct";
+        else if (!strcmp(nm, "loinc"))
+            str = "http://loinc.org";
+        else if (!strncmp(nm, "vs-", 3) || !strncmp(nm, "ext-", 4)) {
+            int l = !strncmp(nm, "vs-", 3) ? 3 : 4;
+            const char *base = l == 3 ? "http://hl7.org/fhir/ValueSet/"
+                                      : "http://hl7.org/fhir/StructureDefinition/";
+            size_t bl = strlen(base), rl = n->name.len - (size_t)l;
+            char *s = tsg_arena_alloc(c->a, bl + rl + 1);
+            if (!s) return nomem(c);
+            memcpy(s, base, bl);
+            memcpy(s + bl, nm + l, rl);
+            s[bl + rl] = 0;
+            return push_str(c, out, s, bl + rl);
+        } else {
+            for (size_t i = 0; c->env && i < c->env->nvars; i++) {
+                if (strcmp(c->env->vars[i].name, nm)) continue;
+                const coll *v = &c->env->vars[i].value;
+                for (size_t j = 0; j < v->count && !rc; j++) rc = push(c, out, &v->items[j]);
+                return rc;
+            }
+            return fail(c, n, TSG_EINVAL, "unknown environment variable %%%s", nm);
+        }
+        if (str) return push_str(c, out, str, strlen(str));
+        return node ? push_node(c, out, node) : TSG_OK;
+    }
+    case FP_MEMBER: {
+        if (!n->call.target) return eval_member(c, n, focus, 1, out);
+        coll tgt = {0};
+        rc = eval(c, n->call.target, focus, &tgt);
+        if (rc) return rc;
+        return eval_member(c, n, &tgt, 0, out);
+    }
+    case FP_CALL: {
+        if (!n->call.target) return eval_call(c, n, focus, focus, out);
+        coll tgt = {0};
+        rc = eval(c, n->call.target, focus, &tgt);
+        if (rc) return rc;
+        return eval_call(c, n, &tgt, focus, out);
+    }
+    case FP_INDEXER: {
+        coll l = {0}, r = {0};
+        if ((rc = eval(c, n->bin.lhs, focus, &l))) return rc;
+        if ((rc = eval(c, n->bin.rhs, focus, &r))) return rc;
+        fp_item ix;
+        int have;
+        if ((rc = single(c, n->bin.rhs, &r, &ix, &have))) return rc;
+        if (!have) return TSG_OK;
+        if (ix.kind != IT_INTEGER) return fail(c, n, TSG_EINVAL, "an index must be an Integer");
+        if (ix.v.i >= 0 && (size_t)ix.v.i < l.count) return push(c, out, &l.items[ix.v.i]);
+        return TSG_OK;
+    }
+    case FP_UNARY: {
+        coll v = {0};
+        if ((rc = eval(c, n->bin.lhs, focus, &v))) return rc;
+        fp_item x;
+        int have;
+        if ((rc = single(c, n, &v, &x, &have))) return rc;
+        if (!have) return TSG_OK;
+        if (n->op == FP_OP_NEG) {
+            if (x.kind == IT_INTEGER) {
+                if (fp_int_neg(x.v.i, &x.v.i)) return fail(c, n, TSG_EINVAL, "integer overflow");
+            } else if (x.kind == IT_DECIMAL) {
+                x.v.d = fp_dec_neg(x.v.d);
+            } else if (x.kind == IT_QUANTITY) {
+                x.v.q.value = fp_dec_neg(x.v.q.value);
+            } else {
+                return fail(c, n, TSG_EINVAL, "unary minus needs a number or a quantity");
+            }
+        } else if (!is_num(x.kind) && x.kind != IT_QUANTITY) {
+            return fail(c, n, TSG_EINVAL, "unary plus needs a number or a quantity");
+        }
+        return push(c, out, &x);
+    }
+    case FP_BINARY:
+        return eval_binary(c, n, focus, out);
+    case FP_TYPE: {
+        coll v = {0};
+        if ((rc = eval(c, n->type.operand, focus, &v))) return rc;
+        if (v.count == 0) return TSG_OK;
+        if (v.count > 1)
+            return fail(c, n, TSG_EINVAL, "'%s' needs a single item, the collection has %zu",
+                        fp_op_name((fp_op)n->op), v.count);
+        int is =
+            item_is(&v.items[0], n->type.ns.s, n->type.ns.len, n->type.name.s, n->type.name.len);
+        if (n->op == FP_OP_IS) return push_bool(c, out, is);
+        return is ? push(c, out, &v.items[0]) : TSG_OK;
+    }
+    }
+    return fail(c, n, TSG_EINTERNAL, "unknown expression node kind %d", n->kind);
+}
+
+/* ------------------------------------------------------------------------
+ * Operators
+ * ------------------------------------------------------------------------ */
+
+/* Maps a value-library status of an arithmetic result to the evaluator's. */
+static tsg_rc arith_status(fp_ctx *c, const fp_node *n, fp_status st, int *empty)
+{
+    *empty = 0;
+    if (st == FP_OK) return TSG_OK;
+    if (st == FPV_EMPTY || st == FP_EOVERFLOW) {
+        *empty = 1;
+        return TSG_OK;
+    }
+    return fail(c, n, TSG_EINVAL, "'%s': incompatible operands (%s)", fp_op_name((fp_op)n->op),
+                fp_status_name(st));
+}
+
+static tsg_rc arith(fp_ctx *c, const fp_node *n, const fp_item *x, const fp_item *y, coll *out)
+{
+    fp_op op = (fp_op)n->op;
+    fp_item r = {0};
+    fp_status st = FP_OK;
+    int empty = 0;
+    tsg_rc rc;
+    if (op == FP_OP_ADD && x->kind == IT_STRING && y->kind == IT_STRING) {
+        size_t l = x->v.s.len + y->v.s.len;
+        char *s = tsg_arena_alloc(c->a, l + 1);
+        if (!s) return nomem(c);
+        memcpy(s, x->v.s.s, x->v.s.len);
+        memcpy(s + x->v.s.len, y->v.s.s, y->v.s.len);
+        s[l] = 0;
+        return push_str(c, out, s, l);
+    }
+    if (x->kind == IT_INTEGER && y->kind == IT_INTEGER && op != FP_OP_DIV) {
+        r.kind = IT_INTEGER;
+        switch (op) {
+        case FP_OP_ADD:
+            st = fp_int_add(x->v.i, y->v.i, &r.v.i);
+            break;
+        case FP_OP_SUB:
+            st = fp_int_sub(x->v.i, y->v.i, &r.v.i);
+            break;
+        case FP_OP_MUL:
+            st = fp_int_mul(x->v.i, y->v.i, &r.v.i);
+            break;
+        case FP_OP_IDIV:
+            st = fp_int_div(x->v.i, y->v.i, &r.v.i);
+            break;
+        case FP_OP_MOD:
+            st = fp_int_mod(x->v.i, y->v.i, &r.v.i);
+            break;
+        default:
+            st = FP_EUNIT;
+        }
+    } else if (is_num(x->kind) && is_num(y->kind)) {
+        r.kind = IT_DECIMAL;
+        fp_decimal a = as_dec(x), b = as_dec(y);
+        switch (op) {
+        case FP_OP_ADD:
+            st = fp_dec_add(a, b, &r.v.d);
+            break;
+        case FP_OP_SUB:
+            st = fp_dec_sub(a, b, &r.v.d);
+            break;
+        case FP_OP_MUL:
+            st = fp_dec_mul(a, b, &r.v.d);
+            break;
+        case FP_OP_DIV:
+            st = fp_dec_div(a, b, &r.v.d);
+            break;
+        case FP_OP_IDIV:
+            st = fp_dec_intdiv(a, b, &r.v.d);
+            if (st == FP_OK) {
+                r.kind = IT_INTEGER;
+                st = fp_dec_to_int32(r.v.d, &r.v.i);
+            }
+            break;
+        case FP_OP_MOD:
+            st = fp_dec_mod(a, b, &r.v.d);
+            break;
+        default:
+            st = FP_EUNIT;
+        }
+    } else if (is_dt(x->kind) && y->kind == IT_QUANTITY && (op == FP_OP_ADD || op == FP_OP_SUB)) {
+        r.kind = x->kind;
+        st = fp_dt_add(&x->v.dt, &y->v.q, op == FP_OP_ADD ? 1 : -1, &r.v.dt);
+    } else if ((x->kind == IT_QUANTITY || is_num(x->kind)) &&
+               (y->kind == IT_QUANTITY || is_num(y->kind))) {
+        fp_quantity a, b;
+        if (x->kind == IT_QUANTITY)
+            a = x->v.q;
+        else
+            fp_qty_make(as_dec(x), "", 0, false, &a);
+        if (y->kind == IT_QUANTITY)
+            b = y->v.q;
+        else
+            fp_qty_make(as_dec(y), "", 0, false, &b);
+        r.kind = IT_QUANTITY;
+        switch (op) {
+        case FP_OP_ADD:
+            st = fp_qty_add(&a, &b, &r.v.q);
+            break;
+        case FP_OP_SUB:
+            st = fp_qty_sub(&a, &b, &r.v.q);
+            break;
+        case FP_OP_MUL:
+            st = fp_qty_mul(&a, &b, c->a, &r.v.q);
+            break;
+        case FP_OP_DIV:
+            st = fp_qty_div(&a, &b, c->a, &r.v.q);
+            break;
+        default:
+            st = FP_EUNIT;
+        }
+    } else {
+        return fail(c, n, TSG_EINVAL, "'%s' cannot combine %s and %s", fp_op_name(op),
+                    sys_names[x->kind], sys_names[y->kind]);
+    }
+    if ((rc = arith_status(c, n, st, &empty))) return rc;
+    return empty ? TSG_OK : push(c, out, &r);
+}
+
+static tsg_rc eval_binary(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
+{
+    fp_op op = (fp_op)n->op;
+    coll l = {0}, r = {0};
+    tsg_rc rc;
+    if ((rc = eval(c, n->bin.lhs, focus, &l))) return rc;
+    if (op == FP_OP_AND || op == FP_OP_OR || op == FP_OP_XOR || op == FP_OP_IMPLIES) {
+        int a, b;
+        if ((rc = truth(c, n->bin.lhs, &l, &a))) return rc;
+        if (op == FP_OP_AND && a == 0) return push_bool(c, out, false);
+        if (op == FP_OP_OR && a == 1) return push_bool(c, out, true);
+        if (op == FP_OP_IMPLIES && a == 0) return push_bool(c, out, true);
+        if ((rc = eval(c, n->bin.rhs, focus, &r))) return rc;
+        if ((rc = truth(c, n->bin.rhs, &r, &b))) return rc;
+        switch (op) {
+        case FP_OP_AND:
+            if (b == 0) return push_bool(c, out, false);
+            return a == 1 && b == 1 ? push_bool(c, out, true) : TSG_OK;
+        case FP_OP_OR:
+            if (b == 1) return push_bool(c, out, true);
+            return a == 0 && b == 0 ? push_bool(c, out, false) : TSG_OK;
+        case FP_OP_XOR:
+            return a == 2 || b == 2 ? TSG_OK : push_bool(c, out, a != b);
+        default: /* implies: a is true or empty */
+            if (b == 1) return push_bool(c, out, true);
+            return a == 1 && b == 0 ? push_bool(c, out, false) : TSG_OK;
+        }
+    }
+    if ((rc = eval(c, n->bin.rhs, focus, &r))) return rc;
+    switch (op) {
+    case FP_OP_UNION:
+        for (size_t i = 0; i < l.count; i++)
+            if (!coll_has(out, &l.items[i]) && (rc = push(c, out, &l.items[i]))) return rc;
+        for (size_t i = 0; i < r.count; i++)
+            if (!coll_has(out, &r.items[i]) && (rc = push(c, out, &r.items[i]))) return rc;
+        return TSG_OK;
+    case FP_OP_EQ:
+    case FP_OP_NE: {
+        if (!l.count || !r.count) return TSG_OK;
+        if (l.count != r.count) return push_bool(c, out, op == FP_OP_NE);
+        int res = EQ_TRUE;
+        for (size_t i = 0; i < l.count && res != EQ_FALSE; i++) {
+            int e = item_equal(&l.items[i], &r.items[i]);
+            if (e == EQ_FALSE)
+                res = EQ_FALSE;
+            else if (e == EQ_UNKNOWN)
+                res = EQ_UNKNOWN;
+        }
+        if (res == EQ_UNKNOWN) return TSG_OK;
+        return push_bool(c, out, (res == EQ_TRUE) == (op == FP_OP_EQ));
+    }
+    case FP_OP_EQUIV:
+    case FP_OP_NEQUIV: {
+        int eq = l.count == r.count;
+        for (size_t i = 0; i < l.count && eq; i++) {
+            int found = 0;
+            for (size_t j = 0; j < r.count && !found; j++)
+                found = item_equiv(&l.items[i], &r.items[j]);
+            eq = found;
+        }
+        return push_bool(c, out, eq == (op == FP_OP_EQUIV));
+    }
+    case FP_OP_IN:
+    case FP_OP_CONTAINS: {
+        const coll *el = op == FP_OP_IN ? &l : &r, *cl = op == FP_OP_IN ? &r : &l;
+        if (el->count == 0) return TSG_OK;
+        if (el->count > 1)
+            return fail(c, n, TSG_EINVAL, "'%s' needs a single item", fp_op_name(op));
+        return push_bool(c, out, coll_has(cl, &el->items[0]));
+    }
+    case FP_OP_CONCAT: {
+        size_t la = 0, lb = 0;
+        const char *a = "", *b = "";
+        if (l.count > 1 || r.count > 1) return fail(c, n, TSG_EINVAL, "'&' needs single items");
+        if (l.count && !(a = item_text(c, &l.items[0], &la))) return nomem(c);
+        if (r.count && !(b = item_text(c, &r.items[0], &lb))) return nomem(c);
+        char *s = tsg_arena_alloc(c->a, la + lb + 1);
+        if (!s) return nomem(c);
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb);
+        s[la + lb] = 0;
+        return push_str(c, out, s, la + lb);
+    }
+    default:
+        break;
+    }
+    fp_item x, y;
+    int hx, hy;
+    if ((rc = single(c, n->bin.lhs, &l, &x, &hx))) return rc;
+    if ((rc = single(c, n->bin.rhs, &r, &y, &hy))) return rc;
+    if (!hx || !hy) return TSG_OK;
+    if (op == FP_OP_LT || op == FP_OP_GT || op == FP_OP_LE || op == FP_OP_GE) {
+        fp_cmp k = compare_sys(&x, &y);
+        if (k == FP_UNKNOWN) return TSG_OK;
+        if (k == FP_INCOMPARABLE || x.kind == IT_BOOLEAN) {
+            if (x.kind == IT_QUANTITY && y.kind == IT_QUANTITY) return TSG_OK;
+            return fail(c, n, TSG_EINVAL, "'%s' cannot compare %s with %s", fp_op_name(op),
+                        sys_names[x.kind], sys_names[y.kind]);
+        }
+        bool v = op == FP_OP_LT   ? k == FP_LT
+                 : op == FP_OP_GT ? k == FP_GT
+                 : op == FP_OP_LE ? k != FP_GT
+                                  : k != FP_LT;
+        return push_bool(c, out, v);
+    }
+    return arith(c, n, &x, &y, out);
+}
+
+/* ------------------------------------------------------------------------
+ * Functions
+ * ------------------------------------------------------------------------ */
+
+#define ARGS(lo, hi)                                                                               \
+    do {                                                                                           \
+        if (n->call.nargs < (lo) || n->call.nargs > (hi))                                          \
+            return fail(c, n, TSG_EINVAL, "%s() takes %s%d argument%s, not %u", fn,                \
+                        (lo) == (hi) ? "" : "at most ", (int)(hi), (hi) == 1 ? "" : "s",           \
+                        n->call.nargs);                                                            \
+    } while (0)
+
+/* Evaluates argument i against the enclosing focus. */
+static tsg_rc arg_eval(fp_ctx *c, const fp_node *n, uint32_t i, const coll *focus, coll *out)
+{
+    memset(out, 0, sizeof *out);
+    return eval(c, n->call.args[i], focus, out);
+}
+
+/* Argument i as a single System value; *have 0 when empty. */
+static tsg_rc arg_single(fp_ctx *c, const fp_node *n, uint32_t i, const coll *focus, fp_item *v,
+                         int *have)
+{
+    coll a;
+    tsg_rc rc = arg_eval(c, n, i, focus, &a);
+    if (rc) return rc;
+    return single(c, n->call.args[i], &a, v, have);
+}
+
+static tsg_rc arg_int(fp_ctx *c, const fp_node *n, uint32_t i, const coll *focus, int32_t *v,
+                      int *have)
+{
+    fp_item x;
+    tsg_rc rc = arg_single(c, n, i, focus, &x, have);
+    if (rc || !*have) return rc;
+    if (x.kind != IT_INTEGER)
+        return fail(c, n->call.args[i], TSG_EINVAL, "%s() needs an Integer argument",
+                    n->call.name.s);
+    *v = x.v.i;
+    return TSG_OK;
+}
+
+static tsg_rc arg_str(fp_ctx *c, const fp_node *n, uint32_t i, const coll *focus, const char **s,
+                      size_t *len, int *have)
+{
+    fp_item x;
+    tsg_rc rc = arg_single(c, n, i, focus, &x, have);
+    if (rc || !*have) return rc;
+    if (x.kind != IT_STRING)
+        return fail(c, n->call.args[i], TSG_EINVAL, "%s() needs a String argument", n->call.name.s);
+    *s = x.v.s.s;
+    *len = x.v.s.len;
+    return TSG_OK;
+}
+
+/* The input of a function that works on one item: *have 0 when empty. */
+static tsg_rc input_single(fp_ctx *c, const fp_node *n, const coll *in, fp_item *v, int *have)
+{
+    return single(c, n, in, v, have);
+}
+
+/* The input as one String; empty input or a non-string: *have 0. */
+static tsg_rc input_str(fp_ctx *c, const fp_node *n, const coll *in, const char **s, size_t *len,
+                        int *have)
+{
+    fp_item x;
+    tsg_rc rc = single(c, n, in, &x, have);
+    if (rc || !*have) return rc;
+    if (x.kind != IT_STRING) {
+        *have = 0;
+        return TSG_OK;
+    }
+    *s = x.v.s.s;
+    *len = x.v.s.len;
+    return TSG_OK;
+}
+
+static char *arena_cat(fp_ctx *c, const char *a, size_t la, const char *b, size_t lb)
+{
+    char *s = tsg_arena_alloc(c->a, la + lb + 1);
+    if (!s) return NULL;
+    if (la) memcpy(s, a, la);
+    if (lb) memcpy(s + la, b, lb);
+    s[la + lb] = 0;
+    return s;
+}
+
+/* Compiles a FHIRPath regex (POSIX ERE with \d \w \s expanded). */
+static int compile_regex(fp_ctx *c, const char *p, size_t n, regex_t *re, int whole)
+{
+    tsg_buf b;
+    tsg_buf_init(&b, 64 * 1024);
+    if (whole) tsg_buf_puts(&b, "^(");
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] == '\\' && i + 1 < n) {
+            char k = p[i + 1];
+            const char *rep = k == 'd'   ? "[0-9]"
+                              : k == 'D' ? "[^0-9]"
+                              : k == 'w' ? "[A-Za-z0-9_]"
+                              : k == 'W' ? "[^A-Za-z0-9_]"
+                              : k == 's' ? "[[:space:]]"
+                              : k == 'S' ? "[^[:space:]]"
+                                         : NULL;
+            if (rep) {
+                tsg_buf_puts(&b, rep);
+                i++;
+                continue;
+            }
+        }
+        tsg_buf_putc(&b, p[i]);
+    }
+    if (whole) tsg_buf_puts(&b, ")$");
+    tsg_buf_putc(&b, 0);
+    int ok = tsg_buf_rc(&b) == TSG_OK && regcomp(re, b.data, REG_EXTENDED) == 0;
+    tsg_buf_free(&b);
+    (void)c;
+    return ok;
+}
+
+static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll *in,
+                        const coll *focus, coll *out, int *handled)
+{
+    const char *s = NULL, *a = NULL, *b = NULL;
+    size_t sl = 0, al = 0, bl = 0;
+    int have, ha = 0, hb = 0;
+    tsg_rc rc;
+    *handled = 1;
+    if (!strcmp(fn, "length") || !strcmp(fn, "upper") || !strcmp(fn, "lower") ||
+        !strcmp(fn, "toChars")) {
+        ARGS(0, 0);
+        if ((rc = input_str(c, n, in, &s, &sl, &have)) || !have) return rc;
+        if (fn[0] == 'l' && fn[1] == 'e') return push_int(c, out, (int32_t)sl);
+        if (fn[0] == 't') {
+            for (size_t i = 0; i < sl; i++)
+                if ((rc = push_str(c, out, s + i, 1))) return rc;
+            return TSG_OK;
+        }
+        char *r = arena_cat(c, s, sl, "", 0);
+        if (!r) return nomem(c);
+        for (size_t i = 0; i < sl; i++)
+            r[i] =
+                (char)(fn[0] == 'u' ? toupper((unsigned char)r[i]) : tolower((unsigned char)r[i]));
+        return push_str(c, out, r, sl);
+    }
+    if (!strcmp(fn, "indexOf") || !strcmp(fn, "startsWith") || !strcmp(fn, "endsWith") ||
+        !strcmp(fn, "contains") || !strcmp(fn, "matches")) {
+        ARGS(1, 1);
+        if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
+        if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
+        if (!have || !ha) return TSG_OK;
+        if (!strcmp(fn, "indexOf")) {
+            if (al == 0) return push_int(c, out, 0);
+            for (size_t i = 0; i + al <= sl; i++)
+                if (!memcmp(s + i, a, al)) return push_int(c, out, (int32_t)i);
+            return push_int(c, out, -1);
+        }
+        if (!strcmp(fn, "startsWith")) return push_bool(c, out, al <= sl && !memcmp(s, a, al));
+        if (!strcmp(fn, "endsWith"))
+            return push_bool(c, out, al <= sl && !memcmp(s + sl - al, a, al));
+        if (!strcmp(fn, "contains")) {
+            int f = al == 0;
+            for (size_t i = 0; !f && i + al <= sl; i++) f = !memcmp(s + i, a, al);
+            return push_bool(c, out, f);
+        }
+        regex_t re;
+        if (!compile_regex(c, a, al, &re, 0))
+            return fail(c, n, TSG_EINVAL, "invalid regular expression");
+        char *z = arena_cat(c, s, sl, "", 0);
+        if (!z) {
+            regfree(&re);
+            return nomem(c);
+        }
+        int m = regexec(&re, z, 0, NULL, 0) == 0;
+        regfree(&re);
+        return push_bool(c, out, m);
+    }
+    if (!strcmp(fn, "substring")) {
+        ARGS(1, 2);
+        int32_t st = 0, ln = 0;
+        if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
+        if ((rc = arg_int(c, n, 0, focus, &st, &ha))) return rc;
+        if (n->call.nargs > 1 && (rc = arg_int(c, n, 1, focus, &ln, &hb))) return rc;
+        if (!have || !ha) return TSG_OK;
+        if (st < 0 || (size_t)st >= sl) return TSG_OK;
+        size_t len = sl - (size_t)st;
+        if (hb) len = ln < 0 ? 0 : (size_t)ln < len ? (size_t)ln : len;
+        return push_str(c, out, s + st, len);
+    }
+    if (!strcmp(fn, "replace") || !strcmp(fn, "replaceMatches")) {
+        ARGS(2, 2);
+        if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
+        if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
+        if ((rc = arg_str(c, n, 1, focus, &b, &bl, &hb))) return rc;
+        if (!have || !ha || !hb) return TSG_OK;
+        tsg_buf o;
+        tsg_buf_init(&o, TSG_LIMIT_STRING_BYTES);
+        if (fn[7] == 0) { /* replace */
+            if (al == 0) {
+                for (size_t i = 0; i < sl; i++) {
+                    tsg_buf_append(&o, b, bl);
+                    tsg_buf_putc(&o, s[i]);
+                }
+                tsg_buf_append(&o, b, bl);
+            } else {
+                for (size_t i = 0; i < sl;) {
+                    if (i + al <= sl && !memcmp(s + i, a, al)) {
+                        tsg_buf_append(&o, b, bl);
+                        i += al;
+                    } else {
+                        tsg_buf_putc(&o, s[i++]);
+                    }
+                }
+            }
+        } else {
+            regex_t re;
+            if (!compile_regex(c, a, al, &re, 0)) {
+                tsg_buf_free(&o);
+                return fail(c, n, TSG_EINVAL, "invalid regular expression");
+            }
+            char *z = arena_cat(c, s, sl, "", 0);
+            size_t off = 0;
+            regmatch_t m[10];
+            while (z && off <= sl && regexec(&re, z + off, 10, m, off ? REG_NOTBOL : 0) == 0) {
+                tsg_buf_append(&o, z + off, (size_t)m[0].rm_so);
+                for (size_t k = 0; k < bl; k++) {
+                    if (b[k] == '$' && k + 1 < bl && isdigit((unsigned char)b[k + 1])) {
+                        int g = b[k + 1] - '0';
+                        if (m[g].rm_so >= 0)
+                            tsg_buf_append(&o, z + off + m[g].rm_so,
+                                           (size_t)(m[g].rm_eo - m[g].rm_so));
+                        k++;
+                    } else {
+                        tsg_buf_putc(&o, b[k]);
+                    }
+                }
+                if (m[0].rm_eo == m[0].rm_so) {
+                    if (off + (size_t)m[0].rm_eo < sl) tsg_buf_putc(&o, z[off + m[0].rm_eo]);
+                    off += (size_t)m[0].rm_eo + 1;
+                } else {
+                    off += (size_t)m[0].rm_eo;
+                }
+            }
+            if (off < sl) tsg_buf_append(&o, z + off, sl - off);
+            regfree(&re);
+        }
+        rc = tsg_buf_rc(&o);
+        char *r = rc ? NULL : arena_cat(c, o.data ? o.data : "", o.len, "", 0);
+        size_t rl = o.len;
+        tsg_buf_free(&o);
+        if (!r) return rc ? fail(c, n, rc, "replace(): result too long") : nomem(c);
+        return push_str(c, out, r, rl);
+    }
+    *handled = 0;
+    return TSG_OK;
+}
+
+/* Conversion functions: toX() and convertsToX(). */
+static tsg_rc fn_convert(fp_ctx *c, const fp_node *n, const char *fn, const coll *in, coll *out,
+                         int *handled)
+{
+    const char *target = NULL;
+    int converts = 0;
+    *handled = 1;
+    if (!strncmp(fn, "convertsTo", 10)) {
+        target = fn + 10;
+        converts = 1;
+    } else if (!strncmp(fn, "to", 2) && strcmp(fn, "toChars")) {
+        target = fn + 2;
+    } else {
+        *handled = 0;
+        return TSG_OK;
+    }
+    static const char *const known[] = {"Boolean",  "Integer", "Decimal",  "String", "Date",
+                                        "DateTime", "Time",    "Quantity", NULL};
+    int k = -1;
+    for (int i = 0; known[i]; i++)
+        if (!strcmp(target, known[i])) k = i;
+    if (k < 0) {
+        *handled = 0;
+        return TSG_OK;
+    }
+    if (!(k == 7 && n->call.nargs <= 1)) ARGS(0, 0);
+    fp_item x, r = {0};
+    int have;
+    tsg_rc rc = input_single(c, n, in, &x, &have);
+    if (rc || !have) return rc;
+    int ok = 0;
+    size_t tl = 0;
+    const char *t = x.kind == IT_STRING ? x.v.s.s : NULL;
+    tl = t ? x.v.s.len : 0;
+    switch (k) {
+    case 0: /* Boolean */
+        r.kind = IT_BOOLEAN;
+        if (x.kind == IT_BOOLEAN) {
+            r = x;
+            ok = 1;
+        } else if (x.kind == IT_INTEGER && (x.v.i == 0 || x.v.i == 1)) {
+            r.v.b = x.v.i == 1;
+            ok = 1;
+        } else if (x.kind == IT_DECIMAL) {
+            fp_decimal one = fp_dec_from_int(1), zero = fp_dec_from_int(0);
+            if (fp_dec_equal(x.v.d, one) || fp_dec_equal(x.v.d, zero)) {
+                r.v.b = fp_dec_equal(x.v.d, one);
+                ok = 1;
+            }
+        } else if (t) {
+            static const char *const tv[] = {"true", "t", "yes", "y", "1", "1.0", NULL};
+            static const char *const fv[] = {"false", "f", "no", "n", "0", "0.0", NULL};
+            for (int i = 0; tv[i]; i++) {
+                if (strlen(tv[i]) == tl && !strncasecmp(t, tv[i], tl)) ok = 1, r.v.b = true;
+                if (strlen(fv[i]) == tl && !strncasecmp(t, fv[i], tl)) ok = 1, r.v.b = false;
+            }
+        }
+        break;
+    case 1: /* Integer */
+        r.kind = IT_INTEGER;
+        if (x.kind == IT_INTEGER)
+            r = x, ok = 1;
+        else if (x.kind == IT_BOOLEAN)
+            r.v.i = x.v.b, ok = 1;
+        else if (t)
+            ok = fp_int_parse(t, tl, &r.v.i) == FP_OK;
+        break;
+    case 2: /* Decimal */
+        r.kind = IT_DECIMAL;
+        if (is_num(x.kind))
+            r.v.d = as_dec(&x), ok = 1;
+        else if (x.kind == IT_BOOLEAN)
+            r.v.d = fp_dec_from_int(x.v.b), ok = 1;
+        else if (t)
+            ok = fp_dec_parse(t, tl, FP_DEC_SIGN, &r.v.d) == FP_OK;
+        break;
+    case 3: /* String */
+        if (x.kind == IT_NODE && !model_is_primitive(x.node->type)) break;
+        {
+            size_t l;
+            const char *s = item_text(c, &x, &l);
+            if (!s) return nomem(c);
+            r.kind = IT_STRING;
+            r.v.s.s = s;
+            r.v.s.len = (uint32_t)l;
+            ok = 1;
+        }
+        break;
+    case 4: /* Date */
+    case 5: /* DateTime */
+    case 6: /* Time */
+        r.kind = k == 4 ? IT_DATE : k == 5 ? IT_DATETIME : IT_TIME;
+        if (t) {
+            ok = fp_dt_parse_text(t, tl,
+                                  k == 4   ? FPV_DATE
+                                  : k == 5 ? FPV_DATETIME
+                                           : FPV_TIME,
+                                  &r.v.dt) == FP_OK;
+        } else if (x.kind == r.kind) {
+            r = x, ok = 1;
+        } else if (k == 4 && x.kind == IT_DATETIME) {
+            r.v.dt = fp_dt_to_date(&x.v.dt), ok = 1;
+        } else if (k == 5 && x.kind == IT_DATE) {
+            r.v.dt = fp_dt_to_datetime(&x.v.dt), ok = 1;
+        }
+        break;
+    case 7: /* Quantity */
+        r.kind = IT_QUANTITY;
+        if (x.kind == IT_QUANTITY)
+            r = x, ok = 1;
+        else if (is_num(x.kind))
+            ok = fp_qty_make(as_dec(&x), "", 0, false, &r.v.q) == FP_OK;
+        else if (t)
+            ok = fp_qty_parse(t, tl, &r.v.q) == FP_OK;
+        if (ok && n->call.nargs == 1 && !converts) {
+            coll ua;
+            const char *u;
+            size_t ul;
+            int hu;
+            if ((rc = arg_str(c, n, 0, in, &u, &ul, &hu))) return rc;
+            fp_quantity q2;
+            if (hu) {
+                ok = fp_qty_convert(&r.v.q, u, ul, false, &q2) == FP_OK;
+                r.v.q = q2;
+            }
+            (void)ua;
+        }
+        break;
+    }
+    if (converts) return push_bool(c, out, ok);
+    return ok ? push(c, out, &r) : TSG_OK;
+}
+
+static tsg_rc fn_math(fp_ctx *c, const fp_node *n, const char *fn, const coll *in,
+                      const coll *focus, coll *out, int *handled)
+{
+    static const char *const names[] = {"abs", "ceiling", "floor", "round", "truncate", "sqrt",
+                                        "ln",  "log",     "exp",   "power", NULL};
+    int k = -1;
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(fn, names[i])) k = i;
+    *handled = k >= 0;
+    if (k < 0) return TSG_OK;
+    if (k == 3)
+        ARGS(0, 1);
+    else if (k == 7 || k == 9)
+        ARGS(1, 1);
+    else
+        ARGS(0, 0);
+    fp_item x, y = {0};
+    int have, hy = 1;
+    tsg_rc rc = input_single(c, n, in, &x, &have);
+    if (rc) return rc;
+    if (n->call.nargs && (rc = arg_single(c, n, 0, focus, &y, &hy))) return rc;
+    if (!have || !hy) return TSG_OK;
+    if (k == 0 && x.kind == IT_QUANTITY) {
+        x.v.q.value = fp_dec_abs(x.v.q.value);
+        return push(c, out, &x);
+    }
+    if (!is_num(x.kind))
+        return fail(c, n, TSG_EINVAL, "%s() needs a number, not %s", fn, sys_names[x.kind]);
+    fp_item r = {.kind = IT_DECIMAL};
+    fp_status st = FP_OK;
+    fp_decimal d = as_dec(&x);
+    switch (k) {
+    case 0:
+        if (x.kind == IT_INTEGER) {
+            r.kind = IT_INTEGER;
+            st = fp_int_abs(x.v.i, &r.v.i);
+        } else {
+            r.v.d = fp_dec_abs(d);
+        }
+        break;
+    case 1:
+        r.kind = IT_INTEGER;
+        st = fp_dec_ceiling(d, &r.v.i);
+        break;
+    case 2:
+        r.kind = IT_INTEGER;
+        st = fp_dec_floor(d, &r.v.i);
+        break;
+    case 4:
+        r.kind = IT_INTEGER;
+        st = fp_dec_truncate(d, &r.v.i);
+        break;
+    case 3:
+        if (n->call.nargs && y.kind != IT_INTEGER)
+            return fail(c, n, TSG_EINVAL, "round() needs an Integer precision");
+        st = fp_dec_round(d, n->call.nargs ? y.v.i : 0, &r.v.d);
+        break;
+    case 5:
+        st = fp_dec_sqrt(d, &r.v.d);
+        break;
+    case 6:
+        st = fp_dec_ln(d, &r.v.d);
+        break;
+    case 7:
+        if (!is_num(y.kind)) return fail(c, n, TSG_EINVAL, "log() needs a numeric base");
+        st = fp_dec_log(d, as_dec(&y), &r.v.d);
+        break;
+    case 8:
+        st = fp_dec_exp(d, &r.v.d);
+        break;
+    case 9:
+        if (!is_num(y.kind)) return fail(c, n, TSG_EINVAL, "power() needs a numeric exponent");
+        if (x.kind == IT_INTEGER && y.kind == IT_INTEGER && y.v.i >= 0) {
+            r.kind = IT_INTEGER;
+            st = fp_int_power(x.v.i, y.v.i, &r.v.i);
+        } else {
+            st = fp_dec_power(d, as_dec(&y), &r.v.d);
+        }
+        break;
+    }
+    int empty;
+    if ((rc = arith_status(c, n, st, &empty))) return rc;
+    return empty ? TSG_OK : push(c, out, &r);
+}
+
+/* Appends the children of node items in in to out (children()). */
+static tsg_rc kids_of(fp_ctx *c, const coll *in, coll *out)
+{
+    tsg_rc rc = TSG_OK;
+    for (size_t i = 0; i < in->count && !rc; i++) {
+        const fp_item *it = &in->items[i];
+        if (it->kind != IT_NODE) continue;
+        for (uint32_t k = 0; k < it->node->nkids && !rc; k++)
+            rc = push_node(c, out, &it->node->kids[k]);
+    }
+    return rc;
+}
+
+static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll *focus, coll *out)
+{
+    const char *fn = n->call.name.s;
+    tsg_rc rc = TSG_OK;
+    int handled;
+    coll a = {0};
+
+    /* existence */
+    if (!strcmp(fn, "empty")) {
+        ARGS(0, 0);
+        return push_bool(c, out, in->count == 0);
+    }
+    if (!strcmp(fn, "exists")) {
+        ARGS(0, 1);
+        if (!n->call.nargs) return push_bool(c, out, in->count > 0);
+        for (size_t i = 0; i < in->count; i++) {
+            int t;
+            if ((rc = eval_lambda(c, n->call.args[0], &in->items[i], (int32_t)i, NULL, &a)))
+                return rc;
+            if ((rc = truth(c, n->call.args[0], &a, &t))) return rc;
+            if (t == 1) return push_bool(c, out, true);
+        }
+        return push_bool(c, out, false);
+    }
+    if (!strcmp(fn, "all")) {
+        ARGS(1, 1);
+        for (size_t i = 0; i < in->count; i++) {
+            int t;
+            if ((rc = eval_lambda(c, n->call.args[0], &in->items[i], (int32_t)i, NULL, &a)))
+                return rc;
+            if ((rc = truth(c, n->call.args[0], &a, &t))) return rc;
+            if (t != 1) return push_bool(c, out, false);
+        }
+        return push_bool(c, out, true);
+    }
+    if (!strcmp(fn, "allTrue") || !strcmp(fn, "anyTrue") || !strcmp(fn, "allFalse") ||
+        !strcmp(fn, "anyFalse")) {
+        ARGS(0, 0);
+        bool want = fn[3] == 'T';
+        bool all = fn[1] == 'l';
+        for (size_t i = 0; i < in->count; i++) {
+            fp_item x;
+            if (!sysval(&in->items[i], &x) || x.kind != IT_BOOLEAN)
+                return fail(c, n, TSG_EINVAL, "%s() needs Booleans", fn);
+            if (all && x.v.b != want) return push_bool(c, out, false);
+            if (!all && x.v.b == want) return push_bool(c, out, true);
+        }
+        return push_bool(c, out, all);
+    }
+    if (!strcmp(fn, "count")) {
+        ARGS(0, 0);
+        return push_int(c, out, (int32_t)in->count);
+    }
+    if (!strcmp(fn, "distinct") || !strcmp(fn, "isDistinct")) {
+        ARGS(0, 0);
+        coll d = {0};
+        for (size_t i = 0; i < in->count; i++)
+            if (!coll_has(&d, &in->items[i]) && (rc = push(c, &d, &in->items[i]))) return rc;
+        if (fn[0] == 'i') return push_bool(c, out, d.count == in->count);
+        *out = d;
+        return TSG_OK;
+    }
+    /* filtering and projection */
+    if (!strcmp(fn, "where") || !strcmp(fn, "select")) {
+        ARGS(1, 1);
+        for (size_t i = 0; i < in->count; i++) {
+            if ((rc = eval_lambda(c, n->call.args[0], &in->items[i], (int32_t)i, NULL, &a)))
+                return rc;
+            if (fn[0] == 's') {
+                for (size_t j = 0; j < a.count; j++)
+                    if ((rc = push(c, out, &a.items[j]))) return rc;
+                continue;
+            }
+            int t;
+            if ((rc = truth(c, n->call.args[0], &a, &t))) return rc;
+            if (t == 1 && (rc = push(c, out, &in->items[i]))) return rc;
+        }
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "repeat")) {
+        ARGS(1, 1);
+        coll work = *in;
+        for (size_t round = 0; work.count; round++) {
+            coll next = {0};
+            for (size_t i = 0; i < work.count; i++) {
+                if ((rc = eval_lambda(c, n->call.args[0], &work.items[i], (int32_t)i, NULL, &a)))
+                    return rc;
+                for (size_t j = 0; j < a.count; j++) {
+                    if (coll_has(out, &a.items[j])) continue;
+                    if ((rc = push(c, out, &a.items[j])) || (rc = push(c, &next, &a.items[j])))
+                        return rc;
+                }
+            }
+            work = next;
+        }
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "aggregate")) {
+        ARGS(1, 2);
+        coll total = {0};
+        if (n->call.nargs > 1 && (rc = arg_eval(c, n, 1, focus, &total))) return rc;
+        for (size_t i = 0; i < in->count; i++) {
+            coll nt;
+            if ((rc = eval_lambda(c, n->call.args[0], &in->items[i], (int32_t)i, &total, &nt)))
+                return rc;
+            total = nt;
+        }
+        *out = total;
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "ofType") || !strcmp(fn, "is") || !strcmp(fn, "as")) {
+        ARGS(1, 1);
+        fp_str ns, name;
+        if (!arg_type(n->call.args[0], &ns, &name))
+            return fail(c, n, TSG_EINVAL, "%s() needs a type name", fn);
+        if (fn[0] != 'o' && in->count > 1)
+            return fail(c, n, TSG_EINVAL, "%s() needs a single item", fn);
+        for (size_t i = 0; i < in->count; i++) {
+            int is = item_is(&in->items[i], ns.s, ns.len, name.s, name.len);
+            if (fn[0] == 'i') return push_bool(c, out, is);
+            if (is && (rc = push(c, out, &in->items[i]))) return rc;
+        }
+        return TSG_OK;
+    }
+    /* subsetting */
+    if (!strcmp(fn, "first") || !strcmp(fn, "last")) {
+        ARGS(0, 0);
+        if (!in->count) return TSG_OK;
+        return push(c, out, &in->items[fn[0] == 'f' ? 0 : in->count - 1]);
+    }
+    if (!strcmp(fn, "single")) {
+        ARGS(0, 0);
+        if (in->count > 1) return fail(c, n, TSG_EINVAL, "single(): %zu items", in->count);
+        return in->count ? push(c, out, &in->items[0]) : TSG_OK;
+    }
+    if (!strcmp(fn, "tail") || !strcmp(fn, "skip") || !strcmp(fn, "take")) {
+        int32_t k = 1;
+        int have = 1;
+        if (fn[1] == 'a' && fn[2] == 'i') {
+            ARGS(0, 0);
+        } else {
+            ARGS(1, 1);
+            if ((rc = arg_int(c, n, 0, focus, &k, &have))) return rc;
+            if (!have) return TSG_OK;
+        }
+        size_t from = 0, to = in->count;
+        if (fn[1] == 'a' && fn[2] == 'k')
+            to = k <= 0 ? 0 : (size_t)k < to ? (size_t)k : to;
+        else
+            from = k <= 0 ? 0 : (size_t)k < to ? (size_t)k : to;
+        for (size_t i = from; i < to; i++)
+            if ((rc = push(c, out, &in->items[i]))) return rc;
+        return TSG_OK;
+    }
+    /* combining */
+    if (!strcmp(fn, "union") || !strcmp(fn, "combine") || !strcmp(fn, "intersect") ||
+        !strcmp(fn, "exclude") || !strcmp(fn, "subsetOf") || !strcmp(fn, "supersetOf")) {
+        ARGS(1, 1);
+        if ((rc = arg_eval(c, n, 0, focus, &a))) return rc;
+        if (!strcmp(fn, "combine")) {
+            for (size_t i = 0; i < in->count && !rc; i++) rc = push(c, out, &in->items[i]);
+            for (size_t i = 0; i < a.count && !rc; i++) rc = push(c, out, &a.items[i]);
+            return rc;
+        }
+        if (!strcmp(fn, "union")) {
+            for (size_t i = 0; i < in->count && !rc; i++)
+                if (!coll_has(out, &in->items[i])) rc = push(c, out, &in->items[i]);
+            for (size_t i = 0; i < a.count && !rc; i++)
+                if (!coll_has(out, &a.items[i])) rc = push(c, out, &a.items[i]);
+            return rc;
+        }
+        if (!strcmp(fn, "subsetOf") || !strcmp(fn, "supersetOf")) {
+            const coll *sub = fn[1] == 'u' ? in : &a, *sup = fn[1] == 'u' ? &a : in;
+            for (size_t i = 0; i < sub->count; i++)
+                if (!coll_has(sup, &sub->items[i])) return push_bool(c, out, false);
+            return push_bool(c, out, true);
+        }
+        int keep_in = fn[0] == 'i';
+        for (size_t i = 0; i < in->count && !rc; i++) {
+            int has = coll_has(&a, &in->items[i]);
+            if (keep_in ? (has && !coll_has(out, &in->items[i])) : !has)
+                rc = push(c, out, &in->items[i]);
+        }
+        return rc;
+    }
+    if (!strcmp(fn, "iif")) {
+        ARGS(2, 3);
+        int t;
+        const fp_item *save = c->this_item;
+        if ((rc = arg_eval(c, n, 0, focus, &a))) return rc;
+        if ((rc = truth(c, n->call.args[0], &a, &t))) return rc;
+        c->this_item = save;
+        if (t == 1) return arg_eval(c, n, 1, focus, out);
+        if (n->call.nargs > 2) return arg_eval(c, n, 2, focus, out);
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "not")) {
+        ARGS(0, 0);
+        int t;
+        if ((rc = truth(c, n, in, &t))) return rc;
+        return t == 2 ? TSG_OK : push_bool(c, out, !t);
+    }
+    if ((rc = fn_convert(c, n, fn, in, out, &handled)) || handled) return rc;
+    if ((rc = fn_string(c, n, fn, in, focus, out, &handled)) || handled) return rc;
+    if ((rc = fn_math(c, n, fn, in, focus, out, &handled)) || handled) return rc;
+    /* tree navigation */
+    if (!strcmp(fn, "children")) {
+        ARGS(0, 0);
+        return kids_of(c, in, out);
+    }
+    if (!strcmp(fn, "descendants")) {
+        ARGS(0, 0);
+        coll work = *in;
+        while (work.count) {
+            coll next = {0};
+            if ((rc = kids_of(c, &work, &next))) return rc;
+            for (size_t i = 0; i < next.count && !rc; i++) rc = push(c, out, &next.items[i]);
+            if (rc) return rc;
+            work = next;
+        }
+        return TSG_OK;
+    }
+    /* utility */
+    if (!strcmp(fn, "trace")) {
+        ARGS(1, 2);
+        *out = *in;
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "now") || !strcmp(fn, "today") || !strcmp(fn, "timeOfDay")) {
+        ARGS(0, 0);
+        fp_item r = {.kind = fn[0] == 'n' ? IT_DATETIME : fn[1] == 'o' ? IT_DATE : IT_TIME};
+        fp_status st = fn[0] == 'n'   ? fp_dt_now(c->now_ms, c->tz, &r.v.dt)
+                       : fn[1] == 'o' ? fp_dt_today(c->now_ms, c->tz, &r.v.dt)
+                                      : fp_dt_time_of_day(c->now_ms, c->tz, &r.v.dt);
+        if (st != FP_OK) return fail(c, n, TSG_EINVAL, "%s(): clock out of range", fn);
+        return push(c, out, &r);
+    }
+    /* FHIR */
+    if (!strcmp(fn, "extension")) {
+        ARGS(1, 1);
+        const char *u;
+        size_t ul;
+        int hu;
+        if ((rc = arg_str(c, n, 0, focus, &u, &ul, &hu)) || !hu) return rc;
+        for (size_t i = 0; i < in->count; i++) {
+            if (in->items[i].kind != IT_NODE) continue;
+            const fhir_node *p = in->items[i].node;
+            for (uint32_t k = 0; k < p->nkids; k++) {
+                const fhir_node *x = &p->kids[k];
+                if (strcmp(x->elem->name, "extension")) continue;
+                for (uint32_t j = 0; j < x->nkids; j++) {
+                    const fhir_node *uu = &x->kids[j];
+                    if (!strcmp(uu->elem->name, "url") && uu->value && uu->value_len == ul &&
+                        !memcmp(uu->value, u, ul) && (rc = push_node(c, out, x)))
+                        return rc;
+                }
+            }
+        }
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "hasValue")) {
+        ARGS(0, 0);
+        return push_bool(c, out,
+                         in->count == 1 && (in->items[0].kind != IT_NODE ||
+                                            (model_is_primitive(in->items[0].node->type) &&
+                                             in->items[0].node->value)));
+    }
+    if (!strcmp(fn, "getValue")) {
+        ARGS(0, 0);
+        fp_item x;
+        if (in->count == 1 && sysval(&in->items[0], &x)) return push(c, out, &x);
+        return TSG_OK;
+    }
+    return fail(c, n, TSG_ENOTSUP, "function %s() is not supported", fn);
+}
+
+/* ------------------------------------------------------------------------
+ * Entry point
+ * ------------------------------------------------------------------------ */
+
+tsg_rc fp_eval(const fp_expr *e, const fhir_node *resource, const fhir_node *context,
+               const fp_env *env, tsg_arena *a, fp_collection *out, tsg_error *err)
+{
+    fp_ctx c = {.e = e, .resource = resource, .env = env, .a = a, .err = err};
+    c.context = context ? context : resource;
+    memset(out, 0, sizeof *out);
+    tsg_error_clear(err);
+    if (env && env->fixed_clock) {
+        c.now_ms = env->now_ms;
+        c.tz = env->tz_minutes;
+    } else {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        c.now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        struct tm lt;
+        time_t now = ts.tv_sec;
+        localtime_r(&now, &lt);
+        c.tz = (int)(lt.tm_gmtoff / 60);
+    }
+    coll focus = {0};
+    tsg_rc rc = TSG_OK;
+    if (c.context) rc = push_node(&c, &focus, c.context);
+    if (!rc) rc = eval(&c, e->root, &focus, out);
+    if (rc) memset(out, 0, sizeof *out);
+    return rc;
+}

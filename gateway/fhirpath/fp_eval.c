@@ -43,7 +43,8 @@ typedef enum item_kind {
     IT_DATE,
     IT_DATETIME,
     IT_TIME,
-    IT_QUANTITY
+    IT_QUANTITY,
+    IT_TYPEINFO /* the result of type(): members namespace and name */
 } item_kind;
 
 struct fp_item {
@@ -59,6 +60,9 @@ struct fp_item {
             const char *s;
             uint32_t len;
         } s;
+        struct {
+            const char *ns, *name;
+        } ti;
     } v;
 };
 
@@ -351,6 +355,9 @@ static void write_text(const fp_item *it, tsg_buf *b)
     case IT_QUANTITY:
         fp_qty_format(&it->v.q, b);
         break;
+    case IT_TYPEINFO:
+        tsg_buf_printf(b, "%s.%s", it->v.ti.ns, it->v.ti.name);
+        break;
     }
 }
 
@@ -383,7 +390,7 @@ static const char *item_text(fp_ctx *c, const fp_item *it, size_t *len)
 static const char *const sys_names[] = {
     [IT_BOOLEAN] = "Boolean", [IT_STRING] = "String",     [IT_INTEGER] = "Integer",
     [IT_DECIMAL] = "Decimal", [IT_DATE] = "Date",         [IT_DATETIME] = "DateTime",
-    [IT_TIME] = "Time",       [IT_QUANTITY] = "Quantity",
+    [IT_TIME] = "Time",       [IT_QUANTITY] = "Quantity", [IT_TYPEINFO] = "TypeInfo",
 };
 
 /* ------------------------------------------------------------------------
@@ -642,7 +649,20 @@ static int item_is(const fp_item *it, const char *ns, size_t nsl, const char *na
     if (!fhir_ok) return 0;
     const model_type *t = model_type_find(name, nl);
     if (!t) return 0;
+    /* primitives match exactly: a code is not `as(string)` */
+    if (model_is_primitive(it->node->type)) return it->node->type == t;
     return model_type_is(it->node->type, t);
+}
+
+/* Whether (ns, name) names a type at all (System or FHIR). */
+static int type_known(const char *ns, size_t nsl, const char *name, size_t nl)
+{
+    int sys_ok = nsl == 0 || (nsl == 6 && !memcmp(ns, "System", 6));
+    int fhir_ok = nsl == 0 || (nsl == 4 && !memcmp(ns, "FHIR", 4));
+    if (fhir_ok && model_type_find(name, nl)) return 1;
+    for (int k = IT_BOOLEAN; sys_ok && k <= IT_QUANTITY; k++)
+        if (strlen(sys_names[k]) == nl && !memcmp(sys_names[k], name, nl)) return 1;
+    return 0;
 }
 
 /* Extracts a type name from a call argument (`Quantity`, `FHIR.Patient`). */
@@ -704,6 +724,14 @@ static tsg_rc eval_member(fp_ctx *c, const fp_node *n, const coll *in, int at_st
     }
     for (size_t i = 0; i < in->count; i++) {
         const fp_item *it = &in->items[i];
+        if (it->kind == IT_TYPEINFO) {
+            const char *v = len == 4 && !memcmp(name, "name", 4)        ? it->v.ti.name
+                            : len == 9 && !memcmp(name, "namespace", 9) ? it->v.ti.ns
+                                                                        : NULL;
+            tsg_rc rc = v ? push_str(c, out, v, strlen(v)) : TSG_OK;
+            if (rc) return rc;
+            continue;
+        }
         if (it->kind != IT_NODE) continue;
         tsg_rc rc = members(c, it->node, name, len, out);
         if (rc) return rc;
@@ -878,6 +906,8 @@ static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
     case FP_TYPE: {
         coll v = {0};
         if ((rc = eval(c, n->type.operand, focus, &v))) return rc;
+        if (!type_known(n->type.ns.s, n->type.ns.len, n->type.name.s, n->type.name.len))
+            return fail(c, n, TSG_EINVAL, "unknown type %s", n->type.name.s);
         if (v.count == 0) return TSG_OK;
         if (v.count > 1)
             return fail(c, n, TSG_EINVAL, "'%s' needs a single item, the collection has %zu",
@@ -1188,11 +1218,13 @@ static tsg_rc input_str(fp_ctx *c, const fp_node *n, const coll *in, const char 
 {
     fp_item x;
     tsg_rc rc = single(c, n, in, &x, have);
-    if (rc || !*have) return rc;
-    if (x.kind != IT_STRING) {
-        *have = 0;
-        return TSG_OK;
+    if (rc) return rc;
+    if (in->count == 1 && (!*have || x.kind != IT_STRING)) {
+        if (!*have && in->items[0].kind == IT_NODE && model_is_primitive(in->items[0].node->type))
+            return TSG_OK; /* a primitive with extensions only */
+        return fail(c, n, TSG_EINVAL, "%s() needs a String input", n->call.name.s);
     }
+    if (!*have) return TSG_OK;
     *s = x.v.s.s;
     *len = x.v.s.len;
     return TSG_OK;
@@ -1334,6 +1366,8 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
                     }
                 }
             }
+        } else if (al == 0) {
+            tsg_buf_append(&o, s, sl);
         } else {
             regex_t re;
             if (!compile_regex(c, a, al, &re, 0)) {
@@ -1489,7 +1523,11 @@ static tsg_rc fn_convert(fp_ctx *c, const fp_node *n, const char *fn, const coll
             r = x, ok = 1;
         else if (is_num(x.kind))
             ok = fp_qty_make(as_dec(&x), "", 0, false, &r.v.q) == FP_OK;
-        else if (t)
+        else if (x.kind == IT_BOOLEAN) {
+            fp_decimal d = fp_dec_from_int(0);
+            if (x.v.b) fp_dec_parse("1.0", 3, 0, &d);
+            ok = fp_qty_make(d, "", 0, false, &r.v.q) == FP_OK;
+        } else if (t)
             ok = fp_qty_parse(t, tl, &r.v.q) == FP_OK;
         if (ok && n->call.nargs == 1 && !converts) {
             coll ua;
@@ -1593,6 +1631,324 @@ static tsg_rc fn_math(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
     int empty;
     if ((rc = arith_status(c, n, st, &empty))) return rc;
     return empty ? TSG_OK : push(c, out, &r);
+}
+
+/* ------------------------------------------------------------------------
+ * Boundaries, precision, type(), sort(), more string functions
+ * ------------------------------------------------------------------------ */
+
+/* Sort key of one item: a System value, or none. */
+typedef struct sort_key {
+    fp_item v;
+    int have;
+} sort_key;
+
+/* Compares items i and j by their keys (nkeys per item, desc flags). */
+static int sort_cmp(const sort_key *keys, const bool *desc, uint32_t nkeys, size_t i, size_t j)
+{
+    for (uint32_t k = 0; k < nkeys; k++) {
+        const sort_key *a = &keys[i * nkeys + k], *b = &keys[j * nkeys + k];
+        int r;
+        if (!a->have || !b->have) {
+            if (a->have != b->have) return a->have - b->have; /* empty first, either way */
+            r = 0;
+        } else {
+            fp_cmp cm = compare_sys(&a->v, &b->v);
+            r = cm == FP_LT ? -1 : cm == FP_GT ? 1 : 0;
+        }
+        if (r) return desc[k] ? -r : r;
+    }
+    return 0;
+}
+
+/* sort(key…): a stable merge sort of the indexes by the keys. */
+static tsg_rc fn_sort(fp_ctx *c, const fp_node *n, const coll *in, coll *out)
+{
+    uint32_t nk = n->call.nargs ? n->call.nargs : 1;
+    size_t cnt = in->count;
+    tsg_rc rc;
+    sort_key *keys = tsg_arena_zalloc(c->a, (cnt ? cnt : 1) * nk * sizeof *keys);
+    bool *desc = tsg_arena_zalloc(c->a, nk * sizeof *desc);
+    size_t *idx = tsg_arena_alloc(c->a, (cnt ? cnt : 1) * sizeof *idx);
+    size_t *tmp = tsg_arena_alloc(c->a, (cnt ? cnt : 1) * sizeof *tmp);
+    if (!keys || !desc || !idx || !tmp) return nomem(c);
+    for (size_t i = 0; i < cnt; i++) {
+        idx[i] = i;
+        for (uint32_t k = 0; k < nk; k++) {
+            sort_key *key = &keys[i * nk + k];
+            if (!n->call.nargs) {
+                key->have = sysval(&in->items[i], &key->v);
+                continue;
+            }
+            const fp_node *kn = n->call.args[k];
+            if (kn->kind == FP_UNARY && kn->op == FP_OP_NEG) {
+                desc[k] = true;
+                kn = kn->bin.lhs;
+            }
+            coll r;
+            if ((rc = eval_lambda(c, kn, &in->items[i], (int32_t)i, NULL, &r))) return rc;
+            if ((rc = single(c, kn, &r, &key->v, &key->have))) return rc;
+        }
+    }
+    for (size_t w = 1; w < cnt; w *= 2) {
+        for (size_t lo = 0; lo < cnt; lo += 2 * w) {
+            size_t mid = lo + w < cnt ? lo + w : cnt, hi = lo + 2 * w < cnt ? lo + 2 * w : cnt;
+            size_t a = lo, b = mid, o = lo;
+            while (a < mid && b < hi)
+                tmp[o++] = sort_cmp(keys, desc, nk, idx[b], idx[a]) < 0 ? idx[b++] : idx[a++];
+            while (a < mid) tmp[o++] = idx[a++];
+            while (b < hi) tmp[o++] = idx[b++];
+        }
+        memcpy(idx, tmp, cnt * sizeof *idx);
+    }
+    for (size_t i = 0; i < cnt; i++)
+        if ((rc = push(c, out, &in->items[idx[i]]))) return rc;
+    return TSG_OK;
+}
+
+static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_val(char ch, int url)
+{
+    if (url && ch == '-') return 62;
+    if (url && ch == '_') return 63;
+    const char *p = ch ? strchr(b64, ch) : NULL;
+    return p ? (int)(p - b64) : -1;
+}
+
+/* encode/decode/escape/unescape into b. Returns 0 when the format is unknown
+ * or the input malformed (empty result). */
+static int transcode(const char *fn, const char *fmt, const char *s, size_t n, tsg_buf *b)
+{
+    int url = !strcmp(fmt, "urlbase64");
+    if (!strcmp(fn, "encode")) {
+        if (!strcmp(fmt, "hex")) {
+            for (size_t i = 0; i < n; i++) tsg_buf_printf(b, "%02x", (unsigned char)s[i]);
+            return 1;
+        }
+        if (strcmp(fmt, "base64") && !url) return 0;
+        for (size_t i = 0; i < n; i += 3) {
+            uint32_t v = (uint32_t)(unsigned char)s[i] << 16;
+            if (i + 1 < n) v |= (uint32_t)(unsigned char)s[i + 1] << 8;
+            if (i + 2 < n) v |= (unsigned char)s[i + 2];
+            for (int k = 0; k < 4; k++) {
+                char ch = b64[(v >> (18 - 6 * k)) & 63];
+                if (url && ch == '+') ch = '-';
+                if (url && ch == '/') ch = '_';
+                tsg_buf_putc(b, (size_t)k <= n - i ? ch : '=');
+            }
+        }
+        return 1;
+    }
+    if (!strcmp(fn, "decode")) {
+        if (!strcmp(fmt, "hex")) {
+            if (n % 2) return 0;
+            for (size_t i = 0; i < n; i += 2) {
+                char h[3] = {s[i], s[i + 1], 0}, *end;
+                long v = strtol(h, &end, 16);
+                if (*end) return 0;
+                tsg_buf_putc(b, (char)v);
+            }
+            return 1;
+        }
+        if (strcmp(fmt, "base64") && !url) return 0;
+        uint32_t acc = 0;
+        int bits = 0;
+        for (size_t i = 0; i < n && s[i] != '='; i++) {
+            int v = b64_val(s[i], url);
+            if (v < 0) return 0;
+            acc = (acc << 6) | (uint32_t)v;
+            bits += 6;
+            if (bits >= 8) {
+                bits -= 8;
+                tsg_buf_putc(b, (char)((acc >> bits) & 0xff));
+            }
+        }
+        return 1;
+    }
+    int html = !strcmp(fmt, "html");
+    if (!html && strcmp(fmt, "json")) return 0;
+    if (!strcmp(fn, "escape")) {
+        for (size_t i = 0; i < n; i++) {
+            char ch = s[i];
+            if (html && ch == '<')
+                tsg_buf_puts(b, "&lt;");
+            else if (html && ch == '>')
+                tsg_buf_puts(b, "&gt;");
+            else if (html && ch == '&')
+                tsg_buf_puts(b, "&amp;");
+            else if (html && ch == '"')
+                tsg_buf_puts(b, "&quot;");
+            else if (!html && (ch == '"' || ch == '\\'))
+                tsg_buf_putc(b, '\\'), tsg_buf_putc(b, ch);
+            else
+                tsg_buf_putc(b, ch);
+        }
+        return 1;
+    }
+    static const struct {
+        const char *ent;
+        char ch;
+    } ents[] = {{"&lt;", '<'}, {"&gt;", '>'}, {"&amp;", '&'}, {"&quot;", '"'}, {"&apos;", '\''}};
+    for (size_t i = 0; i < n; i++) {
+        if (html && s[i] == '&') {
+            size_t k;
+            for (k = 0; k < sizeof ents / sizeof ents[0]; k++) {
+                size_t el = strlen(ents[k].ent);
+                if (i + el <= n && !memcmp(s + i, ents[k].ent, el)) {
+                    tsg_buf_putc(b, ents[k].ch);
+                    i += el - 1;
+                    break;
+                }
+            }
+            if (k < sizeof ents / sizeof ents[0]) continue;
+        }
+        if (!html && s[i] == '\\' && i + 1 < n) {
+            char e = s[++i];
+            tsg_buf_putc(b, e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e);
+            continue;
+        }
+        tsg_buf_putc(b, s[i]);
+    }
+    return 1;
+}
+
+static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *in,
+                      const coll *focus, coll *out, int *handled)
+{
+    tsg_rc rc;
+    int have, ha = 0;
+    *handled = 1;
+    if (!strcmp(fn, "lowBoundary") || !strcmp(fn, "highBoundary")) {
+        ARGS(0, 1);
+        int32_t prec = -1;
+        fp_item x;
+        if ((rc = input_single(c, n, in, &x, &have))) return rc;
+        if (n->call.nargs) {
+            if ((rc = arg_int(c, n, 0, focus, &prec, &ha))) return rc;
+            if (!ha || prec < 0) return TSG_OK;
+        }
+        if (!have) return TSG_OK;
+        int low = fn[0] == 'l';
+        fp_item r = x;
+        fp_status st;
+        if (is_num(x.kind) || x.kind == IT_QUANTITY) {
+            fp_decimal d = x.kind == IT_QUANTITY ? x.v.q.value : as_dec(&x), rd;
+            st = low ? fp_dec_low_boundary(d, prec, &rd) : fp_dec_high_boundary(d, prec, &rd);
+            if (x.kind == IT_QUANTITY)
+                r.v.q.value = rd;
+            else
+                r.kind = IT_DECIMAL, r.v.d = rd;
+        } else if (is_dt(x.kind)) {
+            st = low ? fp_dt_low_boundary(&x.v.dt, prec, &r.v.dt)
+                     : fp_dt_high_boundary(&x.v.dt, prec, &r.v.dt);
+        } else {
+            return fail(c, n, TSG_EINVAL, "%s() needs a number, date or time", fn);
+        }
+        int empty;
+        if ((rc = arith_status(c, n, st, &empty))) return rc;
+        return empty ? TSG_OK : push(c, out, &r);
+    }
+    if (!strcmp(fn, "precision")) {
+        ARGS(0, 0);
+        fp_item x;
+        if ((rc = input_single(c, n, in, &x, &have)) || !have) return rc;
+        if (x.kind == IT_DECIMAL) return push_int(c, out, fp_dec_precision(x.v.d));
+        if (x.kind == IT_INTEGER) return push_int(c, out, 0);
+        if (is_dt(x.kind)) return push_int(c, out, fp_dt_precision_digits(&x.v.dt));
+        return fail(c, n, TSG_EINVAL, "precision() needs a number, date or time");
+    }
+    if (!strcmp(fn, "type")) {
+        ARGS(0, 0);
+        for (size_t i = 0; i < in->count; i++) {
+            const fp_item *it = &in->items[i];
+            fp_item r = {.kind = IT_TYPEINFO};
+            r.v.ti.ns = it->kind == IT_NODE ? "FHIR" : "System";
+            r.v.ti.name = it->kind == IT_NODE ? it->node->type->name : sys_names[it->kind];
+            if ((rc = push(c, out, &r))) return rc;
+        }
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "sort")) return fn_sort(c, n, in, out);
+    if (!strcmp(fn, "comparable")) {
+        ARGS(1, 1);
+        fp_item x, y;
+        if ((rc = input_single(c, n, in, &x, &have))) return rc;
+        if ((rc = arg_single(c, n, 0, focus, &y, &ha))) return rc;
+        if (!have || !ha) return TSG_OK;
+        if (x.kind != IT_QUANTITY || y.kind != IT_QUANTITY)
+            return fail(c, n, TSG_EINVAL, "comparable() needs quantities");
+        return push_bool(c, out, fp_qty_comparable(&x.v.q, &y.v.q));
+    }
+    const char *s = NULL, *a = NULL;
+    size_t sl = 0, al = 0;
+    if (!strcmp(fn, "trim")) {
+        ARGS(0, 0);
+        if ((rc = input_str(c, n, in, &s, &sl, &have)) || !have) return rc;
+        while (sl && isspace((unsigned char)s[0])) s++, sl--;
+        while (sl && isspace((unsigned char)s[sl - 1])) sl--;
+        return push_str(c, out, s, sl);
+    }
+    if (!strcmp(fn, "split")) {
+        ARGS(1, 1);
+        if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
+        if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
+        if (!have || !ha) return TSG_OK;
+        size_t st = 0;
+        for (size_t i = 0; al && i + al <= sl; i++) {
+            if (memcmp(s + i, a, al)) continue;
+            if ((rc = push_str(c, out, s + st, i - st))) return rc;
+            st = i + al;
+            i = st - 1;
+        }
+        return push_str(c, out, s + st, sl - st);
+    }
+    if (!strcmp(fn, "join")) {
+        ARGS(0, 1);
+        if (n->call.nargs && (rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
+        tsg_buf b;
+        tsg_buf_init(&b, TSG_LIMIT_STRING_BYTES);
+        for (size_t i = 0; i < in->count; i++) {
+            size_t l;
+            const char *t = item_text(c, &in->items[i], &l);
+            if (i && ha) tsg_buf_append(&b, a, al);
+            if (t) tsg_buf_append(&b, t, l);
+        }
+        char *r = tsg_buf_rc(&b) ? NULL : arena_cat(c, b.data ? b.data : "", b.len, "", 0);
+        size_t rl = b.len;
+        tsg_buf_free(&b);
+        return r ? push_str(c, out, r, rl) : nomem(c);
+    }
+    if (!strcmp(fn, "matchesFull")) {
+        ARGS(1, 1);
+        if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
+        if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
+        if (!have || !ha) return TSG_OK;
+        regex_t re;
+        if (!compile_regex(c, a, al, &re, 1))
+            return fail(c, n, TSG_EINVAL, "invalid regular expression");
+        char *z = arena_cat(c, s, sl, "", 0);
+        int m = z && regexec(&re, z, 0, NULL, 0) == 0;
+        regfree(&re);
+        return z ? push_bool(c, out, m) : nomem(c);
+    }
+    if (!strcmp(fn, "encode") || !strcmp(fn, "decode") || !strcmp(fn, "escape") ||
+        !strcmp(fn, "unescape")) {
+        ARGS(1, 1);
+        if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
+        if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
+        if (!have || !ha) return TSG_OK;
+        tsg_buf b;
+        tsg_buf_init(&b, TSG_LIMIT_STRING_BYTES);
+        int ok = transcode(fn, a, s, sl, &b);
+        char *r = ok && !tsg_buf_rc(&b) ? arena_cat(c, b.data ? b.data : "", b.len, "", 0) : NULL;
+        size_t rl = b.len;
+        tsg_buf_free(&b);
+        if (!ok) return TSG_OK;
+        return r ? push_str(c, out, r, rl) : nomem(c);
+    }
+    *handled = 0;
+    return TSG_OK;
 }
 
 /* Appends the children of node items in in to out (children()). */
@@ -1723,6 +2079,8 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         fp_str ns, name;
         if (!arg_type(n->call.args[0], &ns, &name))
             return fail(c, n, TSG_EINVAL, "%s() needs a type name", fn);
+        if (!type_known(ns.s, ns.len, name.s, name.len))
+            return fail(c, n->call.args[0], TSG_EINVAL, "unknown type %s", name.s);
         if (fn[0] != 'o' && in->count > 1)
             return fail(c, n, TSG_EINVAL, "%s() needs a single item", fn);
         for (size_t i = 0; i < in->count; i++) {
@@ -1780,7 +2138,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
             return rc;
         }
         if (!strcmp(fn, "subsetOf") || !strcmp(fn, "supersetOf")) {
-            const coll *sub = fn[1] == 'u' ? in : &a, *sup = fn[1] == 'u' ? &a : in;
+            const coll *sub = fn[2] == 'b' ? in : &a, *sup = fn[2] == 'b' ? &a : in;
             for (size_t i = 0; i < sub->count; i++)
                 if (!coll_has(sup, &sub->items[i])) return push_bool(c, out, false);
             return push_bool(c, out, true);
@@ -1795,14 +2153,21 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
     }
     if (!strcmp(fn, "iif")) {
         ARGS(2, 3);
+        /* iif's arguments see its input as $this (a single item at most) */
+        if (in->count > 1) return fail(c, n, TSG_EINVAL, "iif() needs a single input item");
         int t;
-        const fp_item *save = c->this_item;
-        if ((rc = arg_eval(c, n, 0, focus, &a))) return rc;
+        const fp_item *it = in->count ? &in->items[0] : NULL;
+        if ((rc =
+                 it ? eval_lambda(c, n->call.args[0], it, 0, NULL, &a) : arg_eval(c, n, 0, in, &a)))
+            return rc;
         if ((rc = truth(c, n->call.args[0], &a, &t))) return rc;
-        c->this_item = save;
-        if (t == 1) return arg_eval(c, n, 1, focus, out);
-        if (n->call.nargs > 2) return arg_eval(c, n, 2, focus, out);
-        return TSG_OK;
+        fp_item cb;
+        if (t != 2 && sysval(&a.items[0], &cb) && cb.kind != IT_BOOLEAN)
+            return fail(c, n->call.args[0], TSG_EINVAL, "iif() needs a Boolean criterion");
+        uint32_t pick = t == 1 ? 1 : 2;
+        if (pick >= n->call.nargs) return TSG_OK;
+        return it ? eval_lambda(c, n->call.args[pick], it, 0, NULL, out)
+                  : arg_eval(c, n, pick, in, out);
     }
     if (!strcmp(fn, "not")) {
         ARGS(0, 0);
@@ -1845,6 +2210,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         if (st != FP_OK) return fail(c, n, TSG_EINVAL, "%s(): clock out of range", fn);
         return push(c, out, &r);
     }
+    if ((rc = fn_more(c, n, fn, in, focus, out, &handled)) || handled) return rc;
     /* FHIR */
     if (!strcmp(fn, "extension")) {
         ARGS(1, 1);

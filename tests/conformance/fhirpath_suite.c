@@ -27,7 +27,7 @@
  * evaluator is not complete yet, so this floor only guards against
  * regressions: raise it whenever more tests pass, until it reaches 925.
  */
-#define FP_SUITE_MIN_PASS 770
+#define FP_SUITE_MIN_PASS 922
 
 #define SUITE_ARENA_MAX (256u * 1024u * 1024u)
 #define MAX_INPUTS      32
@@ -43,6 +43,61 @@ static tsg_arena *g_inputs_arena;
 static input_file g_inputs[MAX_INPUTS];
 static int g_ninputs;
 static char g_dir[1024];
+
+/*
+ * The suite's observation-example.xml lists `extension` after `status`, which
+ * FHIR XML forbids and fhir_xml_parse rightly rejects. So that the FHIRPath
+ * tests on it can run, an XML input our reader refuses is retried once with
+ * the children of its root element stably sorted into the model's definition
+ * order (FHIRPATH-RULES.md says so). Returns a malloc'd text or NULL.
+ */
+static char *reorder_xml(const char *text, size_t len, size_t *out_len)
+{
+    xmlDoc *doc = xmlReadMemory(text, (int)len, NULL, NULL, XML_PARSE_NONET);
+    if (!doc) return NULL;
+    xmlNode *root = xmlDocGetRootElement(doc);
+    const model_type *t =
+        root ? model_resource_find((const char *)root->name, strlen((const char *)root->name))
+             : NULL;
+    char *res = NULL;
+    if (t) {
+        xmlNode *kids[4096];
+        int nk = 0;
+        for (xmlNode *k = root->children; k && nk < 4096; k = k->next)
+            if (k->type == XML_ELEMENT_NODE) kids[nk++] = k;
+        int rank[4096];
+        for (int i = 0; i < nk; i++) {
+            const model_type *ct;
+            const model_elem *e = model_child(t, (const char *)kids[i]->name,
+                                              strlen((const char *)kids[i]->name), &ct);
+            rank[i] = e ? e->index : 65535;
+        }
+        for (int i = 1; i < nk; i++) /* stable insertion sort: few children */
+            for (int j = i; j > 0 && rank[j - 1] > rank[j]; j--) {
+                int r = rank[j];
+                rank[j] = rank[j - 1];
+                rank[j - 1] = r;
+                xmlNode *x = kids[j];
+                kids[j] = kids[j - 1];
+                kids[j - 1] = x;
+            }
+        for (int i = 0; i < nk; i++) {
+            xmlUnlinkNode(kids[i]);
+            xmlAddChild(root, kids[i]);
+        }
+        xmlChar *mem = NULL;
+        int ml = 0;
+        xmlDocDumpMemory(doc, &mem, &ml);
+        if (mem && ml > 0 && (res = malloc((size_t)ml + 1))) {
+            memcpy(res, mem, (size_t)ml);
+            res[ml] = 0;
+            *out_len = (size_t)ml;
+        }
+        xmlFree(mem);
+    }
+    xmlFreeDoc(doc);
+    return res;
+}
 
 /* The parsed input file `name` (cached for the whole run); NULL with *why set
  * when it cannot be read or parsed. */
@@ -71,9 +126,16 @@ static const fhir_node *load_input(const char *name, const char **why)
         while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' ||
                            text[i] == '\t' || (unsigned char)text[i] >= 0x80))
             i++;
-        rc = i < len && text[i] == '<'
-                 ? fhir_xml_parse(g_inputs_arena, text, len, NULL, &f->root, &err)
+        int xml = i < len && text[i] == '<';
+        rc = xml ? fhir_xml_parse(g_inputs_arena, text, len, NULL, &f->root, &err)
                  : fhir_json_parse(g_inputs_arena, text, len, NULL, &f->root, &err);
+        size_t rl = 0;
+        char *re = xml && rc != TSG_OK ? reorder_xml(text, len, &rl) : NULL;
+        if (re) {
+            tsg_error_clear(&err);
+            rc = fhir_xml_parse(g_inputs_arena, re, rl, NULL, &f->root, &err);
+            free(re);
+        }
     }
     free(text);
     if (rc != TSG_OK) {
@@ -154,12 +216,19 @@ static int item_matches(const fp_item *it, const expected *x)
     char tn[160];
     fp_item_type_name(it, tn, sizeof tn);
     if (x->type && !type_ok(x->type, tn)) return 0;
+    const char *want = x->type;
+    if (!want && x->value[0] == '@') /* untyped temporal output: compare as the item's type */
+        want = !strcmp(tn, "System.Date")       ? "date"
+               : !strcmp(tn, "System.DateTime") ? "dateTime"
+               : !strcmp(tn, "System.Time")     ? "time"
+                                                : NULL;
+    if (!want && strchr(x->value, '.') && !strcmp(tn, "System.Decimal")) want = "decimal";
     tsg_buf b;
     tsg_buf_init(&b, 0);
     fp_item_write_text(it, &b);
     tsg_buf_putc(&b, 0);
     int ok = tsg_buf_rc(&b) == TSG_OK &&
-             (x->type ? value_ok(x->type, b.data, x->value) : !strcmp(b.data, x->value));
+             (want ? value_ok(want, b.data, x->value) : !strcmp(b.data, x->value));
     tsg_buf_free(&b);
     return ok;
 }

@@ -637,7 +637,8 @@ static tsg_rc truth(fp_ctx *c, const fp_node *n, const coll *col, int *t)
 }
 
 /* The type named by (ns, name): checks whether item `it` is of that type. */
-static int item_is(const fp_item *it, const char *ns, size_t nsl, const char *name, size_t nl)
+static int item_is(const fp_item *it, const char *ns, size_t nsl, const char *name, size_t nl,
+                   int exact)
 {
     int sys_ok = nsl == 0 || (nsl == 6 && !memcmp(ns, "System", 6));
     int fhir_ok = nsl == 0 || (nsl == 4 && !memcmp(ns, "FHIR", 4));
@@ -649,8 +650,9 @@ static int item_is(const fp_item *it, const char *ns, size_t nsl, const char *na
     if (!fhir_ok) return 0;
     const model_type *t = model_type_find(name, nl);
     if (!t) return 0;
-    /* primitives match exactly: a code is not `as(string)` */
-    if (model_is_primitive(it->node->type)) return it->node->type == t;
+    /* as()/ofType() match primitives exactly (the R4 suite: a code is(string), but
+     * code.as(string) is empty) */
+    if (exact && model_is_primitive(it->node->type)) return it->node->type == t;
     return model_type_is(it->node->type, t);
 }
 
@@ -659,6 +661,7 @@ static int type_known(const char *ns, size_t nsl, const char *name, size_t nl)
 {
     int sys_ok = nsl == 0 || (nsl == 6 && !memcmp(ns, "System", 6));
     int fhir_ok = nsl == 0 || (nsl == 4 && !memcmp(ns, "FHIR", 4));
+    if (nsl) return 1; /* a qualified name that names nothing is simply no match */
     if (fhir_ok && model_type_find(name, nl)) return 1;
     for (int k = IT_BOOLEAN; sys_ok && k <= IT_QUANTITY; k++)
         if (strlen(sys_names[k]) == nl && !memcmp(sys_names[k], name, nl)) return 1;
@@ -912,8 +915,8 @@ static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
         if (v.count > 1)
             return fail(c, n, TSG_EINVAL, "'%s' needs a single item, the collection has %zu",
                         fp_op_name((fp_op)n->op), v.count);
-        int is =
-            item_is(&v.items[0], n->type.ns.s, n->type.ns.len, n->type.name.s, n->type.name.len);
+        int is = item_is(&v.items[0], n->type.ns.s, n->type.ns.len, n->type.name.s,
+                         n->type.name.len, n->op != FP_OP_IS);
         if (n->op == FP_OP_IS) return push_bool(c, out, is);
         return is ? push(c, out, &v.items[0]) : TSG_OK;
     }
@@ -2084,7 +2087,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         if (fn[0] != 'o' && in->count > 1)
             return fail(c, n, TSG_EINVAL, "%s() needs a single item", fn);
         for (size_t i = 0; i < in->count; i++) {
-            int is = item_is(&in->items[i], ns.s, ns.len, name.s, name.len);
+            int is = item_is(&in->items[i], ns.s, ns.len, name.s, name.len, fn[0] != 'i');
             if (fn[0] == 'i') return push_bool(c, out, is);
             if (is && (rc = push(c, out, &in->items[i]))) return rc;
         }
@@ -2157,8 +2160,8 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         if (in->count > 1) return fail(c, n, TSG_EINVAL, "iif() needs a single input item");
         int t;
         const fp_item *it = in->count ? &in->items[0] : NULL;
-        if ((rc =
-                 it ? eval_lambda(c, n->call.args[0], it, 0, NULL, &a) : arg_eval(c, n, 0, in, &a)))
+        if ((rc = it ? eval_lambda(c, n->call.args[0], it, c->index, NULL, &a)
+                     : arg_eval(c, n, 0, in, &a)))
             return rc;
         if ((rc = truth(c, n->call.args[0], &a, &t))) return rc;
         fp_item cb;
@@ -2166,7 +2169,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
             return fail(c, n->call.args[0], TSG_EINVAL, "iif() needs a Boolean criterion");
         uint32_t pick = t == 1 ? 1 : 2;
         if (pick >= n->call.nargs) return TSG_OK;
-        return it ? eval_lambda(c, n->call.args[pick], it, 0, NULL, out)
+        return it ? eval_lambda(c, n->call.args[pick], it, c->index, NULL, out)
                   : arg_eval(c, n, pick, in, out);
     }
     if (!strcmp(fn, "not")) {

@@ -686,25 +686,50 @@ static int arg_type(const fp_node *a, fp_str *ns, fp_str *name)
     return 0;
 }
 
-/* Children of a node whose element is called name (choice `value` matches
- * valueQuantity; `valueQuantity` matches too). */
+/* Children of a node whose element is called name (the choice element
+ * `value` matches valueQuantity; the JSON name `valueQuantity` is not a
+ * FHIRPath name and matches nothing). */
 static tsg_rc members(fp_ctx *c, const fhir_node *n, const char *name, size_t len, coll *out)
 {
     for (uint32_t i = 0; i < n->nkids; i++) {
         const fhir_node *k = &n->kids[i];
         const model_elem *e = k->elem;
-        int match = strlen(e->name) == len && !memcmp(e->name, name, len);
-        if (!match && (e->flags & MODEL_ELEM_CHOICE)) {
-            char pn[128];
-            size_t pl = model_property_name(e, k->type, pn, sizeof pn);
-            match = pl == len && !memcmp(pn, name, len);
-        }
-        if (match) {
+        if (strlen(e->name) == len && !memcmp(e->name, name, len)) {
             tsg_rc rc = push_node(c, out, k);
             if (rc) return rc;
         }
     }
     return TSG_OK;
+}
+
+/* Whether type t (or a base of it) defines an element called name. */
+static int type_has_elem(const model_type *t, const char *name, size_t len)
+{
+    for (; t; t = t->base)
+        for (uint16_t i = 0; i < t->nelems; i++)
+            if (strlen(t->elems[i].name) == len && !memcmp(t->elems[i].name, name, len)) return 1;
+    return 0;
+}
+
+/*
+ * A member name that no node type of the input defines (`name.given1`,
+ * `Observation.valueQuantity`) is an error rather than an empty result: the
+ * suite wants these reported, and a silent empty hides typos in invariants
+ * and search parameters. The check is per collection: it fires only when the
+ * input holds nodes and none of their types knows the name.
+ */
+static tsg_rc check_member(fp_ctx *c, const fp_node *n, const coll *in)
+{
+    const model_type *seen = NULL;
+    for (size_t i = 0; i < in->count; i++) {
+        const fp_item *it = &in->items[i];
+        if (it->kind != IT_NODE) return TSG_OK;
+        if (it->node->type == seen) continue;
+        seen = it->node->type;
+        if (type_has_elem(seen, n->call.name.s, n->call.name.len)) return TSG_OK;
+    }
+    if (!seen) return TSG_OK;
+    return fail(c, n, TSG_EINVAL, "%s has no element '%s'", seen->name, n->call.name.s);
 }
 
 static tsg_rc eval_member(fp_ctx *c, const fp_node *n, const coll *in, int at_start, coll *out)
@@ -725,6 +750,8 @@ static tsg_rc eval_member(fp_ctx *c, const fp_node *n, const coll *in, int at_st
             return TSG_OK;
         }
     }
+    tsg_rc rc0 = check_member(c, n, in);
+    if (rc0) return rc0;
     for (size_t i = 0; i < in->count; i++) {
         const fp_item *it = &in->items[i];
         if (it->kind == IT_TYPEINFO) {
@@ -2235,6 +2262,26 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
                 }
             }
         }
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "conformsTo")) {
+        /* only the core StructureDefinitions of the model, for now */
+        ARGS(1, 1);
+        const char *u;
+        size_t ul;
+        int hu;
+        if ((rc = arg_str(c, n, 0, focus, &u, &ul, &hu)) || !hu) return rc;
+        const model *m = model_r4();
+        const model_type *t = NULL;
+        for (uint32_t i = 0; i < m->ntypes && !t; i++)
+            if (m->types[i].url && strlen(m->types[i].url) == ul && !memcmp(m->types[i].url, u, ul))
+                t = &m->types[i];
+        if (!t) return fail(c, n, TSG_ENOTSUP, "conformsTo(): profile %s is not loaded", u);
+        for (size_t i = 0; i < in->count; i++)
+            if ((rc = push_bool(c, out,
+                                in->items[i].kind == IT_NODE &&
+                                    model_type_is(in->items[i].node->type, t))))
+                return rc;
         return TSG_OK;
     }
     if (!strcmp(fn, "hasValue")) {

@@ -91,6 +91,8 @@ static void test_choice_types(void **state)
            "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
     EXPECT(patient_json, "Patient.deceased is boolean",
            "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
+    EXPECT(patient_json, "conformsTo('http://hl7.org/fhir/StructureDefinition/DomainResource')",
+           "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
     EXPECT(patient_json, "Patient is FHIR.DomainResource",
            "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
 }
@@ -161,6 +163,10 @@ static void test_errors_with_columns(void **state)
     assert_int_equal(strncmp(ev(NULL, "'a'.substring()"), "ERR 1 5:", 8), 0);
     assert_int_equal(strncmp(ev(NULL, "1 < 'a'"), "ERR 1 3:", 8), 0);
     assert_int_equal(strncmp(ev(NULL, "1.as(Foo)"), "ERR 1 6:", 8), 0);
+    /* a member no type of the input defines */
+    assert_string_equal(ev(patient_json, "Patient.name.given1"),
+                        "ERR 1 14: HumanName has no element 'given1'");
+    assert_int_equal(strncmp(ev(patient_json, "Patient.deceasedBoolean"), "ERR 1 9:", 8), 0);
 }
 
 static void test_unsupported_function(void **state)

@@ -206,8 +206,7 @@ static int sysval(const fp_item *in, fp_item *out)
 /* A Quantity node (FHIR.Quantity and its profiles) as a System Quantity. */
 static int node_quantity(const fhir_node *n, fp_quantity *q)
 {
-    static const model_type *qt;
-    if (!qt) qt = model_type_find("Quantity", 8);
+    const model_type *qt = model_type_find("Quantity", 8);
     if (!qt || !model_type_is(n->type, qt)) return 0;
     const fhir_node *val = NULL, *code = NULL, *unit = NULL;
     for (uint32_t i = 0; i < n->nkids; i++) {
@@ -535,23 +534,36 @@ static int item_equal(const fp_item *a, const fp_item *b)
     return r == FP_EQ;
 }
 
-/* Normalises a string for equivalence: lower case, runs of whitespace as one
- * space, trimmed. */
-static size_t norm_str(const char *s, size_t n, char *out, size_t cap)
+/* A cursor over a string as string equivalence sees it: lower case, runs of
+ * whitespace as one space, leading and trailing whitespace dropped. */
+typedef struct norm_cursor {
+    const char *s;
+    size_t n, i;
+} norm_cursor;
+
+/* The next normalised byte, or -1 at the end. */
+static int norm_next(norm_cursor *c)
 {
-    size_t o = 0;
-    int sp = 0;
-    for (size_t i = 0; i < n && o + 1 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        if (isspace(ch)) {
-            sp = 1;
-            continue;
-        }
-        if (sp && o) out[o++] = ' ';
-        sp = 0;
-        if (o + 1 < cap) out[o++] = (char)tolower(ch);
+    if (c->i < c->n && isspace((unsigned char)c->s[c->i])) {
+        size_t j = c->i;
+        while (j < c->n && isspace((unsigned char)c->s[j])) j++;
+        int leading = c->i == 0;
+        c->i = j;
+        if (!leading && j < c->n) return ' ';
     }
-    return o;
+    if (c->i >= c->n) return -1;
+    return tolower((unsigned char)c->s[c->i++]);
+}
+
+/* String equivalence (~) without copying: any length. */
+static int str_equiv(const char *a, size_t na, const char *b, size_t nb)
+{
+    norm_cursor x = {a, na, 0}, y = {b, nb, 0};
+    for (;;) {
+        int cx = norm_next(&x), cy = norm_next(&y);
+        if (cx != cy) return 0;
+        if (cx < 0) return 1;
+    }
 }
 
 static int item_equiv(const fp_item *a, const fp_item *b)
@@ -564,10 +576,7 @@ static int item_equiv(const fp_item *a, const fp_item *b)
     }
     if (is_num(x.kind) && is_num(y.kind)) return fp_dec_equivalent(as_dec(&x), as_dec(&y));
     if (x.kind == IT_STRING && y.kind == IT_STRING) {
-        char bx[1024], by[1024];
-        size_t nx = norm_str(x.v.s.s, x.v.s.len, bx, sizeof bx);
-        size_t ny = norm_str(y.v.s.s, y.v.s.len, by, sizeof by);
-        return nx == ny && !memcmp(bx, by, nx);
+        return str_equiv(x.v.s.s, x.v.s.len, y.v.s.s, y.v.s.len);
     }
     if (is_dt(x.kind) && is_dt(y.kind)) return fp_dt_equivalent(&x.v.dt, &y.v.dt);
     if (x.kind == IT_QUANTITY && y.kind == IT_QUANTITY) return fp_qty_equivalent(&x.v.q, &y.v.q);
@@ -1302,6 +1311,26 @@ static int compile_regex(fp_ctx *c, const char *p, size_t n, regex_t *re, int wh
     return ok;
 }
 
+/* Code points of the UTF-8 text s[0..n) (continuation bytes not counted). */
+static size_t cp_count(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return k;
+}
+
+/* Byte offset of code point k of s[0..n) (n when the text is shorter). */
+static size_t cp_offset(const char *s, size_t n, size_t k)
+{
+    size_t i = 0;
+    while (i < n && k) {
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) i++;
+        k--;
+    }
+    return i;
+}
+
 static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll *in,
                         const coll *focus, coll *out, int *handled)
 {
@@ -1314,10 +1343,13 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
         !strcmp(fn, "toChars")) {
         ARGS(0, 0);
         if ((rc = input_str(c, n, in, &s, &sl, &have)) || !have) return rc;
-        if (fn[0] == 'l' && fn[1] == 'e') return push_int(c, out, (int32_t)sl);
+        if (fn[0] == 'l' && fn[1] == 'e') return push_int(c, out, (int32_t)cp_count(s, sl));
         if (fn[0] == 't') {
-            for (size_t i = 0; i < sl; i++)
-                if ((rc = push_str(c, out, s + i, 1))) return rc;
+            for (size_t i = 0; i < sl;) {
+                size_t e = cp_offset(s + i, sl - i, 1);
+                if ((rc = push_str(c, out, s + i, e))) return rc;
+                i += e;
+            }
             return TSG_OK;
         }
         char *r = arena_cat(c, s, sl, "", 0);
@@ -1336,7 +1368,7 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
         if (!strcmp(fn, "indexOf")) {
             if (al == 0) return push_int(c, out, 0);
             for (size_t i = 0; i + al <= sl; i++)
-                if (!memcmp(s + i, a, al)) return push_int(c, out, (int32_t)i);
+                if (!memcmp(s + i, a, al)) return push_int(c, out, (int32_t)cp_count(s, i));
             return push_int(c, out, -1);
         }
         if (!strcmp(fn, "startsWith")) return push_bool(c, out, al <= sl && !memcmp(s, a, al));
@@ -1366,10 +1398,10 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
         if ((rc = arg_int(c, n, 0, focus, &st, &ha))) return rc;
         if (n->call.nargs > 1 && (rc = arg_int(c, n, 1, focus, &ln, &hb))) return rc;
         if (!have || !ha) return TSG_OK;
-        if (st < 0 || (size_t)st >= sl) return TSG_OK;
-        size_t len = sl - (size_t)st;
-        if (hb) len = ln < 0 ? 0 : (size_t)ln < len ? (size_t)ln : len;
-        return push_str(c, out, s + st, len);
+        if (st < 0 || (size_t)st >= cp_count(s, sl)) return TSG_OK;
+        size_t from = cp_offset(s, sl, (size_t)st), len = sl - from;
+        if (hb) len = ln < 0 ? 0 : cp_offset(s + from, len, (size_t)ln);
+        return push_str(c, out, s + from, len);
     }
     if (!strcmp(fn, "replace") || !strcmp(fn, "replaceMatches")) {
         ARGS(2, 2);

@@ -147,6 +147,11 @@ static void test_functions(void **state)
     EXPECT(NULL, "'1.5 \\'mg\\''.toQuantity()",
            "[{\"type\":\"System.Quantity\",\"value\":\"1.5 'mg'\"}]");
     EXPECT(NULL, "iif(1 > 2, 'a', 'b')", "[{\"type\":\"System.String\",\"value\":\"b\"}]");
+    /* string functions count code points, not bytes */
+    EXPECT(NULL, "'日本語abc'.substring(1, 2) & '/' & '日本語abc'.indexOf('a').toString()",
+           "[{\"type\":\"System.String\",\"value\":\"本語/3\"}]");
+    EXPECT(NULL, "'  Abc   DEF ' ~ 'abc def'",
+           "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
     EXPECT(NULL, "2.power(10)", "[{\"type\":\"System.Integer\",\"value\":\"1024\"}]");
     EXPECT(NULL, "1.type().name", "[{\"type\":\"System.String\",\"value\":\"Integer\"}]");
     EXPECT(patient_json, "Patient.children().count() > 3",

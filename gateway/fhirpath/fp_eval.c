@@ -299,6 +299,27 @@ static void write_members(const fhir_node *n, tsg_buf *b, int first)
                 write_node_json(&n->kids[x], b);
         }
         if (many) tsg_buf_putc(b, ']');
+        /* primitives with an id or extensions get their `_name` companion */
+        int ext = 0;
+        for (uint32_t x = i; x < j; x++)
+            ext |= model_is_primitive(n->kids[x].type) && n->kids[x].nkids > 0;
+        if (ext) {
+            tsg_buf_puts(b, ",\"_");
+            tsg_buf_puts(b, name);
+            tsg_buf_puts(b, "\":");
+            if (many) tsg_buf_putc(b, '[');
+            for (uint32_t x = i; x < j; x++) {
+                if (x > i) tsg_buf_putc(b, ',');
+                if (!n->kids[x].nkids) {
+                    tsg_buf_puts(b, "null");
+                    continue;
+                }
+                tsg_buf_putc(b, '{');
+                write_members(&n->kids[x], b, 1);
+                tsg_buf_putc(b, '}');
+            }
+            if (many) tsg_buf_putc(b, ']');
+        }
         i = j;
     }
 }

@@ -2034,6 +2034,104 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
     return TSG_OK;
 }
 
+/* The value text of the child element `name` of node n, or NULL. */
+static const char *kid_value(const fhir_node *n, const char *name, uint32_t *len)
+{
+    for (uint32_t i = 0; i < n->nkids; i++)
+        if (!strcmp(n->kids[i].elem->name, name) && n->kids[i].value) {
+            *len = n->kids[i].value_len;
+            return n->kids[i].value;
+        }
+    return NULL;
+}
+
+/* Whether resource r is what `ref` (`Patient/1`, a full URL ending in it,
+ * `#id` for contained) names; fullUrl is the Bundle entry's, or NULL. */
+static int ref_matches(const fhir_node *r, const char *fullurl, uint32_t fl, const char *ref,
+                       size_t rl)
+{
+    if (fullurl && fl == rl && !memcmp(fullurl, ref, rl)) return 1;
+    uint32_t il;
+    const char *id = kid_value(r, "id", &il);
+    if (!id) return 0;
+    const char *tn = r->type->name;
+    size_t tl = strlen(tn);
+    if (rl >= tl + 1 + il && !memcmp(ref + rl - il, id, il) && ref[rl - il - 1] == '/' &&
+        !memcmp(ref + rl - il - 1 - tl, tn, tl) &&
+        (rl == tl + 1 + il || ref[rl - il - 2 - tl] == '/'))
+        return 1;
+    return 0;
+}
+
+/* resolve(): contained resources (`#id`) of the root resource and the
+ * resources of a Bundle root (by fullUrl or Type/id). */
+static tsg_rc resolve_one(fp_ctx *c, const char *ref, size_t rl, coll *out)
+{
+    const fhir_node *root = c->resource;
+    if (!root) return TSG_OK;
+    for (uint32_t i = 0; i < root->nkids; i++) {
+        const fhir_node *k = &root->kids[i];
+        if (ref[0] == '#' && !strcmp(k->elem->name, "contained")) {
+            uint32_t il;
+            const char *id = kid_value(k, "id", &il);
+            if (id && il == rl - 1 && !memcmp(id, ref + 1, il)) return push_node(c, out, k);
+        }
+        if (!strcmp(k->elem->name, "entry")) {
+            uint32_t fl = 0;
+            const char *fu = kid_value(k, "fullUrl", &fl);
+            for (uint32_t j = 0; j < k->nkids; j++) {
+                const fhir_node *r = &k->kids[j];
+                if (strcmp(r->elem->name, "resource")) continue;
+                if (ref[0] != '#' && ref_matches(r, fu, fl, ref, rl)) return push_node(c, out, r);
+                /* `#id` inside a Bundle: the contained resources of its entries (the
+                 * tree has no parent links, so the first entry that has one wins) */
+                for (uint32_t q = 0; ref[0] == '#' && q < r->nkids; q++) {
+                    uint32_t il;
+                    const char *id = !strcmp(r->kids[q].elem->name, "contained")
+                                         ? kid_value(&r->kids[q], "id", &il)
+                                         : NULL;
+                    if (id && il == rl - 1 && !memcmp(id, ref + 1, il))
+                        return push_node(c, out, &r->kids[q]);
+                }
+            }
+        }
+    }
+    return TSG_OK;
+}
+
+/* memberOf(url) of one code, Coding or CodeableConcept: 1, 0, or -1 when the
+ * item is none of those. */
+static int member_of(const fhir_node *n, const model_valueset *vs)
+{
+    char code[512], sys[512];
+    uint32_t l, sl;
+    const char *v;
+    if (model_is_primitive(n->type)) {
+        if (!n->value || n->value_len >= sizeof code) return 0;
+        memcpy(code, n->value, n->value_len);
+        code[n->value_len] = 0;
+        return model_valueset_has(vs, NULL, code);
+    }
+    if (!strcmp(n->type->name, "Coding")) {
+        if (!(v = kid_value(n, "code", &l)) || l >= sizeof code) return 0;
+        memcpy(code, v, l);
+        code[l] = 0;
+        const char *sv = kid_value(n, "system", &sl);
+        if (sv && sl < sizeof sys) {
+            memcpy(sys, sv, sl);
+            sys[sl] = 0;
+        }
+        return model_valueset_has(vs, sv && sl < sizeof sys ? sys : NULL, code);
+    }
+    if (!strcmp(n->type->name, "CodeableConcept")) {
+        for (uint32_t i = 0; i < n->nkids; i++)
+            if (!strcmp(n->kids[i].elem->name, "coding") && member_of(&n->kids[i], vs) == 1)
+                return 1;
+        return 0;
+    }
+    return -1;
+}
+
 /* Appends the children of node items in in to out (children()). */
 static tsg_rc kids_of(fp_ctx *c, const coll *in, coll *out)
 {
@@ -2336,6 +2434,42 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
                                     model_type_is(in->items[i].node->type, t))))
                 return rc;
         return TSG_OK;
+    }
+    if (!strcmp(fn, "resolve")) {
+        ARGS(0, 0);
+        for (size_t i = 0; i < in->count; i++) {
+            const fp_item *it = &in->items[i];
+            const char *ref = NULL;
+            uint32_t rl = 0;
+            fp_item x;
+            if (it->kind == IT_NODE && !model_is_primitive(it->node->type))
+                ref = kid_value(it->node, "reference", &rl);
+            else if (sysval(it, &x) && x.kind == IT_STRING)
+                ref = x.v.s.s, rl = x.v.s.len;
+            if (ref && rl && (rc = resolve_one(c, ref, rl, out))) return rc;
+        }
+        return TSG_OK;
+    }
+    if (!strcmp(fn, "memberOf")) {
+        ARGS(1, 1);
+        const char *u;
+        size_t ul;
+        int hu;
+        if ((rc = arg_str(c, n, 0, focus, &u, &ul, &hu)) || !hu) return rc;
+        const model_valueset *vs = model_valueset_find(u);
+        if (!vs || vs->unavailable)
+            return fail(c, n, TSG_ENOTSUP, "memberOf(): value set %s is not available%s%s", u,
+                        vs ? ": " : "", vs ? vs->unavailable : "");
+        if (in->count > 1) return fail(c, n, TSG_EINVAL, "memberOf() needs a single item");
+        if (!in->count) return TSG_OK;
+        if (in->items[0].kind != IT_NODE) {
+            fp_item x = in->items[0];
+            if (x.kind != IT_STRING) return TSG_OK;
+            char *code = arena_cat(c, x.v.s.s, x.v.s.len, "", 0);
+            return code ? push_bool(c, out, model_valueset_has(vs, NULL, code)) : nomem(c);
+        }
+        int m = member_of(in->items[0].node, vs);
+        return m < 0 ? TSG_OK : push_bool(c, out, m);
     }
     if (!strcmp(fn, "hasValue")) {
         ARGS(0, 0);

@@ -158,6 +158,30 @@ static void test_functions(void **state)
            "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
 }
 
+static void test_fhir_functions(void **state)
+{
+    (void)state;
+    const char *bundle =
+        "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":["
+        "{\"fullUrl\":\"http://x/Patient/1\",\"resource\":{\"resourceType\":\"Patient\","
+        "\"id\":\"1\",\"contained\":[{\"resourceType\":\"Organization\",\"id\":\"o\","
+        "\"name\":\"Org\"}],\"managingOrganization\":{\"reference\":\"#o\"},"
+        "\"generalPractitioner\":[{\"reference\":\"Practitioner/9\"}]}},"
+        "{\"fullUrl\":\"http://x/Practitioner/9\",\"resource\":{\"resourceType\":"
+        "\"Practitioner\",\"id\":\"9\",\"name\":[{\"family\":\"Doc\"}]}}]}";
+    EXPECT(bundle,
+           "Bundle.entry.resource.ofType(Patient).generalPractitioner.resolve().name.family",
+           "[{\"type\":\"FHIR.string\",\"value\":\"Doc\"}]");
+    EXPECT(bundle, "Bundle.entry.resource.ofType(Patient).managingOrganization.resolve().name",
+           "[{\"type\":\"FHIR.string\",\"value\":\"Org\"}]");
+    EXPECT(patient_json,
+           "Patient.gender.memberOf('http://hl7.org/fhir/ValueSet/administrative-gender')",
+           "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
+    EXPECT(patient_json,
+           "Patient.birthDate.hasValue() and Patient.birthDate.getValue() = @1974-12-25",
+           "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
+}
+
 static void test_errors_with_columns(void **state)
 {
     (void)state;
@@ -218,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_operators),
         cmocka_unit_test(test_three_valued_logic),
         cmocka_unit_test(test_functions),
+        cmocka_unit_test(test_fhir_functions),
         cmocka_unit_test(test_errors_with_columns),
         cmocka_unit_test(test_unsupported_function),
         cmocka_unit_test(test_cli),

@@ -53,25 +53,25 @@ typedef struct fp_str {
 } fp_str;
 
 typedef enum fp_kind {
-    FP_EMPTY,    /* {} */
-    FP_BOOLEAN,  /* true / false: boolean */
-    FP_STRING,   /* 'text': text (unescaped) */
-    FP_INTEGER,  /* 12: text as written */
-    FP_DECIMAL,  /* 1.50: text as written */
-    FP_DATE,     /* @2014-01: text "2014-01", value "2014-01" */
-    FP_DATETIME, /* @2015T, @2014-01-25T14:30+09:00: text "2015T", value "2015" */
-    FP_TIME,     /* @T14:30: text "T14:30", value "14:30" (may carry a zone; see below) */
-    FP_QUANTITY, /* 4 'wk', 10 days: quantity */
-    FP_THIS,     /* $this; call.target NULL, or x in `x.$this` */
-    FP_INDEX,    /* $index; call.target as for FP_THIS */
-    FP_TOTAL,    /* $total; call.target as for FP_THIS */
-    FP_EXTERNAL, /* %name, %'name', %`name`: name */
-    FP_MEMBER,   /* [target.]name: call (args empty) */
-    FP_CALL,     /* [target.]name(args): call */
-    FP_INDEXER,  /* lhs[rhs]: bin */
-    FP_UNARY,    /* op lhs (FP_OP_POS, FP_OP_NEG): bin.lhs */
-    FP_BINARY,   /* lhs op rhs: bin */
-    FP_TYPE      /* operand is/as type (FP_OP_IS, FP_OP_AS): type */
+    FP_LIT_EMPTY,    /* {} */
+    FP_BOOLEAN,      /* true / false: boolean */
+    FP_STRING,       /* 'text': text (unescaped) */
+    FP_INTEGER,      /* 12: text as written */
+    FP_DECIMAL,      /* 1.50: text as written */
+    FP_LIT_DATE,     /* @2014-01: text "2014-01", value "2014-01" */
+    FP_LIT_DATETIME, /* @2015T, @2014-01-25T14:30+09:00: text "2015T", value "2015" */
+    FP_LIT_TIME,     /* @T14:30: text "T14:30", value "14:30" (may carry a zone; see below) */
+    FP_QUANTITY,     /* 4 'wk', 10 days: quantity */
+    FP_THIS,         /* $this; call.target NULL, or x in `x.$this` */
+    FP_INDEX,        /* $index; call.target as for FP_THIS */
+    FP_TOTAL,        /* $total; call.target as for FP_THIS */
+    FP_EXTERNAL,     /* %name, %'name', %`name`: name */
+    FP_MEMBER,       /* [target.]name: call (args empty) */
+    FP_CALL,         /* [target.]name(args): call */
+    FP_INDEXER,      /* lhs[rhs]: bin */
+    FP_UNARY,        /* op lhs (FP_OP_POS, FP_OP_NEG): bin.lhs */
+    FP_BINARY,       /* lhs op rhs: bin */
+    FP_TYPE          /* operand is/as type (FP_OP_IS, FP_OP_AS): type */
 } fp_kind;
 
 /* Operators, in the order of the spec's precedence table (loosest first). */

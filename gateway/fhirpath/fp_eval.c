@@ -7,23 +7,11 @@
  * arguments that are not lambdas (where, select, all, exists, repeat, iif)
  * are evaluated against the focus of the enclosing expression, lambdas once
  * per item with $this, $index (and $total for aggregate).
- *
- * fp_ast.h and fp_value.h both name enumerators FP_EMPTY, FP_DATE,
- * FP_DATETIME and FP_TIME; this file renames the value library's ones to
- * FPV_* while including it, so the AST kinds keep their names.
  */
 #include "fhirpath.h"
 #include "fp_ast.h"
 
-#define FP_EMPTY    FPV_EMPTY
-#define FP_DATE     FPV_DATE
-#define FP_DATETIME FPV_DATETIME
-#define FP_TIME     FPV_TIME
 #include "fp_value.h"
-#undef FP_EMPTY
-#undef FP_DATE
-#undef FP_DATETIME
-#undef FP_TIME
 
 #include <ctype.h>
 #include <regex.h>
@@ -190,11 +178,11 @@ static int sysval(const fp_item *in, fp_item *out)
     }
     if (!strcmp(st, "System.Date") || !strcmp(st, "System.DateTime") ||
         !strcmp(st, "System.Time")) {
-        fp_dt_kind k = !strcmp(st, "System.Date")       ? FPV_DATE
-                       : !strcmp(st, "System.DateTime") ? FPV_DATETIME
-                                                        : FPV_TIME;
+        fp_dt_kind k = !strcmp(st, "System.Date")       ? FP_DATE
+                       : !strcmp(st, "System.DateTime") ? FP_DATETIME
+                                                        : FP_TIME;
         if (fp_dt_parse_text(n->value, n->value_len, k, &out->v.dt) != FP_OK) return 0;
-        out->kind = k == FPV_DATE ? IT_DATE : k == FPV_DATETIME ? IT_DATETIME : IT_TIME;
+        out->kind = k == FP_DATE ? IT_DATE : k == FP_DATETIME ? IT_DATETIME : IT_TIME;
         return 1;
     }
     out->kind = IT_STRING;
@@ -812,10 +800,10 @@ static tsg_rc literal_dt(fp_ctx *c, const fp_node *n, coll *out)
 {
     char buf[64];
     int l = snprintf(buf, sizeof buf, "@%s", n->temporal.text.s);
-    fp_item it = {.kind = n->kind == FP_DATE       ? IT_DATE
-                          : n->kind == FP_DATETIME ? IT_DATETIME
-                                                   : IT_TIME};
-    if (n->kind == FP_TIME && n->temporal.has_zone)
+    fp_item it = {.kind = n->kind == FP_LIT_DATE       ? IT_DATE
+                          : n->kind == FP_LIT_DATETIME ? IT_DATETIME
+                                                       : IT_TIME};
+    if (n->kind == FP_LIT_TIME && n->temporal.has_zone)
         return fail(c, n, TSG_EINVAL, "a time literal cannot carry a time zone");
     if (l <= 0 || (size_t)l >= sizeof buf || fp_dt_parse_literal(buf, (size_t)l, &it.v.dt))
         return fail(c, n, TSG_EINVAL, "invalid date/time literal @%s", n->temporal.text.s);
@@ -828,7 +816,7 @@ static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
 {
     tsg_rc rc = TSG_OK;
     switch ((fp_kind)n->kind) {
-    case FP_EMPTY:
+    case FP_LIT_EMPTY:
         return TSG_OK;
     case FP_BOOLEAN:
         return push_bool(c, out, n->boolean);
@@ -849,9 +837,9 @@ static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
             return fail(c, n, TSG_EINVAL, "decimal literal %s out of range", n->text.s);
         return push(c, out, &it);
     }
-    case FP_DATE:
-    case FP_DATETIME:
-    case FP_TIME:
+    case FP_LIT_DATE:
+    case FP_LIT_DATETIME:
+    case FP_LIT_TIME:
         return literal_dt(c, n, out);
     case FP_QUANTITY: {
         fp_item it = {.kind = IT_QUANTITY};
@@ -997,7 +985,7 @@ static tsg_rc arith_status(fp_ctx *c, const fp_node *n, fp_status st, int *empty
 {
     *empty = 0;
     if (st == FP_OK) return TSG_OK;
-    if (st == FPV_EMPTY || st == FP_EOVERFLOW) {
+    if (st == FP_EMPTY || st == FP_EOVERFLOW) {
         *empty = 1;
         return TSG_OK;
     }
@@ -1595,9 +1583,9 @@ static tsg_rc fn_convert(fp_ctx *c, const fp_node *n, const char *fn, const coll
         r.kind = k == 4 ? IT_DATE : k == 5 ? IT_DATETIME : IT_TIME;
         if (t) {
             ok = fp_dt_parse_text(t, tl,
-                                  k == 4   ? FPV_DATE
-                                  : k == 5 ? FPV_DATETIME
-                                           : FPV_TIME,
+                                  k == 4   ? FP_DATE
+                                  : k == 5 ? FP_DATETIME
+                                           : FP_TIME,
                                   &r.v.dt) == FP_OK;
         } else if (x.kind == r.kind) {
             r = x, ok = 1;

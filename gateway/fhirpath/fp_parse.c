@@ -924,7 +924,9 @@ static fp_node *parse_number(parser *p)
 static fp_node *parse_temporal(parser *p)
 {
     token t = p->cur;
-    fp_kind kind = t.kind == T_DATE ? FP_DATE : t.kind == T_DATETIME ? FP_DATETIME : FP_TIME;
+    fp_kind kind = t.kind == T_DATE       ? FP_LIT_DATE
+                   : t.kind == T_DATETIME ? FP_LIT_DATETIME
+                                          : FP_LIT_TIME;
     fp_node *n = node_new(p, kind, t.pos, 0);
     if (!n) return NULL;
     const char *s = p->src + t.pos + 1;
@@ -937,10 +939,10 @@ static fp_node *parse_temporal(parser *p)
     n->temporal.text.s = text;
     n->temporal.text.len = len;
     /* the FHIR lexical form: no trailing T on a date-time, no leading T on a time */
-    if (kind == FP_DATETIME && text[len - 1] == 'T') {
+    if (kind == FP_LIT_DATETIME && text[len - 1] == 'T') {
         n->temporal.value.s = tsg_arena_strndup(p->a, s, len - 1);
         n->temporal.value.len = len - 1;
-    } else if (kind == FP_TIME) {
+    } else if (kind == FP_LIT_TIME) {
         n->temporal.value.s = text + 1;
         n->temporal.value.len = len - 1;
         n->temporal.has_zone = t.zone;
@@ -983,7 +985,7 @@ static fp_node *parse_term(parser *p)
             return NULL;
         }
         next(p);
-        return node_new(p, FP_EMPTY, t.pos, 0);
+        return node_new(p, FP_LIT_EMPTY, t.pos, 0);
     }
     case T_WORD:
         if (t.kw == KW_TRUE || t.kw == KW_FALSE) {
@@ -1421,7 +1423,7 @@ static void dump_name(tsg_buf *b, fp_str s)
 void fp_node_dump(const fp_node *n, tsg_buf *b)
 {
     switch ((fp_kind)n->kind) {
-    case FP_EMPTY:
+    case FP_LIT_EMPTY:
         tsg_buf_puts(b, "{}");
         return;
     case FP_BOOLEAN:
@@ -1434,9 +1436,9 @@ void fp_node_dump(const fp_node *n, tsg_buf *b)
     case FP_DECIMAL:
         tsg_buf_append(b, n->text.s, n->text.len);
         return;
-    case FP_DATE:
-    case FP_DATETIME:
-    case FP_TIME:
+    case FP_LIT_DATE:
+    case FP_LIT_DATETIME:
+    case FP_LIT_TIME:
         tsg_buf_putc(b, '@');
         tsg_buf_append(b, n->temporal.text.s, n->temporal.text.len);
         return;

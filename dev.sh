@@ -83,6 +83,13 @@ cmd_test() {
     need_pkgs "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"
     local corpus=()
     [ -n "${TSUNAGU_CORPUS:-}" ] && corpus=(-DTSUNAGU_CORPUS="$TSUNAGU_CORPUS")
+    # The README's build (Release, the default compiler: gcc) must stay warning-free too:
+    # gcc -O2 warns about things clang does not.
+    cmake -S . -B build-gcc -DCMAKE_BUILD_TYPE=Release -DTSUNAGU_SANITIZE=OFF >/dev/null
+    cmake --build build-gcc -j2 >/dev/null || {
+        cmake --build build-gcc -j1 2>&1 | grep -E 'error|warning' | head -20 >&2
+        die "the Release build (default compiler) fails"
+    }
     cmake -S . -B build-test -DCMAKE_C_COMPILER=clang -DTSUNAGU_SANITIZE=ON "${corpus[@]}"
     cmake --build build-test -j2
     export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}

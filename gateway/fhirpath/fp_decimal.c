@@ -601,7 +601,7 @@ bool fp_dec_equal(fp_decimal a, fp_decimal b)
 bool fp_dec_equivalent(fp_decimal a, fp_decimal b)
 {
     int s = a.scale < b.scale ? a.scale : b.scale;
-    fp_i128 x, y;
+    fp_i128 x = 0, y = 0;
     dec_rescale(a, s, &x); /* never fails: s <= both scales */
     dec_rescale(b, s, &y);
     return x == y;

@@ -1212,7 +1212,7 @@ static tsg_rc eval_binary(fp_ctx *c, const fp_node *n, const coll *focus, coll *
 
 #define ARGS(lo, hi)                                                                               \
     do {                                                                                           \
-        if (n->call.nargs < (lo) || n->call.nargs > (hi))                                          \
+        if ((long)n->call.nargs < (long)(lo) || (long)n->call.nargs > (long)(hi))                  \
             return fail(c, n, TSG_EINVAL, "%s() takes %s%d argument%s, not %u", fn,                \
                         (lo) == (hi) ? "" : "at most ", (int)(hi), (hi) == 1 ? "" : "s",           \
                         n->call.nargs);                                                            \

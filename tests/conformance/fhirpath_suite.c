@@ -140,7 +140,10 @@ static const fhir_node *load_input(const char *name, const char **why)
     free(text);
     if (rc != TSG_OK) {
         f->root = NULL;
-        snprintf(f->error, sizeof f->error, "input %s: %s: %s", name, err.location, err.message);
+        /* a cut message is fine here: it only names the failure in the report */
+        int w = snprintf(f->error, sizeof f->error, "input %.60s: %.80s: %.140s", name,
+                         err.location, err.message);
+        (void)w;
     }
     *why = f->error;
     return f->root;

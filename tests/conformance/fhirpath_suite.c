@@ -19,6 +19,7 @@
 
 #include "fhirpath/fhirpath.h"
 #include "fhirpath/fp_value.h"
+#include "fhirpath_inputs.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -30,124 +31,9 @@
 #define FP_SUITE_MIN_PASS 931
 
 #define SUITE_ARENA_MAX (256u * 1024u * 1024u)
-#define MAX_INPUTS      32
 #define MAX_OUTPUTS     64
 
-typedef struct input_file {
-    char name[128];
-    fhir_node *root;
-    char error[300];
-} input_file;
-
-static tsg_arena *g_inputs_arena;
-static input_file g_inputs[MAX_INPUTS];
-static int g_ninputs;
-static char g_dir[1024];
-
-/*
- * The suite's observation-example.xml lists `extension` after `status`, which
- * FHIR XML forbids and fhir_xml_parse rightly rejects. So that the FHIRPath
- * tests on it can run, an XML input our reader refuses is retried once with
- * the children of its root element stably sorted into the model's definition
- * order (FHIRPATH-RULES.md says so). Returns a malloc'd text or NULL.
- */
-static char *reorder_xml(const char *text, size_t len, size_t *out_len)
-{
-    xmlDoc *doc = xmlReadMemory(text, (int)len, NULL, NULL, XML_PARSE_NONET);
-    if (!doc) return NULL;
-    xmlNode *root = xmlDocGetRootElement(doc);
-    const model_type *t =
-        root ? model_resource_find((const char *)root->name, strlen((const char *)root->name))
-             : NULL;
-    char *res = NULL;
-    if (t) {
-        xmlNode *kids[4096];
-        int nk = 0;
-        for (xmlNode *k = root->children; k && nk < 4096; k = k->next)
-            if (k->type == XML_ELEMENT_NODE) kids[nk++] = k;
-        int rank[4096];
-        for (int i = 0; i < nk; i++) {
-            const model_type *ct;
-            const model_elem *e = model_child(t, (const char *)kids[i]->name,
-                                              strlen((const char *)kids[i]->name), &ct);
-            rank[i] = e ? e->index : 65535;
-        }
-        for (int i = 1; i < nk; i++) /* stable insertion sort: few children */
-            for (int j = i; j > 0 && rank[j - 1] > rank[j]; j--) {
-                int r = rank[j];
-                rank[j] = rank[j - 1];
-                rank[j - 1] = r;
-                xmlNode *x = kids[j];
-                kids[j] = kids[j - 1];
-                kids[j - 1] = x;
-            }
-        for (int i = 0; i < nk; i++) {
-            xmlUnlinkNode(kids[i]);
-            xmlAddChild(root, kids[i]);
-        }
-        xmlChar *mem = NULL;
-        int ml = 0;
-        xmlDocDumpMemory(doc, &mem, &ml);
-        if (mem && ml > 0 && (res = malloc((size_t)ml + 1))) {
-            memcpy(res, mem, (size_t)ml);
-            res[ml] = 0;
-            *out_len = (size_t)ml;
-        }
-        xmlFree(mem);
-    }
-    xmlFreeDoc(doc);
-    return res;
-}
-
-/* The parsed input file `name` (cached for the whole run); NULL with *why set
- * when it cannot be read or parsed. */
-static const fhir_node *load_input(const char *name, const char **why)
-{
-    for (int i = 0; i < g_ninputs; i++)
-        if (!strcmp(g_inputs[i].name, name)) {
-            *why = g_inputs[i].error;
-            return g_inputs[i].root;
-        }
-    if (g_ninputs == MAX_INPUTS) {
-        *why = "too many input files";
-        return NULL;
-    }
-    input_file *f = &g_inputs[g_ninputs++];
-    snprintf(f->name, sizeof f->name, "%s", name);
-    char path[1300];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    char *text = NULL;
-    size_t len = 0;
-    tsg_error err;
-    tsg_error_clear(&err);
-    tsg_rc rc = tsg_read_file(path, TSG_LIMIT_BODY_BYTES, &text, &len, &err);
-    if (rc == TSG_OK) {
-        size_t i = 0;
-        while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' ||
-                           text[i] == '\t' || (unsigned char)text[i] >= 0x80))
-            i++;
-        int xml = i < len && text[i] == '<';
-        rc = xml ? fhir_xml_parse(g_inputs_arena, text, len, NULL, &f->root, &err)
-                 : fhir_json_parse(g_inputs_arena, text, len, NULL, &f->root, &err);
-        size_t rl = 0;
-        char *re = xml && rc != TSG_OK ? reorder_xml(text, len, &rl) : NULL;
-        if (re) {
-            tsg_error_clear(&err);
-            rc = fhir_xml_parse(g_inputs_arena, re, rl, NULL, &f->root, &err);
-            free(re);
-        }
-    }
-    free(text);
-    if (rc != TSG_OK) {
-        f->root = NULL;
-        /* a cut message is fine here: it only names the failure in the report */
-        int w = snprintf(f->error, sizeof f->error, "input %.60s: %.80s: %.140s", name,
-                         err.location, err.message);
-        (void)w;
-    }
-    *why = f->error;
-    return f->root;
-}
+static char g_dir[1024]; /* the suite's folder */
 
 /* Whether an item of type `actual` ("FHIR.code") is acceptable for the
  * suite's output type `want` ("code"). */
@@ -278,7 +164,7 @@ static int run_test(xmlNode *t, char *why, size_t cap)
         snprintf(why, cap, "no expression");
         goto done;
     }
-    if (inputfile && !(root = load_input(inputfile, &in_why))) {
+    if (inputfile && !(root = fpi_load(inputfile, &in_why))) {
         snprintf(why, cap, "%s", in_why);
         goto done;
     }
@@ -388,7 +274,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "cannot parse %s\n", path);
         return 1;
     }
-    g_inputs_arena = tsg_arena_new(0);
+    tsg_arena *inputs = tsg_arena_new(0);
+    if (!inputs) {
+        fprintf(stderr, "out of memory\n");
+        return 1;
+    }
+    fpi_init(g_dir, inputs);
     model_r4();
     int passed = 0, failed = 0;
     char names[1024][96];
@@ -420,7 +311,7 @@ int main(int argc, char **argv)
     }
     xmlFreeDoc(doc);
     xmlCleanupParser();
-    tsg_arena_free(g_inputs_arena);
+    tsg_arena_free(inputs);
     printf("fhirpath R4 suite: %d passed, %d failed of %d (floor %d; issue 3 requires 925)\n",
            passed, failed, passed + failed, FP_SUITE_MIN_PASS);
     return passed >= FP_SUITE_MIN_PASS ? 0 : 1;

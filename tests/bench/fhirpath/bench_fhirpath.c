@@ -37,19 +37,12 @@
 #include "fhirpath/fhirpath.h"
 #include "model/model.h"
 #include "util/util.h"
+#include "fhirpath_inputs.h"
 
-#define MAX_INPUTS 64
+#define MAX_INPUTS 64 /* input files one run names */
 #define MAX_ROUNDS 15
 
-typedef struct input_file {
-    char name[128];
-    fhir_node *root;
-} input_file;
-
-static tsg_arena *g_inputs_arena;
-static input_file g_inputs[MAX_INPUTS];
-static int g_ninputs;
-static char g_dir[1024];
+static char g_dir[1024]; /* the suite's folder */
 
 static void die(const char *what)
 {
@@ -57,98 +50,15 @@ static void die(const char *what)
     exit(2);
 }
 
-/* As in tests/conformance/fhirpath_suite.c: an XML input our reader refuses
- * (observation-example.xml lists `extension` after `status`) is retried once
- * with its root's children stably sorted into the model's order. */
-static char *reorder_xml(const char *text, size_t len, size_t *out_len)
-{
-    xmlDoc *doc = xmlReadMemory(text, (int)len, NULL, NULL, XML_PARSE_NONET);
-    if (!doc) return NULL;
-    xmlNode *root = xmlDocGetRootElement(doc);
-    const model_type *t =
-        root ? model_resource_find((const char *)root->name, strlen((const char *)root->name))
-             : NULL;
-    char *res = NULL;
-    if (t) {
-        static xmlNode *kids[4096];
-        static int rank[4096];
-        int nk = 0;
-        for (xmlNode *k = root->children; k && nk < 4096; k = k->next)
-            if (k->type == XML_ELEMENT_NODE) kids[nk++] = k;
-        for (int i = 0; i < nk; i++) {
-            const model_type *ct;
-            const model_elem *e = model_child(t, (const char *)kids[i]->name,
-                                              strlen((const char *)kids[i]->name), &ct);
-            rank[i] = e ? e->index : 65535;
-        }
-        for (int i = 1; i < nk; i++)
-            for (int j = i; j > 0 && rank[j - 1] > rank[j]; j--) {
-                int r = rank[j];
-                rank[j] = rank[j - 1];
-                rank[j - 1] = r;
-                xmlNode *x = kids[j];
-                kids[j] = kids[j - 1];
-                kids[j - 1] = x;
-            }
-        for (int i = 0; i < nk; i++) {
-            xmlUnlinkNode(kids[i]);
-            xmlAddChild(root, kids[i]);
-        }
-        xmlChar *mem = NULL;
-        int ml = 0;
-        xmlDocDumpMemory(doc, &mem, &ml);
-        if (mem && ml > 0 && (res = malloc((size_t)ml + 1))) {
-            memcpy(res, mem, (size_t)ml);
-            res[ml] = 0;
-            *out_len = (size_t)ml;
-        }
-        xmlFree(mem);
-    }
-    xmlFreeDoc(doc);
-    return res;
-}
-
-/* The parsed input file `name`, cached; NULL when it cannot be parsed. */
+/* The parsed input file `name`; NULL (said on stderr) when it cannot be read. */
 static const fhir_node *load_input(const char *name)
 {
-    for (int i = 0; i < g_ninputs; i++)
-        if (!strcmp(g_inputs[i].name, name)) return g_inputs[i].root;
-    if (g_ninputs == MAX_INPUTS) die("too many input files");
-    input_file *f = &g_inputs[g_ninputs++];
-    snprintf(f->name, sizeof f->name, "%s", name);
-    char path[1300];
-    snprintf(path, sizeof path, "%s/%s", g_dir, name);
-    char *text = NULL;
-    size_t len = 0;
-    tsg_error err;
-    tsg_error_clear(&err);
-    tsg_rc rc = tsg_read_file(path, TSG_LIMIT_BODY_BYTES, &text, &len, &err);
-    if (rc == TSG_OK) {
-        size_t i = 0;
-        while (i < len && (text[i] == ' ' || text[i] == '\n' || text[i] == '\r' ||
-                           text[i] == '\t' || (unsigned char)text[i] >= 0x80))
-            i++;
-        int xml = i < len && text[i] == '<';
-        rc = xml ? fhir_xml_parse(g_inputs_arena, text, len, NULL, &f->root, &err)
-                 : fhir_json_parse(g_inputs_arena, text, len, NULL, &f->root, &err);
-        size_t rl = 0;
-        char *re = xml && rc != TSG_OK ? reorder_xml(text, len, &rl) : NULL;
-        if (re) {
-            tsg_error_clear(&err);
-            rc = fhir_xml_parse(g_inputs_arena, re, rl, NULL, &f->root, &err);
-            free(re);
-        }
-    }
-    free(text);
-    if (rc != TSG_OK) {
-        fprintf(stderr, "bench_fhirpath: input %s: %s: %s (its tests are left out)\n", name,
-                err.location, err.message);
-        f->root = NULL;
-    }
-    return f->root;
+    const char *why = NULL;
+    const fhir_node *root = fpi_load(name, &why);
+    if (!root) fprintf(stderr, "bench_fhirpath: %s (its tests are left out)\n", why);
+    return root;
 }
 
-/* One evaluation: compile (unless e is given), evaluate, free. 0 on success. */
 static int eval_once(const char *expr, size_t len, const fp_expr *e, const fhir_node *root)
 {
     tsg_arena *a = tsg_arena_new(0);
@@ -397,11 +307,12 @@ int main(int argc, char **argv)
     if (!corpus || !corpus[0]) corpus = "../shared/corpus";
     snprintf(g_dir, sizeof g_dir, "%s/fhirpath", corpus);
 
-    g_inputs_arena = tsg_arena_new(0);
-    if (!g_inputs_arena) die("out of memory");
+    tsg_arena *inputs = tsg_arena_new(0);
+    if (!inputs) die("out of memory");
+    fpi_init(g_dir, inputs);
     model_r4();
     int rc = list_out ? list_candidates(list_out) : use_list(use, seconds, rounds, tsv);
     xmlCleanupParser();
-    tsg_arena_free(g_inputs_arena);
+    tsg_arena_free(inputs);
     return rc;
 }

@@ -147,10 +147,25 @@ done:
 #define FHIRPATH_OUTPUT_MAX (256u * 1024u * 1024u)
 #define FHIRPATH_ARENA_MAX  (1024u * 1024u * 1024u)
 
+/* trace() of the fhirpath command: `trace NAME: [items as JSON]` on stderr. */
+static void fhirpath_trace(void *user, const char *name, size_t name_len, const fp_collection *c)
+{
+    (void)user;
+    tsg_buf b;
+    tsg_buf_init(&b, FHIRPATH_OUTPUT_MAX);
+    fp_collection_write_json(c, &b);
+    if (tsg_buf_rc(&b) == TSG_OK)
+        fprintf(stderr, "trace %.*s: %.*s\n", (int)name_len, name, (int)b.len, b.data);
+    else
+        fprintf(stderr, "trace %.*s: (%zu items, too large to print)\n", (int)name_len, name,
+                c->count);
+    tsg_buf_free(&b);
+}
+
 /*
  * tsunagu fhirpath [--input FILE] EXPRESSION: evaluates EXPRESSION against the
  * resource in FILE (JSON or XML; none: the empty context) and prints the
- * result as DESIGN.md §6 says. Exit 1 with the reason when the input, the
+ * result as DESIGN.md §6 says; trace() writes to stderr. Exit 1 with the reason when the input, the
  * expression or its evaluation fails; 2 on usage errors.
  */
 static int cmd_fhirpath(int argc, char **argv)
@@ -199,7 +214,8 @@ static int cmd_fhirpath(int argc, char **argv)
         }
     }
     fp_collection result;
-    if (fp_eval(compiled, root, root, NULL, a, &result, &err) != TSG_OK) {
+    fp_env env = {.trace = fhirpath_trace};
+    if (fp_eval(compiled, root, root, &env, a, &result, &err) != TSG_OK) {
         fprintf(stderr, "tsunagu fhirpath: expression:%u: %s\n", err.column, err.message);
         goto done;
     }

@@ -109,6 +109,12 @@ typedef struct fp_item fp_item;
  * descendants(), unions): exceeding it is TSG_ELIMIT. */
 #define FP_LIMIT_ITEMS 1000000u
 
+/* Default work budget of one fp_eval(): node visits plus the item comparisons
+ * of distinct(), union, repeat(), in/contains and the like. Exceeding it is
+ * TSG_ELIMIT, so no expression (a subscription criterion from a client, say)
+ * can hold a thread for long; about a second of work on this machine. */
+#define FP_LIMIT_STEPS 200000000ull
+
 /* A collection: count items in order, allocated in an arena. */
 typedef struct fp_collection {
     fp_item *items;
@@ -133,6 +139,13 @@ typedef struct fp_env {
     int fixed_clock;
     long long now_ms;
     int tz_minutes;
+    /* work budget; 0 means FP_LIMIT_STEPS */
+    unsigned long long max_steps;
+    /* trace(name[, projection]) calls this with the name and the traced
+     * collection (the projection's result when given); NULL: trace() only
+     * passes its input on. Called on the evaluating thread. */
+    void (*trace)(void *user, const char *name, size_t name_len, const fp_collection *c);
+    void *trace_user;
 } fp_env;
 
 /*
@@ -144,7 +157,7 @@ typedef struct fp_env {
  *   TSG_EINVAL  — an execution error: a collection where a singleton is
  *                 required, wrong argument count or type, incompatible units;
  *   TSG_ENOTSUP — a function this build does not implement (named);
- *   TSG_ELIMIT  — FP_LIMIT_ITEMS exceeded;
+ *   TSG_ELIMIT  — FP_LIMIT_ITEMS or the work budget (FP_LIMIT_STEPS) exceeded;
  *   TSG_ENOMEM  — the arena is exhausted.
  */
 tsg_rc fp_eval(const fp_expr *e, const fhir_node *resource, const fhir_node *context,

@@ -66,6 +66,9 @@ typedef struct fp_ctx {
     const fp_item *this_item;
     int32_t index;
     const fp_collection *total;
+    /* work budget (FP_LIMIT_STEPS): node visits plus item comparisons */
+    unsigned long long steps, max_steps;
+    int over; /* the budget ran out; eval() turns this into TSG_ELIMIT */
 } fp_ctx;
 
 typedef fp_collection coll;
@@ -593,10 +596,18 @@ static int item_equiv(const fp_item *a, const fp_item *b)
 }
 
 /* Whether c holds an item equal to it (for distinct, union, contains). */
-static int coll_has(const coll *c, const fp_item *it)
+/* True when col holds an item equal to it. Counts col->count steps against the
+ * budget; once it is spent, answers 1 (so callers add nothing more) and marks
+ * the context, and eval() fails with TSG_ELIMIT. */
+static int coll_has(fp_ctx *c, const coll *col, const fp_item *it)
 {
-    for (size_t i = 0; i < c->count; i++)
-        if (item_equal(&c->items[i], it) == EQ_TRUE) return 1;
+    c->steps += col->count;
+    if (c->steps > c->max_steps) {
+        c->over = 1;
+        return 1;
+    }
+    for (size_t i = 0; i < col->count; i++)
+        if (item_equal(&col->items[i], it) == EQ_TRUE) return 1;
     return 0;
 }
 
@@ -812,7 +823,22 @@ static tsg_rc literal_dt(fp_ctx *c, const fp_node *n, coll *out)
 
 static tsg_rc eval_binary(fp_ctx *c, const fp_node *n, const coll *focus, coll *out);
 
+static tsg_rc eval_node(fp_ctx *c, const fp_node *n, const coll *focus, coll *out);
+
+/* Evaluates n over focus, charging one step of the work budget; fails with
+ * TSG_ELIMIT once the budget is spent (here or in a comparison below). */
 static tsg_rc eval(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
+{
+    if (++c->steps > c->max_steps) c->over = 1;
+    tsg_rc rc = c->over ? TSG_OK : eval_node(c, n, focus, out);
+    if (!rc && c->over)
+        return fail(c, n, TSG_ELIMIT,
+                    "evaluation exceeds FP_LIMIT_STEPS (%llu node visits and comparisons)",
+                    c->max_steps);
+    return rc;
+}
+
+static tsg_rc eval_node(fp_ctx *c, const fp_node *n, const coll *focus, coll *out)
 {
     tsg_rc rc = TSG_OK;
     switch ((fp_kind)n->kind) {
@@ -1130,9 +1156,9 @@ static tsg_rc eval_binary(fp_ctx *c, const fp_node *n, const coll *focus, coll *
     switch (op) {
     case FP_OP_UNION:
         for (size_t i = 0; i < l.count; i++)
-            if (!coll_has(out, &l.items[i]) && (rc = push(c, out, &l.items[i]))) return rc;
+            if (!coll_has(c, out, &l.items[i]) && (rc = push(c, out, &l.items[i]))) return rc;
         for (size_t i = 0; i < r.count; i++)
-            if (!coll_has(out, &r.items[i]) && (rc = push(c, out, &r.items[i]))) return rc;
+            if (!coll_has(c, out, &r.items[i]) && (rc = push(c, out, &r.items[i]))) return rc;
         return TSG_OK;
     case FP_OP_EQ:
     case FP_OP_NE: {
@@ -1166,7 +1192,7 @@ static tsg_rc eval_binary(fp_ctx *c, const fp_node *n, const coll *focus, coll *
         if (el->count == 0) return TSG_OK;
         if (el->count > 1)
             return fail(c, n, TSG_EINVAL, "'%s' needs a single item", fp_op_name(op));
-        return push_bool(c, out, coll_has(cl, &el->items[0]));
+        return push_bool(c, out, coll_has(c, cl, &el->items[0]));
     }
     case FP_OP_CONCAT: {
         size_t la = 0, lb = 0;
@@ -2195,7 +2221,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         ARGS(0, 0);
         coll d = {0};
         for (size_t i = 0; i < in->count; i++)
-            if (!coll_has(&d, &in->items[i]) && (rc = push(c, &d, &in->items[i]))) return rc;
+            if (!coll_has(c, &d, &in->items[i]) && (rc = push(c, &d, &in->items[i]))) return rc;
         if (fn[0] == 'i') return push_bool(c, out, d.count == in->count);
         *out = d;
         return TSG_OK;
@@ -2226,7 +2252,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
                 if ((rc = eval_lambda(c, n->call.args[0], &work.items[i], (int32_t)i, NULL, &a)))
                     return rc;
                 for (size_t j = 0; j < a.count; j++) {
-                    if (coll_has(out, &a.items[j])) continue;
+                    if (coll_has(c, out, &a.items[j])) continue;
                     if ((rc = push(c, out, &a.items[j])) || (rc = push(c, &next, &a.items[j])))
                         return rc;
                 }
@@ -2306,21 +2332,21 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         if (!strcmp(fn, "union")) {
             for (size_t i = 0; i < in->count && !rc; i++)
-                if (!coll_has(out, &in->items[i])) rc = push(c, out, &in->items[i]);
+                if (!coll_has(c, out, &in->items[i])) rc = push(c, out, &in->items[i]);
             for (size_t i = 0; i < a.count && !rc; i++)
-                if (!coll_has(out, &a.items[i])) rc = push(c, out, &a.items[i]);
+                if (!coll_has(c, out, &a.items[i])) rc = push(c, out, &a.items[i]);
             return rc;
         }
         if (!strcmp(fn, "subsetOf") || !strcmp(fn, "supersetOf")) {
             const coll *sub = fn[2] == 'b' ? in : &a, *sup = fn[2] == 'b' ? &a : in;
             for (size_t i = 0; i < sub->count; i++)
-                if (!coll_has(sup, &sub->items[i])) return push_bool(c, out, false);
+                if (!coll_has(c, sup, &sub->items[i])) return push_bool(c, out, false);
             return push_bool(c, out, true);
         }
         int keep_in = fn[0] == 'i';
         for (size_t i = 0; i < in->count && !rc; i++) {
-            int has = coll_has(&a, &in->items[i]);
-            if (keep_in ? (has && !coll_has(out, &in->items[i])) : !has)
+            int has = coll_has(c, &a, &in->items[i]);
+            if (keep_in ? (has && !coll_has(c, out, &in->items[i])) : !has)
                 rc = push(c, out, &in->items[i]);
         }
         return rc;
@@ -2372,7 +2398,23 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
     /* utility */
     if (!strcmp(fn, "trace")) {
         ARGS(1, 2);
+        const char *name;
+        size_t name_len;
+        int has;
+        if ((rc = arg_str(c, n, 0, focus, &name, &name_len, &has))) return rc;
         *out = *in;
+        if (!c->env || !c->env->trace) return TSG_OK;
+        coll shown = *in;
+        if (n->call.nargs > 1) {
+            memset(&shown, 0, sizeof shown);
+            for (size_t i = 0; i < in->count; i++) {
+                if ((rc = eval_lambda(c, n->call.args[1], &in->items[i], (int32_t)i, NULL, &a)))
+                    return rc;
+                for (size_t j = 0; j < a.count; j++)
+                    if ((rc = push(c, &shown, &a.items[j]))) return rc;
+            }
+        }
+        c->env->trace(c->env->trace_user, has ? name : "", has ? name_len : 0, &shown);
         return TSG_OK;
     }
     if (!strcmp(fn, "now") || !strcmp(fn, "today") || !strcmp(fn, "timeOfDay")) {
@@ -2464,6 +2506,18 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         int m = member_of(in->items[0].node, vs);
         return m < 0 ? TSG_OK : push_bool(c, out, m);
     }
+    if (!strcmp(fn, "htmlChecks")) {
+        /* txt-1 and txt-2 on the narrative div (the R4 definitions use
+         * htmlChecks() for both); an input that is not one div node: empty */
+        ARGS(0, 0);
+        if (in->count != 1 || in->items[0].kind != IT_NODE) return TSG_OK;
+        const fhir_node *d = in->items[0].node;
+        if (!d->value || strcmp(d->type->name, "xhtml")) return TSG_OK;
+        tsg_error herr;
+        tsg_rc hrc = model_xhtml_html_checks(d->value, d->value_len, &herr);
+        if (hrc == TSG_ENOMEM) return nomem(c);
+        return push_bool(c, out, hrc == TSG_OK);
+    }
     if (!strcmp(fn, "hasValue")) {
         ARGS(0, 0);
         return push_bool(c, out,
@@ -2488,6 +2542,7 @@ tsg_rc fp_eval(const fp_expr *e, const fhir_node *resource, const fhir_node *con
                const fp_env *env, tsg_arena *a, fp_collection *out, tsg_error *err)
 {
     fp_ctx c = {.e = e, .resource = resource, .env = env, .a = a, .err = err};
+    c.max_steps = env && env->max_steps ? env->max_steps : FP_LIMIT_STEPS;
     c.context = context ? context : resource;
     memset(out, 0, sizeof *out);
     tsg_error_clear(err);

@@ -297,4 +297,15 @@ tsg_rc fhir_xml_parse(tsg_arena *a, const char *text, size_t len, const tsg_limi
 #define FHIR_WRITE_XML_DECL 0x02u
 tsg_rc fhir_xml_write(const fhir_node *root, tsg_buf *out, unsigned flags);
 
+/*
+ * The narrative rule txt-1 (FHIRPath htmlChecks()): s[0..n) is a well-formed
+ * XHTML div (as model's readers require) holding only the basic HTML
+ * formatting elements and attributes FHIR allows (no script, form, iframe,
+ * object, event-handler attributes…). The R4 definitions give txt-2 (some
+ * non-whitespace content) the same expression; like the reference validator
+ * (whose htmlChecks() checks names only), an empty div passes. Returns TSG_OK when it passes;
+ * TSG_EINVAL with err->message naming the first offence; TSG_ELIMIT (nesting) or TSG_ENOMEM.
+ */
+tsg_rc model_xhtml_html_checks(const char *s, size_t n, tsg_error *err);
+
 #endif

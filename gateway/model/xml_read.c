@@ -319,6 +319,7 @@ typedef struct xml_parser {
 
     tsg_buf xhtml;  /* the narrative div being re-serialised */
     int x_verbatim; /* the div being read can be kept as written (see xml_read_div) */
+    int x_html;     /* model_xhtml_html_checks(): enforce the narrative's element/attribute list */
     char *tmp;      /* scratch for decoding an attribute value */
     size_t tmpcap;
 } xml_parser;
@@ -879,6 +880,28 @@ static tsg_rc xml_fail_pi(xml_parser *p)
  * XHTML: the narrative div, re-serialised
  * ------------------------------------------------------------------------ */
 
+/* What a narrative may hold (txt-1): the basic HTML formatting elements and
+ * attributes of HTML 4.0 chapters 7-11 and 15, <a>, images, style attributes;
+ * the lists of the FHIR validator. Space-separated, each name followed by a space. */
+#define XHTML_ELEMENTS                                                                             \
+    " p br div h1 h2 h3 h4 h5 h6 a span b em i strong small big tt small dfn q var abbr "          \
+    "acronym cite blockquote hr address bdo kbd sub sup code samp img map area pre ul ol li "      \
+    "dl dt dd table caption thead tbody tfoot colgroup col tr th td ins del s u font center "
+#define XHTML_ATTRIBUTES                                                                           \
+    " title style class id lang dir accesskey tabindex name href target rel rev charset "          \
+    "hreflang type shape coords src alt longdesc height width usemap ismap align valign "          \
+    "border cellpadding cellspacing summary frame rules abbr axis headers scope rowspan "          \
+    "colspan span char charoff datetime cite start value compact nowrap bgcolor color face "       \
+    "size clear noshade hspace vspace xmlns "
+
+/* True when name[0..len) is one of the space-separated names of list. */
+static int name_in(const char *name, size_t len, const char *list)
+{
+    for (const char *q = list; (q = strstr(q, " ")) && q[1]; q++)
+        if (!strncmp(q + 1, name, len) && q[1 + len] == ' ') return 1;
+    return 0;
+}
+
 /* Appends to the re-serialised div; out is NULL when only checking (model_check_xhtml). */
 static inline void xput(tsg_buf *out, const char *s, size_t n)
 {
@@ -929,6 +952,13 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
                         "element <%.*s> is in %s; the narrative may only hold XHTML elements",
                         NAME_ARG(t->name_len), t->name, xml_ns_name(t->ns));
     if (t->local != t->name) p->x_verbatim = 0;
+    if (p->x_html) {
+        if (!name_in(t->local, t->local_len, XHTML_ELEMENTS))
+            return xml_fail(p, t->at, TSG_EINVAL, "value",
+                            "element <%.*s> is not one of the basic HTML formatting elements a "
+                            "narrative may hold (txt-1)",
+                            NAME_ARG(t->local_len), t->local);
+    }
     xputc(out, '<');
     xput(out, t->local, t->local_len);
     if (root) xput(out, " xmlns=\"" NS_URI_XHTML "\"", sizeof NS_URI_XHTML + 8);
@@ -946,6 +976,11 @@ static tsg_rc xhtml_open_tag(xml_parser *p, const xml_tag *t, int root, tsg_buf 
             return xml_fail(p, a->name, TSG_EINVAL, "structure",
                             "attribute %.*s is not allowed in the narrative (XHTML attributes "
                             "have no namespace prefix; only xml:lang and xml:space may have one)",
+                            NAME_ARG(a->name_len), a->name);
+        if (p->x_html && !a->prefix_len && !name_in(a->name, a->name_len, XHTML_ATTRIBUTES))
+            return xml_fail(p, a->name, TSG_EINVAL, "value",
+                            "attribute %.*s is not allowed in a narrative (txt-1: no scripts, "
+                            "event handlers or forms)",
                             NAME_ARG(a->name_len), a->name);
         xputc(out, ' ');
         xput(out, a->name, a->name_len);
@@ -1594,6 +1629,7 @@ static void xml_parser_init(xml_parser *p, tsg_arena *a, const char *text, size_
     p->pend_name = NULL;
     p->tmp = NULL;
     p->tmpcap = 0;
+    p->x_html = 0;
     tsg_buf_init(&p->xhtml, p->lim->max_string_bytes ? p->lim->max_string_bytes : 1);
 }
 
@@ -1656,11 +1692,24 @@ tsg_rc fhir_xml_parse(tsg_arena *a, const char *text, size_t len, const tsg_limi
     return rc;
 }
 
+static tsg_rc xhtml_check(const char *s, size_t n, int html, tsg_error *err);
+
 tsg_rc model_check_xhtml(const char *s, size_t n, tsg_error *err)
+{
+    return xhtml_check(s, n, 0, err);
+}
+
+tsg_rc model_xhtml_html_checks(const char *s, size_t n, tsg_error *err)
+{
+    return xhtml_check(s, n, 1, err);
+}
+
+static tsg_rc xhtml_check(const char *s, size_t n, int html, tsg_error *err)
 {
     xml_parser *p = malloc(sizeof *p);
     if (!p) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     xml_parser_init(p, NULL, s, n, NULL, err);
+    p->x_html = html;
     tsg_rc rc = xml_check_chars(p);
     if (!rc) {
         p->p = skip_ws(p->p, p->end);

@@ -207,6 +207,101 @@ static void test_unsupported_function(void **state)
     assert_string_equal(ev(patient_json, "Patient.frobnicate()"), want);
 }
 
+/* Evaluates expr (no input) with env; returns the rc, err filled. */
+static tsg_rc ev_env(const char *expr, const fp_env *env, tsg_error *err, size_t *count)
+{
+    tsg_arena *a = tsg_arena_new(0);
+    assert_non_null(a);
+    fp_expr *e = NULL;
+    assert_int_equal(fp_compile(expr, strlen(expr), &e, err), TSG_OK);
+    fp_collection out;
+    tsg_rc rc = fp_eval(e, NULL, NULL, env, a, &out, err);
+    *count = rc == TSG_OK ? out.count : 0;
+    fp_expr_free(e);
+    tsg_arena_free(a);
+    return rc;
+}
+
+typedef struct traced {
+    int calls;
+    char name[32];
+    size_t count;
+} traced;
+
+static void on_trace(void *user, const char *name, size_t len, const fp_collection *c)
+{
+    traced *t = user;
+    t->calls++;
+    snprintf(t->name, sizeof t->name, "%.*s", (int)len, name);
+    t->count = c->count;
+}
+
+static void test_trace(void **state)
+{
+    (void)state;
+    traced t = {0};
+    fp_env env = {.trace = on_trace, .trace_user = &t};
+    tsg_error err;
+    size_t n;
+    /* trace passes its input on and reports it (or its projection) */
+    assert_int_equal(ev_env("(1 | 2 | 3).trace('all').count()", &env, &err, &n), TSG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(t.calls, 1);
+    assert_string_equal(t.name, "all");
+    assert_int_equal(t.count, 3);
+    assert_int_equal(ev_env("(1 | 2 | 3).trace('odd', where($this mod 2 = 1))", &env, &err, &n),
+                     TSG_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(t.calls, 2);
+    assert_string_equal(t.name, "odd");
+    assert_int_equal(t.count, 2);
+    /* without a callback it is only a pass-through */
+    EXPECT(NULL, "(1 | 2).trace('x').count()", "[{\"type\":\"System.Integer\",\"value\":\"2\"}]");
+}
+
+static void test_html_checks(void **state)
+{
+    (void)state;
+    const char *ok = "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\",\"div\":"
+                     "\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\"><p>A <b>b</b> "
+                     "<a href=\\\"#x\\\">c</a><img src=\\\"#i\\\" alt=\\\"i\\\"/></p></div>\"}}";
+    const char *script = "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\","
+                         "\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">"
+                         "<script>alert(1)</script></div>\"}}";
+    const char *onclick = "{\"resourceType\":\"Patient\",\"text\":{\"status\":\"generated\","
+                          "\"div\":\"<div xmlns=\\\"http://www.w3.org/1999/xhtml\\\">"
+                          "<p onclick=\\\"x()\\\">a</p></div>\"}}";
+    const char *t = "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]";
+    const char *f = "[{\"type\":\"System.Boolean\",\"value\":\"false\"}]";
+    EXPECT(ok, "text.div.htmlChecks()", t);
+    EXPECT(script, "text.div.htmlChecks()", f);
+    EXPECT(onclick, "text.div.htmlChecks()", f);
+    /* not a div: empty */
+    EXPECT(ok, "text.status.htmlChecks()", "[]");
+}
+
+static void test_work_budget(void **state)
+{
+    (void)state;
+    fp_env env = {.max_steps = 1000};
+    tsg_error err;
+    size_t n;
+    /* quadratic work (distinct over many items) stops at the budget */
+    tsg_rc rc = ev_env("(1|2|3|4|5|6|7|8|9|10).combine(1|2|3|4|5|6|7|8|9|10)"
+                       ".combine(1|2|3|4|5|6|7|8|9|10).combine(11|12|13|14|15|16|17|18|19|20)"
+                       ".select($this | ($this + 100) | ($this + 200)).distinct()",
+                       &env, &err, &n);
+    assert_int_equal(rc, TSG_ELIMIT);
+    assert_non_null(strstr(err.message, "FP_LIMIT_STEPS"));
+    /* the same expression within the default budget */
+    assert_int_equal(ev_env("(1|2|3|4|5|6|7|8|9|10).combine(1|2|3|4|5|6|7|8|9|10)"
+                            ".combine(1|2|3|4|5|6|7|8|9|10).combine(11|12|13|14|15|16|17|18|19|20)"
+                            ".select($this | ($this + 100) | ($this + 200)).distinct()",
+                            NULL, &err, &n),
+                     TSG_OK);
+    assert_int_equal(n, 60);
+}
+
 static void test_cli(void **state)
 {
     (void)state;
@@ -245,6 +340,9 @@ int main(void)
         cmocka_unit_test(test_fhir_functions),
         cmocka_unit_test(test_errors_with_columns),
         cmocka_unit_test(test_unsupported_function),
+        cmocka_unit_test(test_trace),
+        cmocka_unit_test(test_html_checks),
+        cmocka_unit_test(test_work_budget),
         cmocka_unit_test(test_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

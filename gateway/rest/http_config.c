@@ -1,0 +1,269 @@
+/*
+ * http_config.c — the gateway configuration: defaults, the JSON file, the
+ * environment; and listen address parsing.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+void http_config_default(http_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->listen, sizeof cfg->listen, "%s", "127.0.0.1:8080");
+    cfg->threads = 0;
+    cfg->max_connections = 1024;
+    cfg->connection_timeout_s = 30;
+    cfg->max_body_bytes = TSG_LIMIT_BODY_BYTES;
+    cfg->drain_timeout_s = 10;
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", "./var");
+    cfg->redis_url[0] = '\0';
+}
+
+tsg_rc http_listen_parse(const char *s, struct sockaddr_storage *addr, socklen_t *addr_len,
+                         tsg_error *err)
+{
+    if (!s || !*s) return tsg_error_set(err, TSG_EINVAL, "invalid", "listen address is empty");
+    const char *colon;
+    char host[INET6_ADDRSTRLEN + 1];
+    bool v6 = false;
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (!close || close[1] != ':')
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': expected [ipv6]:port", s);
+        size_t hl = (size_t)(close - s - 1);
+        if (hl == 0 || hl >= sizeof host)
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': bad IPv6 address", s);
+        memcpy(host, s + 1, hl);
+        host[hl] = '\0';
+        colon = close + 1;
+        v6 = true;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || colon == s)
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': expected host:port (e.g. 127.0.0.1:8080)",
+                                 s);
+        size_t hl = (size_t)(colon - s);
+        if (hl >= sizeof host || memchr(s, ':', hl))
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': an IPv6 address needs brackets ([::1]:8080)",
+                                 s);
+        memcpy(host, s, hl);
+        host[hl] = '\0';
+        if (strcmp(host, "localhost") == 0) snprintf(host, sizeof host, "%s", "127.0.0.1");
+    }
+    const char *ps = colon + 1;
+    if (*ps == '\0')
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "listen address '%s': no port", s);
+    unsigned long port = 0;
+    for (const char *p = ps; *p; p++) {
+        if (*p < '0' || *p > '9' || port > 65535)
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': port must be a number 0-65535", s);
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535)
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "listen address '%s': port must be a number 0-65535", s);
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t len;
+    if (v6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': '%s' is not an IPv6 address", s, host);
+        len = sizeof *a6;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "listen address '%s': '%s' is not an IPv4 address", s, host);
+        len = sizeof *a4;
+    }
+    if (addr) *addr = ss;
+    if (addr_len) *addr_len = len;
+    return TSG_OK;
+}
+
+/* Parses a decimal unsigned number in [lo, hi]. */
+static bool parse_num(const char *s, unsigned long long lo, unsigned long long hi,
+                      unsigned long long *out)
+{
+    if (!s || *s < '0' || *s > '9') return false;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < lo || v > hi) return false;
+    *out = v;
+    return true;
+}
+
+#define MAX_BODY_LIMIT ((unsigned long long)TSG_LIMIT_BODY_BYTES * 16u)
+
+typedef struct num_key {
+    const char *json;
+    const char *env;
+    unsigned long long lo, hi;
+    size_t off;
+    bool is_size;
+} num_key;
+
+static const num_key NUM_KEYS[] = {
+    {"threads", "TSUNAGU_THREADS", 0, 1024, offsetof(http_config, threads), false},
+    {"max_connections", "TSUNAGU_MAX_CONNECTIONS", 1, 1000000,
+     offsetof(http_config, max_connections), false},
+    {"connection_timeout_s", "TSUNAGU_CONNECTION_TIMEOUT", 1, 86400,
+     offsetof(http_config, connection_timeout_s), false},
+    {"max_body_bytes", "TSUNAGU_MAX_BODY_BYTES", 1, MAX_BODY_LIMIT,
+     offsetof(http_config, max_body_bytes), true},
+    {"drain_timeout_s", "TSUNAGU_DRAIN_TIMEOUT", 0, 3600, offsetof(http_config, drain_timeout_s),
+     false},
+};
+
+typedef struct str_key {
+    const char *json;
+    const char *env;
+    size_t off;
+    size_t size;
+    bool empty_ok;
+} str_key;
+
+static const str_key STR_KEYS[] = {
+    {"listen", "TSUNAGU_LISTEN", offsetof(http_config, listen), HTTP_LISTEN_MAX, false},
+    {"data_dir", "TSUNAGU_DATA_DIR", offsetof(http_config, data_dir), HTTP_PATH_MAX, false},
+    {"redis_url", "TSUNAGU_REDIS_URL", offsetof(http_config, redis_url), HTTP_URL_MAX, true},
+};
+
+static void set_num(http_config *cfg, const num_key *k, unsigned long long v)
+{
+    char *p = (char *)cfg + k->off;
+    if (k->is_size)
+        *(size_t *)(void *)p = (size_t)v;
+    else
+        *(unsigned *)(void *)p = (unsigned)v;
+}
+
+static tsg_rc set_str(http_config *cfg, const str_key *k, const char *v, const char *src,
+                      tsg_error *err)
+{
+    size_t n = strlen(v);
+    if (n >= k->size)
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "%s: '%s' is too long (max %zu bytes)",
+                             src, k->json, k->size - 1);
+    if (n == 0 && !k->empty_ok)
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "%s: '%s' must not be empty", src,
+                             k->json);
+    memcpy((char *)cfg + k->off, v, n + 1);
+    return TSG_OK;
+}
+
+static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
+{
+    char *text;
+    size_t len;
+    tsg_rc rc = tsg_read_file(file, 1u << 20, &text, &len, err);
+    if (rc != TSG_OK) return rc;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+    free(text);
+    if (!root)
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "%s:%d:%d: %s", file, jerr.line,
+                             jerr.column, jerr.text);
+    if (!json_is_object(root)) {
+        json_decref(root);
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "%s: the configuration must be an object",
+                             file);
+    }
+    const char *key;
+    json_t *val;
+    rc = TSG_OK;
+    json_object_foreach(root, key, val)
+    {
+        bool known = false;
+        for (size_t i = 0; i < sizeof NUM_KEYS / sizeof NUM_KEYS[0] && !known; i++) {
+            const num_key *k = &NUM_KEYS[i];
+            if (strcmp(key, k->json) != 0) continue;
+            known = true;
+            json_int_t v = json_is_integer(val) ? json_integer_value(val) : -1;
+            if (v < 0 || (unsigned long long)v < k->lo || (unsigned long long)v > k->hi) {
+                rc = tsg_error_set(err, TSG_EINVAL, "invalid",
+                                   "%s: \"%s\" must be an integer %llu-%llu", file, key, k->lo,
+                                   k->hi);
+                goto out;
+            }
+            set_num(cfg, k, (unsigned long long)v);
+        }
+        for (size_t i = 0; i < sizeof STR_KEYS / sizeof STR_KEYS[0] && !known; i++) {
+            const str_key *k = &STR_KEYS[i];
+            if (strcmp(key, k->json) != 0) continue;
+            known = true;
+            if (!json_is_string(val)) {
+                rc = tsg_error_set(err, TSG_EINVAL, "invalid", "%s: \"%s\" must be a string", file,
+                                   key);
+                goto out;
+            }
+            rc = set_str(cfg, k, json_string_value(val), file, err);
+            if (rc != TSG_OK) goto out;
+        }
+        if (!known) {
+            rc = tsg_error_set(err, TSG_EINVAL, "invalid",
+                               "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
+                               "connection_timeout_s, max_body_bytes, drain_timeout_s, "
+                               "data_dir, redis_url)",
+                               file, key);
+            goto out;
+        }
+    }
+out:
+    json_decref(root);
+    return rc;
+}
+
+tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
+{
+    http_config_default(cfg);
+    if (!file) {
+        file = getenv("TSUNAGU_CONFIG");
+        if (file && !*file) file = NULL;
+    }
+    if (file) {
+        tsg_rc rc = load_file(cfg, file, err);
+        if (rc != TSG_OK) return rc;
+    }
+    for (size_t i = 0; i < sizeof NUM_KEYS / sizeof NUM_KEYS[0]; i++) {
+        const num_key *k = &NUM_KEYS[i];
+        const char *v = getenv(k->env);
+        if (!v || !*v) continue;
+        unsigned long long n;
+        if (!parse_num(v, k->lo, k->hi, &n))
+            return tsg_error_set(err, TSG_EINVAL, "invalid",
+                                 "%s='%s': must be an integer %llu-%llu", k->env, v, k->lo, k->hi);
+        set_num(cfg, k, n);
+    }
+    for (size_t i = 0; i < sizeof STR_KEYS / sizeof STR_KEYS[0]; i++) {
+        const str_key *k = &STR_KEYS[i];
+        const char *v = getenv(k->env);
+        if (!v || (!*v && !k->empty_ok)) continue;
+        tsg_rc rc = set_str(cfg, k, v, k->env, err);
+        if (rc != TSG_OK) return rc;
+    }
+    tsg_error e2;
+    tsg_error_clear(&e2);
+    if (http_listen_parse(cfg->listen, NULL, NULL, &e2) != TSG_OK)
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "%s", e2.message);
+    return TSG_OK;
+}

@@ -1,0 +1,779 @@
+/*
+ * http_server.c — the server of the HTTP layer: ulfius on libmicrohttpd's
+ * epoll thread pool, routing, the gaps of ulfius 2.7.13 covered (413, 405,
+ * HEAD, OPTIONS, raw bodies), request decoding, built-in /healthz, /readyz,
+ * /metrics, metrics counters, signals and draining.
+ *
+ * All requests go to ulfius' default endpoint (no ulfius endpoints are
+ * registered), so routing, method checks and errors are ours.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sigtimedwait, pthread_sigmask with C11 */
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <ulfius.h>
+
+#include "http.h"
+
+#define MAX_ROUTES       16
+#define MAX_INTERACTIONS 64 /* the last one is "other" */
+#define INTERACTION_LEN  32
+#define MIN_STATUS       100
+#define N_STATUS         500 /* 100..599 */
+
+static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define N_BUCKETS (sizeof BUCKETS / sizeof BUCKETS[0])
+
+typedef struct route {
+    char prefix[128];
+    size_t prefix_len;
+    unsigned methods;
+    unsigned flags;
+    http_handler handler;
+    void *user_data;
+} route;
+
+typedef struct metrics {
+    pthread_mutex_t names_lock; /* only for adding a name */
+    _Atomic unsigned n_names;
+    char names[MAX_INTERACTIONS][INTERACTION_LEN];
+    _Atomic uint64_t requests[MAX_INTERACTIONS][N_STATUS];
+    _Atomic uint64_t buckets[MAX_INTERACTIONS][N_BUCKETS + 1]; /* not cumulative; +Inf last */
+    _Atomic uint64_t sum_ns[MAX_INTERACTIONS];
+} metrics;
+
+struct http_server {
+    http_config cfg;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    route routes[MAX_ROUTES];
+    size_t n_routes;
+    http_ready_fn ready;
+    void *ready_ud;
+    http_metrics_fn metrics_hook;
+    void *metrics_ud;
+    struct _u_instance inst;
+    bool inst_init;
+    bool started;
+    bool stopped;
+    MHD_socket quiesced_fd;
+    uint16_t port;
+    _Atomic unsigned in_flight;
+    _Atomic int stop_requested;
+    pthread_mutex_t stop_lock;
+    metrics *m;
+};
+
+/* ------------------------------------------------------------------------
+ * Metrics
+ * ------------------------------------------------------------------------ */
+
+static unsigned interaction_id(metrics *m, const char *name)
+{
+    char clean[INTERACTION_LEN];
+    size_t n = 0;
+    for (const char *p = name; *p && n < INTERACTION_LEN - 1; p++) {
+        char c = *p;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+            c == '_' || c == '-')
+            clean[n++] = c;
+    }
+    if (n == 0) clean[n++] = '_';
+    clean[n] = '\0';
+    unsigned count = atomic_load_explicit(&m->n_names, memory_order_acquire);
+    for (unsigned i = 0; i < count; i++)
+        if (strcmp(m->names[i], clean) == 0) return i;
+    pthread_mutex_lock(&m->names_lock);
+    count = atomic_load_explicit(&m->n_names, memory_order_relaxed);
+    unsigned id = MAX_INTERACTIONS - 1;
+    bool found = false;
+    for (unsigned i = 0; i < count; i++) {
+        if (strcmp(m->names[i], clean) == 0) {
+            id = i;
+            found = true;
+            break;
+        }
+    }
+    if (!found && count < MAX_INTERACTIONS - 1) {
+        memcpy(m->names[count], clean, n + 1);
+        id = count;
+        atomic_store_explicit(&m->n_names, count + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&m->names_lock);
+    return id;
+}
+
+static void metrics_record(metrics *m, const char *interaction, int status, uint64_t ns)
+{
+    unsigned id = interaction_id(m, interaction);
+    if (status < MIN_STATUS || status >= MIN_STATUS + N_STATUS) status = 500;
+    atomic_fetch_add_explicit(&m->requests[id][status - MIN_STATUS], 1, memory_order_relaxed);
+    double s = (double)ns / 1e9;
+    size_t b = 0;
+    while (b < N_BUCKETS && s > BUCKETS[b]) b++;
+    atomic_fetch_add_explicit(&m->buckets[id][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->sum_ns[id], ns, memory_order_relaxed);
+}
+
+void http_server_metrics(http_server *s, tsg_buf *out)
+{
+    metrics *m = s->m;
+    unsigned count = atomic_load_explicit(&m->n_names, memory_order_acquire);
+    tsg_buf_puts(out, "# HELP tsunagu_http_requests_total HTTP requests by interaction and "
+                      "status code.\n# TYPE tsunagu_http_requests_total counter\n");
+    for (unsigned i = 0; i < MAX_INTERACTIONS; i++) {
+        if (i >= count && i != MAX_INTERACTIONS - 1) continue;
+        const char *name = i < count ? m->names[i] : "other";
+        for (unsigned c = 0; c < N_STATUS; c++) {
+            uint64_t v = atomic_load_explicit(&m->requests[i][c], memory_order_relaxed);
+            if (v)
+                tsg_buf_printf(out,
+                               "tsunagu_http_requests_total{interaction=\"%s\",code=\"%u\"} "
+                               "%llu\n",
+                               name, c + MIN_STATUS, (unsigned long long)v);
+        }
+    }
+    tsg_buf_puts(out, "# HELP tsunagu_http_request_duration_seconds Time from the complete "
+                      "request to the response being built.\n"
+                      "# TYPE tsunagu_http_request_duration_seconds histogram\n");
+    for (unsigned i = 0; i < MAX_INTERACTIONS; i++) {
+        if (i >= count && i != MAX_INTERACTIONS - 1) continue;
+        const char *name = i < count ? m->names[i] : "other";
+        uint64_t cum = 0;
+        uint64_t counts[N_BUCKETS + 1];
+        for (size_t b = 0; b <= N_BUCKETS; b++)
+            counts[b] = atomic_load_explicit(&m->buckets[i][b], memory_order_relaxed);
+        uint64_t total = 0;
+        for (size_t b = 0; b <= N_BUCKETS; b++) total += counts[b];
+        if (total == 0) continue;
+        for (size_t b = 0; b < N_BUCKETS; b++) {
+            cum += counts[b];
+            tsg_buf_printf(out,
+                           "tsunagu_http_request_duration_seconds_bucket{interaction=\"%s\","
+                           "le=\"%g\"} %llu\n",
+                           name, BUCKETS[b], (unsigned long long)cum);
+        }
+        tsg_buf_printf(out,
+                       "tsunagu_http_request_duration_seconds_bucket{interaction=\"%s\","
+                       "le=\"+Inf\"} %llu\n",
+                       name, (unsigned long long)total);
+        tsg_buf_printf(out, "tsunagu_http_request_duration_seconds_sum{interaction=\"%s\"} %.9f\n",
+                       name,
+                       (double)atomic_load_explicit(&m->sum_ns[i], memory_order_relaxed) / 1e9);
+        tsg_buf_printf(out,
+                       "tsunagu_http_request_duration_seconds_count{interaction=\"%s\"} %llu\n",
+                       name, (unsigned long long)total);
+    }
+    tsg_buf_printf(out,
+                   "# HELP tsunagu_http_in_flight Requests being handled.\n"
+                   "# TYPE tsunagu_http_in_flight gauge\ntsunagu_http_in_flight %u\n",
+                   atomic_load(&s->in_flight));
+    if (s->metrics_hook) s->metrics_hook(out, s->metrics_ud);
+}
+
+/* ------------------------------------------------------------------------
+ * Built-in routes
+ * ------------------------------------------------------------------------ */
+
+static void handle_healthz(const http_request *req, http_response *resp, void *ud)
+{
+    (void)req, (void)ud;
+    resp->interaction = "healthz";
+    resp->content_type = "text/plain; charset=utf-8";
+    tsg_buf_puts(&resp->body, "ok\n");
+}
+
+static void handle_readyz(const http_request *req, http_response *resp, void *ud)
+{
+    (void)req;
+    http_server *s = ud;
+    resp->interaction = "readyz";
+    if (!s->ready) goto ready;
+    tsg_buf why;
+    tsg_buf_init(&why, 4096);
+    bool ok = s->ready(s->ready_ud, &why);
+    if (!ok) {
+        char msg[600];
+        snprintf(msg, sizeof msg, "not ready%s%s", why.len ? ": " : "",
+                 why.len && !why.failed ? why.data : "");
+        tsg_buf_free(&why);
+        http_respond_outcome(resp, 503, "error", "transient", msg, NULL, HTTP_FORMAT_JSON);
+        return;
+    }
+    tsg_buf_free(&why);
+ready:
+    resp->content_type = "application/json";
+    tsg_buf_puts(&resp->body, "{\"status\":\"ready\"}\n");
+}
+
+static void handle_metrics(const http_request *req, http_response *resp, void *ud)
+{
+    (void)req;
+    resp->interaction = "metrics";
+    resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
+    http_server_metrics(ud, &resp->body);
+}
+
+/* ------------------------------------------------------------------------
+ * Requests
+ * ------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    http_method m;
+} METHODS[] = {{"GET", HTTP_GET},        {"HEAD", HTTP_HEAD},     {"POST", HTTP_POST},
+               {"PUT", HTTP_PUT},        {"DELETE", HTTP_DELETE}, {"PATCH", HTTP_PATCH},
+               {"OPTIONS", HTTP_OPTIONS}};
+
+static unsigned method_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++)
+        if (strcmp(name, METHODS[i].name) == 0) return METHODS[i].m;
+    return 0;
+}
+
+static void allow_header(unsigned methods, char *out, size_t size)
+{
+    unsigned all = methods | HTTP_OPTIONS | ((methods & HTTP_GET) ? HTTP_HEAD : 0);
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof METHODS / sizeof METHODS[0]; i++) {
+        if (!(all & METHODS[i].m)) continue;
+        int w = snprintf(out + n, size - n, "%s%s", n ? ", " : "", METHODS[i].name);
+        if (w < 0 || (size_t)w >= size - n) break;
+        n += (size_t)w;
+    }
+}
+
+const char *http_header(const http_request *req, const char *name)
+{
+    const struct _u_request *u = req->impl;
+    return u ? u_map_get_case(u->map_header, name) : NULL;
+}
+
+const char *http_param_get(const http_request *req, const char *name)
+{
+    for (size_t i = 0; i < req->n_params; i++)
+        if (strcmp(req->params[i].name, name) == 0) return req->params[i].value;
+    return NULL;
+}
+
+tsg_rc http_response_header_add(http_response *resp, const char *name, const char *value)
+{
+    if (resp->n_headers >= HTTP_MAX_RESPONSE_HEADERS) return TSG_ELIMIT;
+    if (!*name || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) return TSG_EINVAL;
+    char *n = tsg_arena_strndup(resp->arena, name, strlen(name));
+    char *v = tsg_arena_strndup(resp->arena, value, strlen(value));
+    if (!n || !v) return TSG_ENOMEM;
+    resp->headers[resp->n_headers].name = n;
+    resp->headers[resp->n_headers].value = v;
+    resp->n_headers++;
+    return TSG_OK;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes s[0..n) into the arena (%XX; '+' → ' ' when plus). NULL on a bad
+ * escape, invalid UTF-8, or no memory (*bad tells the first two apart). */
+static char *decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *out_len, bool *bad)
+{
+    char *d = tsg_arena_alloc(a, n + 1);
+    if (!d) return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n) {
+                *bad = true;
+                return NULL;
+            }
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0) {
+                *bad = true;
+                return NULL;
+            }
+            d[o++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (plus && c == '+') {
+            d[o++] = ' ';
+        } else {
+            d[o++] = c;
+        }
+    }
+    d[o] = '\0';
+    if (tsg_utf8_valid_prefix(d, o) != o) {
+        *bad = true;
+        return NULL;
+    }
+    *out_len = o;
+    return d;
+}
+
+/* Splits and decodes the path below the route prefix; 0, 400 or 500. */
+static int parse_path(http_request *r, const char *rest, size_t n, const char **why)
+{
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++) cap += rest[i] == '/';
+    const char **segs = tsg_arena_alloc(r->arena, cap * sizeof *segs);
+    if (!segs) return 500;
+    size_t k = 0;
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && rest[j] != '/') j++;
+        if (j > i) {
+            size_t dl;
+            bool bad = false;
+            char *d = decode(r->arena, rest + i, j - i, false, &dl, &bad);
+            if (!d) {
+                *why = "the request path has a malformed %-escape or is not valid UTF-8";
+                return bad ? 400 : 500;
+            }
+            segs[k++] = d;
+        }
+        i = j + 1;
+    }
+    r->segments = segs;
+    r->n_segments = k;
+    return 0;
+}
+
+static int parse_query(http_request *r, const char **why)
+{
+    const char *q = r->query;
+    size_t n = strlen(q);
+    size_t cap = 1;
+    for (size_t i = 0; i < n; i++) cap += q[i] == '&';
+    http_param *ps = tsg_arena_alloc(r->arena, cap * sizeof *ps);
+    if (!ps) return 500;
+    size_t k = 0, i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && q[j] != '&') j++;
+        if (j > i) {
+            const char *eq = memchr(q + i, '=', j - i);
+            size_t nl = eq ? (size_t)(eq - (q + i)) : j - i;
+            bool bad = false;
+            http_param *p = &ps[k];
+            p->name = decode(r->arena, q + i, nl, true, &p->name_len, &bad);
+            if (p->name) {
+                if (eq)
+                    p->value = decode(r->arena, eq + 1, (size_t)(q + j - eq - 1), true,
+                                      &p->value_len, &bad);
+                else
+                    p->value = "", p->value_len = 0;
+            }
+            if (!p->name || !p->value) {
+                *why = "the query string has a malformed %-escape or is not valid UTF-8";
+                return bad ? 400 : 500;
+            }
+            k++;
+        }
+        i = j + 1;
+    }
+    r->params = ps;
+    r->n_params = k;
+    return 0;
+}
+
+/* The route for the raw path (longest matching prefix) and where its rest begins. */
+static route *route_match(http_server *s, const char *path, size_t path_len, size_t *rest)
+{
+    route *best = NULL;
+    for (size_t i = 0; i < s->n_routes; i++) {
+        route *rt = &s->routes[i];
+        size_t pl = rt->prefix_len;
+        if (path_len < pl || memcmp(path, rt->prefix, pl) != 0) continue;
+        if (path_len > pl && path[pl] != '/') continue;
+        if (!best || pl > best->prefix_len) {
+            best = rt;
+            *rest = pl;
+        }
+    }
+    return best;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void lower_name(const char *in, char *out, size_t size)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < size; i++)
+        out[i] = (in[i] >= 'A' && in[i] <= 'Z') ? (char)(in[i] - 'A' + 'a') : in[i];
+    out[i] = '\0';
+}
+
+/* Picks the error format: the negotiated one when negotiation would succeed, JSON otherwise. */
+static http_format error_format(const http_request *r)
+{
+    http_format f;
+    bool pretty;
+    const char *why;
+    return http_negotiate_response(r, &f, &pretty, &why) == 0 ? f : HTTP_FORMAT_JSON;
+}
+
+static int dispatch(const struct _u_request *ureq, struct _u_response *uresp, void *ud)
+{
+    http_server *s = ud;
+    uint64_t t0 = now_ns();
+    atomic_fetch_add(&s->in_flight, 1);
+
+    http_request req;
+    memset(&req, 0, sizeof req);
+    http_response resp;
+    memset(&resp, 0, sizeof resp);
+    tsg_buf_init(&resp.body, 0);
+    resp.status = 200;
+    char method_lc[16];
+    lower_name(ureq->http_verb ? ureq->http_verb : "", method_lc, sizeof method_lc);
+
+    req.arena = tsg_arena_new(0);
+    resp.arena = req.arena;
+    if (!req.arena) {
+        http_respond_outcome(&resp, 500, "fatal", "exception", "out of memory", NULL,
+                             HTTP_FORMAT_JSON);
+        goto send;
+    }
+    req.impl = ureq;
+    req.method_name = ureq->http_verb ? ureq->http_verb : "";
+    const char *url = ureq->http_url ? ureq->http_url : "/";
+    const char *qm = strchr(url, '?');
+    size_t path_len = qm ? (size_t)(qm - url) : strlen(url);
+    req.path = tsg_arena_strndup(req.arena, url, path_len);
+    req.query = qm ? qm + 1 : "";
+    if (!req.path) {
+        http_respond_outcome(&resp, 500, "fatal", "exception", "out of memory", NULL,
+                             HTTP_FORMAT_JSON);
+        goto send;
+    }
+    const char *why = NULL;
+    int st = parse_query(&req, &why);
+    if (st) {
+        http_respond_outcome(&resp, st, "error", st == 400 ? "invalid" : "exception", why, NULL,
+                             HTTP_FORMAT_JSON);
+        goto send;
+    }
+    const struct sockaddr *ca = ureq->client_address;
+    if (ca && ca->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ca)->sin_addr,
+                  req.remote_addr, sizeof req.remote_addr);
+    else if (ca && ca->sa_family == AF_INET6)
+        snprintf(req.remote_addr, sizeof req.remote_addr, "%s", "ipv6");
+
+    size_t rest = 0;
+    route *rt = route_match(s, req.path, path_len, &rest);
+    if (!rt) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "no resource at %.200s", req.path);
+        http_respond_outcome(&resp, 404, "error", "not-found", msg, NULL, error_format(&req));
+        goto send;
+    }
+    req.route = rt->prefix;
+    unsigned m = method_of(req.method_name);
+    char allow[80];
+    allow_header(rt->methods, allow, sizeof allow);
+    if (m == HTTP_OPTIONS && !(rt->methods & HTTP_OPTIONS)) {
+        resp.status = 204;
+        http_response_header_add(&resp, "Allow", allow);
+        resp.interaction = "options";
+        goto send;
+    }
+    if (m == HTTP_HEAD && (rt->methods & HTTP_GET)) {
+        m = HTTP_GET;
+        req.is_head = true;
+    }
+    if (!m || !(rt->methods & m)) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "method %.20s is not allowed here (allowed: %s)", req.method_name,
+                 allow);
+        http_respond_outcome(&resp, 405, "error", "not-supported", msg, NULL, error_format(&req));
+        http_response_header_add(&resp, "Allow", allow);
+        goto send;
+    }
+    req.method = (http_method)m;
+    if (ureq->binary_body_length > s->cfg.max_body_bytes) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the request body is larger than the limit of %zu bytes",
+                 s->cfg.max_body_bytes);
+        http_respond_outcome(&resp, 413, "error", "too-costly", msg, NULL, error_format(&req));
+        goto send;
+    }
+    req.body = ureq->binary_body_length ? ureq->binary_body : NULL;
+    req.body_len = ureq->binary_body_length;
+    st = parse_path(&req, req.path + rest, path_len - rest, &why);
+    if (st) {
+        http_respond_outcome(&resp, st, "error", st == 400 ? "invalid" : "exception", why, NULL,
+                             error_format(&req));
+        goto send;
+    }
+    if (rt->flags & HTTP_ROUTE_NEGOTIATE) {
+        st = http_negotiate_response(&req, &req.format, &req.pretty, &why);
+        if (st) {
+            http_respond_outcome(&resp, st, "error", st == 406 ? "not-supported" : "invalid", why,
+                                 NULL, HTTP_FORMAT_JSON);
+            goto send;
+        }
+        if (req.body_len > 0) {
+            st = http_negotiate_body(&req, &req.body_format, &why);
+            if (st) {
+                http_respond_outcome(&resp, st, "error", "not-supported", why, NULL, req.format);
+                goto send;
+            }
+        }
+    }
+    rt->handler(&req, &resp, rt->user_data);
+    if (tsg_buf_rc(&resp.body) != TSG_OK) {
+        http_respond_outcome(&resp, 500, "error", "too-costly",
+                             tsg_buf_rc(&resp.body) == TSG_ELIMIT
+                                 ? "the response is larger than the server's limit"
+                                 : "out of memory while writing the response",
+                             NULL, req.format);
+    }
+    if (resp.status < 100 || resp.status > 599) {
+        http_respond_outcome(&resp, 500, "error", "exception",
+                             "the handler set an invalid status code", NULL, req.format);
+    }
+
+send:
+    uresp->status = resp.status;
+    for (size_t i = 0; i < resp.n_headers; i++)
+        u_map_put(uresp->map_header, resp.headers[i].name, resp.headers[i].value);
+    if (resp.content_type) u_map_put(uresp->map_header, "Content-Type", resp.content_type);
+    if (resp.body.len > 0 && tsg_buf_rc(&resp.body) == TSG_OK) {
+        size_t len;
+        char *body = tsg_buf_take(&resp.body, &len);
+        /* ulfius frees binary_body with o_free (free by default) */
+        uresp->binary_body = body;
+        uresp->binary_body_length = len;
+    }
+    tsg_buf_free(&resp.body);
+    metrics_record(s->m, resp.interaction ? resp.interaction : method_lc, resp.status,
+                   now_ns() - t0);
+    tsg_arena_free(req.arena);
+    atomic_fetch_sub(&s->in_flight, 1);
+    return U_CALLBACK_COMPLETE;
+}
+
+/* ------------------------------------------------------------------------
+ * Server
+ * ------------------------------------------------------------------------ */
+
+http_server *http_server_new(const http_config *cfg, tsg_error *err)
+{
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+        return NULL;
+    }
+    s->m = calloc(1, sizeof *s->m);
+    if (!s->m) {
+        free(s);
+        tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&s->m->names_lock, NULL);
+    pthread_mutex_init(&s->stop_lock, NULL);
+    s->cfg = *cfg;
+    s->quiesced_fd = MHD_INVALID_SOCKET;
+    if (http_listen_parse(cfg->listen, &s->addr, &s->addr_len, err) != TSG_OK ||
+        http_route_add(s, "/healthz", HTTP_GET, 0, handle_healthz, s, err) != TSG_OK ||
+        http_route_add(s, "/readyz", HTTP_GET, 0, handle_readyz, s, err) != TSG_OK ||
+        http_route_add(s, "/metrics", HTTP_GET, 0, handle_metrics, s, err) != TSG_OK) {
+        http_server_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+tsg_rc http_route_add(http_server *s, const char *prefix, unsigned methods, unsigned flags,
+                      http_handler handler, void *user_data, tsg_error *err)
+{
+    if (s->started)
+        return tsg_error_set(err, TSG_EINVAL, "exception", "routes must be added before start");
+    size_t n = prefix ? strlen(prefix) : 0;
+    if (n == 0 || prefix[0] != '/' || (n > 1 && prefix[n - 1] == '/') || strchr(prefix, '?') ||
+        n >= sizeof s->routes[0].prefix || !handler || !methods)
+        return tsg_error_set(err, TSG_EINVAL, "exception", "bad route prefix '%s'",
+                             prefix ? prefix : "(null)");
+    if (n == 1) n = 0; /* "/" routes everything: matches as the empty prefix */
+    for (size_t i = 0; i < s->n_routes; i++)
+        if (s->routes[i].prefix_len == n && memcmp(s->routes[i].prefix, prefix, n) == 0)
+            return tsg_error_set(err, TSG_EINVAL, "exception", "route '%s' added twice", prefix);
+    if (s->n_routes >= MAX_ROUTES)
+        return tsg_error_set(err, TSG_ELIMIT, "too-costly", "more than %d routes", MAX_ROUTES);
+    route *rt = &s->routes[s->n_routes++];
+    memcpy(rt->prefix, prefix, n);
+    rt->prefix[n] = '\0';
+    rt->prefix_len = n;
+    rt->methods = methods;
+    rt->flags = flags;
+    rt->handler = handler;
+    rt->user_data = user_data;
+    return TSG_OK;
+}
+
+void http_server_set_ready(http_server *s, http_ready_fn fn, void *user_data)
+{
+    s->ready = fn;
+    s->ready_ud = user_data;
+}
+
+void http_server_set_metrics_hook(http_server *s, http_metrics_fn fn, void *user_data)
+{
+    s->metrics_hook = fn;
+    s->metrics_ud = user_data;
+}
+
+static unsigned online_cpus(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+tsg_rc http_server_start(http_server *s, tsg_error *err)
+{
+    if (s->started) return tsg_error_set(err, TSG_EINVAL, "exception", "server already started");
+    uint16_t cfg_port =
+        ntohs(s->addr.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&s->addr)->sin6_port
+                                            : ((struct sockaddr_in *)&s->addr)->sin_port);
+    if (ulfius_init_instance(&s->inst, cfg_port ? cfg_port : 1, NULL, NULL) != U_OK)
+        return tsg_error_set(err, TSG_ENOMEM, "exception", "ulfius_init_instance failed");
+    s->inst_init = true;
+    /* One byte above our limit: ulfius silently truncates at its limit, so a
+       body of limit+1 bytes tells us the request was too large (413). */
+    s->inst.max_post_body_size = s->cfg.max_body_bytes + 1;
+    if (ulfius_set_default_endpoint(&s->inst, dispatch, s) != U_OK)
+        return tsg_error_set(err, TSG_EINTERNAL, "exception", "ulfius_set_default_endpoint failed");
+
+    unsigned threads = s->cfg.threads ? s->cfg.threads : online_cpus();
+    struct MHD_OptionItem ops[] = {
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mhd_request_completed, NULL},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger, NULL},
+        {MHD_OPTION_SOCK_ADDR, 0, &s->addr},
+        {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->cfg.max_connections, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->cfg.connection_timeout_s, NULL},
+        /* a pool of one is no pool (libmicrohttpd warns): then one epoll thread */
+        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
+        {MHD_OPTION_END, 0, NULL}};
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG | (s->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+
+    /* The pool threads inherit the signal mask: block SIGTERM/SIGINT in them
+       so the thread in http_server_run() receives the signals. */
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    int rc = ulfius_start_framework_with_mhd_options(&s->inst, flags, ops);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != U_OK)
+        return tsg_error_set(err, TSG_EIO, "exception",
+                             "cannot listen on %s (address in use, or not permitted?)",
+                             s->cfg.listen);
+    s->started = true;
+    /* the port actually bound (MHD_DAEMON_INFO_BIND_PORT reports the port
+       argument, not the one chosen for port 0) */
+    s->port = cfg_port;
+    const union MHD_DaemonInfo *di =
+        MHD_get_daemon_info(s->inst.mhd_daemon, MHD_DAEMON_INFO_LISTEN_FD);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof bound;
+    if (di && getsockname(di->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                    : ((struct sockaddr_in *)&bound)->sin_port);
+    return TSG_OK;
+}
+
+uint16_t http_server_port(const http_server *s)
+{
+    return s->started ? s->port : 0;
+}
+
+unsigned http_server_in_flight(const http_server *s)
+{
+    return atomic_load(&((http_server *)s)->in_flight);
+}
+
+void http_server_request_stop(http_server *s)
+{
+    atomic_store(&s->stop_requested, 1);
+}
+
+int http_server_run(http_server *s)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int sig = 0;
+    while (!atomic_load(&s->stop_requested)) {
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        int r = sigtimedwait(&set, NULL, &ts);
+        if (r == SIGTERM || r == SIGINT) {
+            sig = r;
+            break;
+        }
+    }
+    http_server_stop(s);
+    return sig;
+}
+
+void http_server_stop(http_server *s)
+{
+    pthread_mutex_lock(&s->stop_lock);
+    if (!s->started || s->stopped) {
+        pthread_mutex_unlock(&s->stop_lock);
+        return;
+    }
+    s->stopped = true;
+    /* stop accepting; connections already open keep being served meanwhile */
+    s->quiesced_fd = MHD_quiesce_daemon(s->inst.mhd_daemon);
+    uint64_t deadline = now_ns() + (uint64_t)s->cfg.drain_timeout_s * 1000000000u;
+    while (atomic_load(&s->in_flight) > 0 && now_ns() < deadline) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    ulfius_stop_framework(&s->inst);
+    if (s->quiesced_fd != MHD_INVALID_SOCKET) close(s->quiesced_fd);
+    s->quiesced_fd = MHD_INVALID_SOCKET;
+    pthread_mutex_unlock(&s->stop_lock);
+}
+
+void http_server_free(http_server *s)
+{
+    if (!s) return;
+    http_server_stop(s);
+    if (s->inst_init) ulfius_clean_instance(&s->inst);
+    pthread_mutex_destroy(&s->stop_lock);
+    pthread_mutex_destroy(&s->m->names_lock);
+    free(s->m);
+    free(s);
+}

@@ -207,9 +207,10 @@ typedef struct http_response {
 } http_response;
 
 /* Adds a response header (name and value are copied into the arena).
- * Content-Type is set through resp->content_type, not here. Returns TSG_ELIMIT
- * past HTTP_MAX_RESPONSE_HEADERS, TSG_EINVAL for a CR/LF in either,
- * TSG_ENOMEM. */
+ * Returns TSG_ELIMIT past HTTP_MAX_RESPONSE_HEADERS; TSG_EINVAL for a CR/LF
+ * in either, a blank or ':' in the name, or Content-Type, Content-Length,
+ * Transfer-Encoding, Connection (the content type is resp->content_type, the
+ * framing is libmicrohttpd's); TSG_ENOMEM. */
 tsg_rc http_response_header_add(http_response *resp, const char *name, const char *value);
 
 /* The handler of a route. It must set resp (status, body, content type) and

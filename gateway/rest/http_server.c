@@ -275,7 +275,12 @@ const char *http_param_get(const http_request *req, const char *name)
 tsg_rc http_response_header_add(http_response *resp, const char *name, const char *value)
 {
     if (resp->n_headers >= HTTP_MAX_RESPONSE_HEADERS) return TSG_ELIMIT;
-    if (!*name || strpbrk(name, "\r\n:") || strpbrk(value, "\r\n")) return TSG_EINVAL;
+    if (!*name || strpbrk(name, "\r\n: ") || strpbrk(value, "\r\n")) return TSG_EINVAL;
+    /* framing headers belong to libmicrohttpd, the content type to resp->content_type */
+    static const char *const reserved[] = {"Content-Type", "Content-Length", "Transfer-Encoding",
+                                           "Connection"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++)
+        if (strcasecmp(name, reserved[i]) == 0) return TSG_EINVAL;
     char *n = tsg_arena_strndup(resp->arena, name, strlen(name));
     char *v = tsg_arena_strndup(resp->arena, value, strlen(value));
     if (!n || !v) return TSG_ENOMEM;

@@ -172,6 +172,12 @@ static void echo_handler(const http_request *req, http_response *resp, void *ud)
     if (req->body) tsg_buf_append(b, req->body, req->body_len);
     resp->content_type = "text/plain; charset=utf-8";
     http_response_header_add(resp, "X-Echo", "yes");
+    /* refused: framing and content type, header injection */
+    if (http_response_header_add(resp, "content-length", "1") != TSG_EINVAL ||
+        http_response_header_add(resp, "Content-Type", "text/html") != TSG_EINVAL ||
+        http_response_header_add(resp, "X-Bad", "a\r\nSet-Cookie: x") != TSG_EINVAL ||
+        http_response_header_add(resp, "X Bad", "a") != TSG_EINVAL)
+        tsg_buf_puts(b, "\nHEADER CHECK FAILED");
     const char *inter = http_param_get(req, "interaction");
     resp->interaction = inter ? "echo-named" : NULL;
     const char *st = http_param_get(req, "status");
@@ -270,6 +276,7 @@ static void test_get_echo(void **state)
     assert_non_null(strstr(r.body, "x-test=hello\n")); /* case-insensitive lookup */
     assert_non_null(strstr(r.body, "remote=127.0.0.1\n"));
     assert_non_null(strstr(r.body, "body=0:"));
+    assert_null(strstr(r.body, "HEADER CHECK FAILED"));
     assert_string_equal(header_of(&r, "Content-Type", h, sizeof h), "text/plain; charset=utf-8");
     assert_string_equal(header_of(&r, "X-Echo", h, sizeof h), "yes");
     reply_free(&r);

@@ -291,10 +291,12 @@ typedef struct http_server http_server;
 /* Route flags */
 #define HTTP_ROUTE_NEGOTIATE 0x1u /* negotiate formats before calling the handler */
 
-/* Readiness: returns true when ready; otherwise may write a reason into why. */
+/* Readiness: returns true when ready; otherwise may write a reason into why.
+ * Called on pool threads, possibly several at once. */
 typedef bool (*http_ready_fn)(void *user_data, tsg_buf *why);
 
-/* Appends more Prometheus text lines (with their # HELP/# TYPE) to out. */
+/* Appends more Prometheus text lines (with their # HELP/# TYPE) to out.
+ * Called on pool threads, possibly several at once. */
 typedef void (*http_metrics_fn)(tsg_buf *out, void *user_data);
 
 /*

@@ -467,6 +467,21 @@ static int dispatch(const struct _u_request *ureq, struct _u_response *uresp, vo
     req.impl = ureq;
     req.method_name = ureq->http_verb ? ureq->http_verb : "";
     const char *url = ureq->http_url ? ureq->http_url : "/";
+    /* absolute-form targets (RFC 9112 §3.2.2: GET http://host/fhir/… HTTP/1.1) */
+    if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
+        const char *p = strstr(url, "://") + 3;
+        size_t auth = strcspn(p, "/?");
+        url = p[auth] == '/' ? p + auth : "/";
+        if (p[auth] == '?') url = p + auth; /* "http://host?x": path "/" below */
+    }
+    if (*url == '?') {
+        char *fixed = tsg_arena_alloc(req.arena, strlen(url) + 2);
+        if (fixed) {
+            fixed[0] = '/';
+            memcpy(fixed + 1, url, strlen(url) + 1);
+            url = fixed;
+        }
+    }
     const char *qm = strchr(url, '?');
     size_t path_len = qm ? (size_t)(qm - url) : strlen(url);
     req.path = tsg_arena_strndup(req.arena, url, path_len);

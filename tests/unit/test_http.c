@@ -596,6 +596,72 @@ static void test_keepalive_and_bad_request(void **state)
     reply_free(&r);
 }
 
+static void test_chunked_and_absolute_form(void **state)
+{
+    reply r;
+    char req[1024];
+    /* a chunked body of exactly the limit is accepted, one byte more is 413 */
+    for (int extra = 0; extra <= 1; extra++) {
+        int n = snprintf(req, sizeof req,
+                         "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         "Transfer-Encoding: chunked\r\n\r\n32\r\n%050d\r\n%x\r\n%0*d\r\n0\r\n\r\n",
+                         0, LIMIT - 50 + extra, LIMIT - 50 + extra, 0);
+        assert_int_equal(exchange_raw(port_of(state), req, (size_t)n, &r), 0);
+        assert_int_equal(r.status, extra ? 413 : 200);
+        if (!extra) assert_non_null(strstr(r.body, "body=100:"));
+        reply_free(&r);
+    }
+    /* absolute-form request target */
+    int n = snprintf(req, sizeof req, "%s",
+                     "GET http://localhost/echo/abs?q=1 HTTP/1.1\r\nHost: localhost\r\n"
+                     "Connection: close\r\n\r\n");
+    assert_int_equal(exchange_raw(port_of(state), req, (size_t)n, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "segments=[abs]\n"));
+    assert_non_null(strstr(r.body, "param[q]=[1]\n"));
+    reply_free(&r);
+}
+
+#define CONC_THREADS  4
+#define CONC_REQUESTS 25
+
+static void *conc_thread(void *arg)
+{
+    uint16_t port = *(uint16_t *)arg;
+    intptr_t ok = 0;
+    for (int i = 0; i < CONC_REQUESTS; i++) {
+        reply r;
+        if (exchange(port, "GET", "/echo?interaction=1&status=202", "", NULL, 0, &r) == 0 &&
+            r.status == 202)
+            ok++;
+        reply_free(&r);
+    }
+    return (void *)ok;
+}
+
+static void test_concurrent_counts(void **state)
+{
+    uint16_t port = port_of(state);
+    pthread_t t[CONC_THREADS];
+    for (int i = 0; i < CONC_THREADS; i++) pthread_create(&t[i], NULL, conc_thread, &port);
+    intptr_t total = 0;
+    for (int i = 0; i < CONC_THREADS; i++) {
+        void *ok;
+        pthread_join(t[i], &ok);
+        total += (intptr_t)ok;
+    }
+    assert_int_equal(total, CONC_THREADS * CONC_REQUESTS);
+    tsg_buf b;
+    tsg_buf_init(&b, 0);
+    http_server_metrics(*state, &b);
+    char line[128];
+    snprintf(line, sizeof line,
+             "tsunagu_http_requests_total{interaction=\"echo-named\",code=\"202\"} %d\n",
+             CONC_THREADS * CONC_REQUESTS);
+    assert_non_null(strstr(b.data, line));
+    tsg_buf_free(&b);
+}
+
 /* ------------------------------------------------------------------------
  * Outcome writer and helpers (no server)
  * ------------------------------------------------------------------------ */
@@ -909,6 +975,8 @@ int main(void)
         cmocka_unit_test(test_healthz_readyz),
         cmocka_unit_test(test_keepalive_and_bad_request),
         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_chunked_and_absolute_form),
+        cmocka_unit_test(test_concurrent_counts),
     };
     const struct CMUnitTest other_tests[] = {
         cmocka_unit_test(test_outcome_escaping), cmocka_unit_test(test_config),

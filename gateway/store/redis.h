@@ -77,6 +77,12 @@
  *
  * Thread safety: every function of a client may be called from any number of
  * threads at once, except redis_client_free().
+ *
+ * Process-wide effect: redis_client_new() sets SIGPIPE to SIG_IGN when it is
+ * still SIG_DFL — hiredis writes with write(), and a server dying between the
+ * liveness peek and a write must give EPIPE (an error), not kill the gateway.
+ * Host names of redis:// targets are resolved by getaddrinfo, which the
+ * connect timeout does not bound: prefer addresses for remote servers.
  */
 #ifndef TSG_STORE_REDIS_H
 #define TSG_STORE_REDIS_H
@@ -152,7 +158,8 @@ typedef struct redis_embedded_options {
 
 /*
  * Starts redis-server under data_dir (created with mode 0700 when missing,
- * parents included) and waits until it answers PING. opt may be NULL
+ * parents included) and waits until it answers PING (while it answers
+ * LOADING — reading a large AOF — the wait is extended). opt may be NULL
  * (defaults). On success *out is the running server: stop and free it with
  * redis_embedded_stop(). Fails with TSG_EINVAL (data_dir too long for a socket
  * path, bad option), or TSG_EIO naming the cause: the directory cannot be

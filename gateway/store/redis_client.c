@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -274,6 +275,12 @@ tsg_rc redis_client_new(const redis_target *t, const redis_client_options *opt, 
     if (c->opt.backoff_max_ms < c->opt.backoff_min_ms)
         c->opt.backoff_max_ms = c->opt.backoff_min_ms;
     redis_target_describe(t, c->desc, sizeof c->desc);
+    /* hiredis writes with write(): a server that died between our liveness
+     * peek and the write must give EPIPE, not kill the gateway */
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && !(sa.sa_flags & SA_SIGINFO) &&
+        sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     int pr = pthread_key_create(&c->key, conn_destroy);
     if (pr != 0) {
         free(c);

@@ -349,6 +349,8 @@ static void *emb_supervise(void *arg)
         } else {
             e->pid = pid;
             pthread_cond_broadcast(&e->cond);
+            if (e->phase == EMB_RUNNING)
+                fprintf(stderr, "tsunagu: redis-server restarted (pid %d)\n", (int)pid);
             int64_t started = now_ms();
             pthread_mutex_unlock(&e->mu);
 
@@ -603,7 +605,12 @@ tsg_rc redis_embedded_start(const char *data_dir, const redis_embedded_options *
             break;
         }
         int pong = 0;
-        if (socket_answers(e->target.path, 500, &pong) && pong) {
+        int answered = socket_answers(e->target.path, 500, &pong);
+        if (answered && !pong) {
+            /* LOADING: a large AOF is being read; it is alive, so wait on */
+            deadline = now_ms() + e->opt.start_timeout_ms;
+        }
+        if (answered && pong) {
             pthread_mutex_lock(&e->mu);
             if (e->phase == EMB_STARTING) e->phase = EMB_RUNNING;
             phase = e->phase;

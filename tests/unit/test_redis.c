@@ -439,6 +439,39 @@ static void test_embedded_kill9_restart(void **state)
     assert_true(st.commands >= 2);
 }
 
+/* Redis restarted while a connection sat idle: the next call notices the
+ * closed connection before sending and succeeds on a new one — no failed
+ * request, nothing sent twice. */
+static void test_embedded_restart_between_calls(void **state)
+{
+    fixture *f = *state;
+    start_embedded(f, &fast_opts);
+    set_ok(f->client, "k", "1");
+    pid_t old = redis_embedded_pid(f->emb);
+    assert_int_equal(kill(old, SIGKILL), 0);
+    int64_t deadline = now_ms() + 15000;
+    for (;;) {
+        pid_t now = redis_embedded_pid(f->emb);
+        if (now > 0 && now != old) {
+            struct timeval tv = {0, 200000};
+            redisContext *ctx =
+                redisConnectUnixWithTimeout(redis_embedded_target(f->emb)->path, tv);
+            redisReply *r = ctx && !ctx->err ? redisCommand(ctx, "PING") : NULL;
+            int up = r && r->type == REDIS_REPLY_STATUS;
+            if (r) freeReplyObject(r);
+            if (ctx) redisFree(ctx);
+            if (up) break;
+        }
+        if (now_ms() > deadline) fail_msg("redis-server was not restarted");
+        sleep_ms(10);
+    }
+    get_is(f->client, "k", "1");
+    redis_client_stats st;
+    redis_client_stats_get(f->client, &st);
+    assert_int_equal(st.errors, 0);
+    assert_int_equal(st.reconnects, 1);
+}
+
 static void test_embedded_down_fails_fast(void **state)
 {
     fixture *f = *state;
@@ -825,6 +858,7 @@ int main(void)
         cmocka_unit_test(test_sha1),
         cmocka_unit_test_setup_teardown(test_embedded_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_kill9_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_embedded_restart_between_calls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_down_fails_fast, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pipeline, setup, teardown),

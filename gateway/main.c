@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "fhirpath/fhirpath.h"
+#include "rest/rest.h"
 #include "model/model.h"
 #include "util/util.h"
 
@@ -235,6 +236,21 @@ done:
     return status;
 }
 
+/* tsunagu serve [--config FILE]: the gateway (rest.h). 1 when it cannot start. */
+static int cmd_serve(int argc, char **argv)
+{
+    const char *config = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--config")) {
+            if (++i >= argc) return usage("serve: --config needs a FILE");
+            config = argv[i];
+        } else {
+            return usage("serve: unknown argument");
+        }
+    }
+    return rest_serve(config);
+}
+
 /* ------------------------------------------------------------------------
  * Commands that later issues build
  * ------------------------------------------------------------------------ */
@@ -250,7 +266,7 @@ int main(int argc, char **argv)
     if (argc < 2) return usage(NULL);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
-    if (!strcmp(cmd, "serve")) return not_supported(cmd, "the REST gateway, issue #4");
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "validate")) return not_supported(cmd, "validation, issue #6");
     if (!strcmp(cmd, "fhirpath")) return cmd_fhirpath(argc - 1, argv + 1);
     if (!strcmp(cmd, "map")) return not_supported(cmd, "mappings");

@@ -1,0 +1,227 @@
+/*
+ * fhir_index.c — search values of a resource turned into Redis index entries,
+ * and the resource's patient compartment.
+ *
+ * ## Index keys (prefix tsg:ix:<Type>:<code>:)
+ *
+ *   token       t:<system>|<code>  SET of ids   (system "" when the value has none)
+ *               c:<code>           SET of ids   (any system)
+ *               s:<system>|        SET of ids   (`system|` queries)
+ *   token text  x                  LEX  "<folded>\0<id>"
+ *   of-type     o:<sys>|<code>|<value>  SET of ids
+ *   string      s                  LEX  "<folded>\0<id>"   (starts-with / contains)
+ *               e:<raw>            SET of ids   (:exact)
+ *   date        dl / dh            SCORE "<id>\0<n>" by range low / high (ms)
+ *   number      n                  SCORE "<id>\0<n>" by value
+ *   quantity    qn                 SCORE by value (any unit)
+ *               q:<system>|<code>  SCORE by value in that unit
+ *               qc:<canonical>     SCORE by value in the canonical UCUM unit
+ *   reference   r:<Type/id or URL> SET of ids
+ *               ri:<sys>|<value>   SET of ids   (:identifier)
+ *   uri         u:<uri>            SET of ids
+ *               ul                 LEX  "<uri>\0<id>" (:above / :below)
+ *   any value   has                SET of ids   (:missing)
+ *
+ * The "\0<n>" suffix makes the member unique per value, so a resource with two
+ * dates keeps two ranges. Location `near` is not indexed yet (a search using
+ * it answers "not supported").
+ */
+#include "rest_internal.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct ix_builder {
+    tsg_arena *a;
+    const char *type, *id;
+    store_index_entry *e;
+    size_t n, cap;
+    unsigned seq; /* member suffix counter */
+    tsg_rc rc;
+} ix_builder;
+
+/* Appends an entry; key = "tsg:ix:<type>:<code>:" + k1 + k2 (k2 may be NULL). */
+static void add(ix_builder *b, store_index_kind kind, const char *code, const char *k1,
+                const char *k2, const char *member, size_t member_len, double score)
+{
+    if (b->rc) return;
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? 2 * b->cap : 64;
+        store_index_entry *ne = tsg_arena_alloc(b->a, nc * sizeof *ne);
+        if (!ne) {
+            b->rc = TSG_ENOMEM;
+            return;
+        }
+        if (b->n) memcpy(ne, b->e, b->n * sizeof *ne);
+        b->e = ne;
+        b->cap = nc;
+    }
+    size_t kl = strlen(b->type) + strlen(code) + strlen(k1) + (k2 ? strlen(k2) : 0) + 16;
+    char *key = tsg_arena_alloc(b->a, kl);
+    if (!key) {
+        b->rc = TSG_ENOMEM;
+        return;
+    }
+    int len = snprintf(key, kl, "tsg:ix:%s:%s:%s%s", b->type, code, k1, k2 ? k2 : "");
+    b->e[b->n++] = (store_index_entry){kind, key, (size_t)len, member, member_len, score};
+}
+
+/* "<text>\0<id>" in the arena (a LEX member). */
+static const char *lex_member(ix_builder *b, const char *text, size_t *len)
+{
+    size_t tl = strlen(text), il = strlen(b->id);
+    char *m = tsg_arena_alloc(b->a, tl + 1 + il + 1);
+    if (!m) {
+        b->rc = TSG_ENOMEM;
+        return "";
+    }
+    memcpy(m, text, tl);
+    m[tl] = 0;
+    memcpy(m + tl + 1, b->id, il + 1);
+    *len = tl + 1 + il;
+    return m;
+}
+
+/* "<id>\0<n>" in the arena (a SCORE member unique per value). */
+static const char *seq_member(ix_builder *b, size_t *len)
+{
+    size_t il = strlen(b->id);
+    char *m = tsg_arena_alloc(b->a, il + 16);
+    if (!m) {
+        b->rc = TSG_ENOMEM;
+        return "";
+    }
+    memcpy(m, b->id, il);
+    m[il] = 0;
+    int k = snprintf(m + il + 1, 15, "%u", b->seq++);
+    *len = il + 1 + (size_t)k;
+    return m;
+}
+
+static void add_set(ix_builder *b, const char *code, const char *k1, const char *k2)
+{
+    add(b, STORE_IX_SET, code, k1, k2, b->id, strlen(b->id), 0);
+}
+
+/* k1 + a + "|" + c as one key part. */
+static const char *pair(ix_builder *b, const char *x, const char *y)
+{
+    size_t n = strlen(x) + strlen(y) + 2;
+    char *s = tsg_arena_alloc(b->a, n);
+    if (!s) {
+        b->rc = TSG_ENOMEM;
+        return "";
+    }
+    snprintf(s, n, "%s|%s", x, y);
+    return s;
+}
+
+static void index_entry(ix_builder *b, const search_entry *e)
+{
+    const char *code = e->param->code;
+    size_t ml;
+    const char *m;
+    switch (e->kind) {
+    case SEARCH_ENTRY_TOKEN:
+        if (!e->code) break;
+        add_set(b, code, "t:", pair(b, e->system ? e->system : "", e->code));
+        add_set(b, code, "c:", e->code);
+        if (e->system) add_set(b, code, "s:", pair(b, e->system, ""));
+        break;
+    case SEARCH_ENTRY_TOKEN_TEXT:
+        if (!e->folded) break;
+        m = lex_member(b, e->folded, &ml);
+        add(b, STORE_IX_LEX, code, "x", NULL, m, ml, 0);
+        break;
+    case SEARCH_ENTRY_OF_TYPE:
+        if (!e->code || !e->text) break;
+        add_set(b, code, "o:", pair(b, pair(b, e->system ? e->system : "", e->code), e->text));
+        break;
+    case SEARCH_ENTRY_STRING:
+        if (e->folded) {
+            m = lex_member(b, e->folded, &ml);
+            add(b, STORE_IX_LEX, code, "s", NULL, m, ml, 0);
+        }
+        if (e->text) add_set(b, code, "e:", e->text);
+        break;
+    case SEARCH_ENTRY_DATE:
+        m = seq_member(b, &ml);
+        add(b, STORE_IX_SCORE, code, "dl", NULL, m, ml, (double)e->low);
+        add(b, STORE_IX_SCORE, code, "dh", NULL, m, ml, (double)e->high);
+        break;
+    case SEARCH_ENTRY_NUMBER:
+        m = seq_member(b, &ml);
+        add(b, STORE_IX_SCORE, code, "n", NULL, m, ml, e->number);
+        break;
+    case SEARCH_ENTRY_QUANTITY:
+        m = seq_member(b, &ml);
+        add(b, STORE_IX_SCORE, code, "qn", NULL, m, ml, e->number);
+        if (e->code) {
+            add(b, STORE_IX_SCORE, code, "q:", pair(b, e->system ? e->system : "", e->code), m, ml,
+                e->number);
+        }
+        if (e->canonical_unit)
+            add(b, STORE_IX_SCORE, code, "qc:", e->canonical_unit, m, ml, e->canonical_number);
+        break;
+    case SEARCH_ENTRY_REFERENCE:
+        if (e->text) add_set(b, code, "r:", e->text);
+        break;
+    case SEARCH_ENTRY_REF_IDENTIFIER:
+        if (e->code) add_set(b, code, "ri:", pair(b, e->system ? e->system : "", e->code));
+        break;
+    case SEARCH_ENTRY_URI:
+        if (!e->text) break;
+        add_set(b, code, "u:", e->text);
+        m = lex_member(b, e->text, &ml);
+        add(b, STORE_IX_LEX, code, "ul", NULL, m, ml, 0);
+        break;
+    case SEARCH_ENTRY_NEAR:
+        return; /* not indexed yet (see the header) */
+    }
+}
+
+/* The compartment rule of a type, or NULL. */
+static const rest_compartment_rule *rule_of(const char *type)
+{
+    for (const rest_compartment_rule *r = rest_patient_compartment; r->type; r++)
+        if (!strcmp(r->type, type)) return r;
+    return NULL;
+}
+
+tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_index_entry **out,
+                  size_t *n, const char **compartment, tsg_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    *compartment = NULL;
+    search_entry *se = NULL;
+    size_t ns = 0;
+    tsg_rc rc = search_extract(root, a, &se, &ns, err);
+    if (rc) return rc;
+    const char *type = root->type->name;
+    ix_builder b = {.a = a, .type = type, .id = id};
+    const search_param *last = NULL;
+    const rest_compartment_rule *rule = rule_of(type);
+    if (!strcmp(type, "Patient")) *compartment = id;
+    for (size_t i = 0; i < ns && !b.rc; i++) {
+        const search_entry *e = &se[i];
+        if (!e->param || !e->param->code) continue;
+        index_entry(&b, e);
+        if (e->param != last) {
+            add_set(&b, e->param->code, "has", NULL);
+            last = e->param;
+        }
+        if (!*compartment && rule && e->kind == SEARCH_ENTRY_REFERENCE && e->text &&
+            !strncmp(e->text, "Patient/", 8) && rest_id_valid(e->text + 8)) {
+            for (int k = 0; k < 4 && rule->params[k]; k++)
+                if (!strcmp(rule->params[k], e->param->code)) {
+                    *compartment = e->text + 8;
+                    break;
+                }
+        }
+    }
+    if (b.rc) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    *out = b.e;
+    *n = b.n;
+    return TSG_OK;
+}

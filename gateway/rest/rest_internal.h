@@ -1,0 +1,185 @@
+/*
+ * rest_internal.h — the FHIR interactions on top of the HTTP layer (http.h)
+ * and the store (store.h). Private to the rest module; rest.h is its public face.
+ */
+#ifndef TSG_REST_INTERNAL_H
+#define TSG_REST_INTERNAL_H
+
+#include "http.h"
+#include "rest.h"
+
+#include "../model/model.h"
+#include "../search/search.h"
+#include "../store/store.h"
+
+/* Limits of the REST layer. */
+#define REST_LIMIT_COUNT_DEFAULT 20u    /* _count when not given */
+#define REST_LIMIT_COUNT_MAX     1000u  /* largest _count */
+#define REST_LIMIT_RETRIES       8u     /* optimistic-concurrency retries of one write */
+#define REST_LIMIT_BUNDLE        10000u /* entries of a transaction or batch */
+
+/* What every handler shares (set up by rest_serve). */
+typedef struct rest_ctx {
+    store *st;
+    redis_client *redis;
+    http_server *srv;
+    size_t max_bundle_entries;
+} rest_ctx;
+
+/* The handler of /fhir (fhir_rest.c). */
+void fhir_handle(const http_request *req, http_response *resp, void *user_data);
+
+/* One rule of the Patient compartment: a resource type and the search
+ * parameters that put it in a patient's compartment (compartment_r4.c). */
+typedef struct rest_compartment_rule {
+    const char *type;
+    const char *params[5];
+} rest_compartment_rule;
+extern const rest_compartment_rule rest_patient_compartment[];
+
+/* ------------------------------------------------------------------------
+ * Resources (fhir_resource.c)
+ * ------------------------------------------------------------------------ */
+
+/* Answers an OperationOutcome in the request's format with a printf message. */
+void rest_fail(const http_request *req, http_response *resp, int status, const char *code,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* Answers err (from a parser, the store, …) with status chosen by its rc:
+ * EINVAL 400 (or `invalid_status`), ELIMIT 413/400, EIO 503, ENOTSUP 501,
+ * ENOMEM/EINTERNAL 500. */
+void rest_fail_err(const http_request *req, http_response *resp, int invalid_status,
+                   const tsg_error *err);
+
+/* True when s is a FHIR id: [A-Za-z0-9\-\.]{1,64}. */
+int rest_id_valid(const char *s);
+
+/* Writes a new random id (UUID v4, 36 chars + NUL) into buf[37]. */
+void rest_new_id(char buf[37]);
+
+/* Writes ms since the epoch as a FHIR instant with milliseconds and Z. */
+void rest_instant(long long ms, char buf[32]);
+
+/* The current time in ms since the epoch. */
+long long rest_now_ms(void);
+
+/*
+ * Parses the request body (JSON or XML per Content-Type) into a resource
+ * tree in the request's arena. On failure answers 400 (or 413 for limits)
+ * and returns NULL.
+ */
+fhir_node *rest_parse_body(const http_request *req, http_response *resp);
+
+/*
+ * Sets id, meta.versionId and meta.lastUpdated of root (a tree in arena a),
+ * keeping the rest of meta. TSG_ENOMEM only.
+ */
+tsg_rc rest_set_meta(tsg_arena *a, fhir_node *root, const char *id, long version, long long lu_ms);
+
+/* The text of the single primitive child `name` of n, or NULL. */
+const char *rest_child_value(const fhir_node *n, const char *name);
+
+/*
+ * Writes a stored resource (compact JSON) as the response body in the
+ * negotiated format, honouring _pretty, _summary and _elements. Sets status,
+ * Content-Type, ETag and Last-Modified (when version > 0).
+ */
+void rest_respond_resource(const http_request *req, http_response *resp, int status,
+                           const char *json, size_t len, long version, long long lu_ms);
+
+/* ------------------------------------------------------------------------
+ * Index entries and compartments (fhir_index.c)
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Builds the store index entries of resource root (Type/id) from its search
+ * values, and finds its patient compartment (*compartment: a patient id in
+ * the arena, or NULL). Fails as search_extract (TSG_EINVAL: an expression
+ * failed on this resource) or TSG_ENOMEM.
+ */
+tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_index_entry **out,
+                  size_t *n, const char **compartment, tsg_error *err);
+
+/* ------------------------------------------------------------------------
+ * Interactions implemented in other files
+ * ------------------------------------------------------------------------ */
+
+/* fhir_rest.c: one write through the same path as PUT/POST (want_version:
+ * If-Match or 0; must_not_exist: refuse to overwrite). Answers the request. */
+void rest_write_resource(const http_request *req, http_response *resp, rest_ctx *ctx,
+                         fhir_node *root, const char *id, long want_version, int must_not_exist);
+
+/*
+ * fhir_rest.c: prepares *w to store root as Type/id version cur_version + 1
+ * at now_ms: sets id and meta, writes the compact JSON body and extracts the
+ * index entries and the patient compartment — everything in arena a. The
+ * caller commits w (alone or with others) with store_commit(). Fails with
+ * TSG_EINVAL (a search expression failed on the resource), TSG_ELIMIT,
+ * TSG_ENOMEM.
+ */
+tsg_rc rest_prepare_put(tsg_arena *a, fhir_node *root, const char *id, long cur_version,
+                        long long now_ms, const char *interaction, store_write *w, tsg_error *err);
+
+/* fhir_rest.c: http(s)://<Host>/fhir, in the request's arena. */
+const char *rest_base_url(const http_request *req);
+
+/* fhir_capabilities.c: GET /fhir/metadata. */
+void rest_capabilities(const http_request *req, http_response *resp);
+
+/* fhir_search.c: GET /fhir/<type> and POST /fhir/<type>/_search. */
+void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type);
+
+/* fhir_search.c: runs the search `query` (a URL query string, "a=b&c=d") on
+ * type and returns how many resources match (*first: the id of one, in the
+ * arena); -1 after answering an error. For If-None-Exist and conditional
+ * update/delete. */
+long rest_search_count_match(const http_request *req, http_response *resp, rest_ctx *ctx,
+                             const char *type, const char *query, const char **first);
+
+/* fhir_search.c: conditional update/delete/patch: PUT/DELETE/PATCH /fhir/<type>?criteria. */
+void rest_conditional(const http_request *req, http_response *resp, rest_ctx *ctx,
+                      const char *type);
+
+/* fhir_search.c: GET /fhir/Patient/<id>/$everything. */
+void rest_everything(const http_request *req, http_response *resp, rest_ctx *ctx, const char *id);
+
+/* fhir_patch.c: PATCH /fhir/<type>/<id> with a JSON Patch body. */
+void rest_patch(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
+                const char *id);
+
+/* fhir_bundle.c: POST /fhir with a transaction or batch Bundle. */
+void rest_bundle_post(const http_request *req, http_response *resp, rest_ctx *ctx);
+
+/* ------------------------------------------------------------------------
+ * Writing Bundles (fhir_bundle_write.c)
+ *
+ * A Bundle is written as JSON text into its own buffer; stored resources go
+ * in as they are stored (compact JSON), so a page of results costs one copy.
+ * rest_bundle_finish() converts it to XML or pretty JSON when asked.
+ * ------------------------------------------------------------------------ */
+
+typedef struct rest_bundle {
+    tsg_buf b;
+    int nlinks;
+    int nentries;
+    int entries_open;
+} rest_bundle;
+
+/* Starts a Bundle of `type` (searchset, history, transaction-response, …);
+ * total < 0: no total. */
+void rest_bundle_begin(rest_bundle *bb, const char *type, long total);
+
+/* Adds a link (all links before the first entry). */
+void rest_bundle_link(rest_bundle *bb, const char *rel, const char *url);
+
+/* Adds an entry: fullUrl (NULL: none), resource JSON (NULL: none), and extra
+ * JSON members written as given (`"search":{…}`, `"request":{…},"response":{…}`;
+ * NULL: none). */
+void rest_bundle_entry(rest_bundle *bb, const char *full_url, const char *res, size_t res_len,
+                       const char *extra);
+
+/* Closes the Bundle and makes it the response (200, negotiated format);
+ * frees bb's buffer. */
+void rest_bundle_finish(rest_bundle *bb, const http_request *req, http_response *resp);
+
+#endif

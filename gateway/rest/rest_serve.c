@@ -1,0 +1,115 @@
+/*
+ * rest_serve.c — `tsunagu serve`: configuration, Redis (embedded or external),
+ * the store, the HTTP server and its routes, readiness and metrics hooks, and
+ * an orderly stop (rest.h).
+ */
+#include "rest_internal.h"
+
+#include "../store/redis.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* /readyz: Redis answers PING on this thread's connection. */
+static bool ready(void *user_data, tsg_buf *why)
+{
+    rest_ctx *ctx = user_data;
+    tsg_error err;
+    tsg_error_clear(&err);
+    if (redis_client_ready(ctx->redis, &err) == TSG_OK) return true;
+    tsg_buf_puts(why, err.message);
+    return false;
+}
+
+/* /metrics: the Redis client's counters. */
+static void metrics(tsg_buf *out, void *user_data)
+{
+    rest_ctx *ctx = user_data;
+    redis_client_stats st;
+    redis_client_stats_get(ctx->redis, &st);
+    tsg_buf_printf(out,
+                   "# HELP tsunagu_redis_commands_total Redis commands sent.\n"
+                   "# TYPE tsunagu_redis_commands_total counter\n"
+                   "tsunagu_redis_commands_total %llu\n"
+                   "# HELP tsunagu_redis_errors_total Failed Redis calls (error replies, I/O "
+                   "errors, calls refused while Redis is unreachable).\n"
+                   "# TYPE tsunagu_redis_errors_total counter\n"
+                   "tsunagu_redis_errors_total %llu\n"
+                   "# HELP tsunagu_redis_reconnects_total Redis connections reopened after a "
+                   "loss.\n"
+                   "# TYPE tsunagu_redis_reconnects_total counter\n"
+                   "tsunagu_redis_reconnects_total %llu\n",
+                   (unsigned long long)st.commands, (unsigned long long)st.errors,
+                   (unsigned long long)st.reconnects);
+}
+
+int rest_serve(const char *config_file)
+{
+    /* SIGTERM/SIGINT are taken by http_server_run(); block them before any
+     * thread (Redis supervisor, HTTP pool) starts so they inherit the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    tsg_error err;
+    tsg_error_clear(&err);
+    http_config cfg;
+    if (http_config_load(&cfg, config_file, &err)) {
+        fprintf(stderr, "tsunagu serve: configuration: %s\n", err.message);
+        return 1;
+    }
+    search_params_load();
+
+    int status = 1;
+    redis_embedded *emb = NULL;
+    redis_client *client = NULL;
+    store *st = NULL;
+    http_server *srv = NULL;
+    rest_ctx ctx = {0};
+    if (redis_open(cfg.redis_url[0] ? cfg.redis_url : NULL, cfg.data_dir, NULL, NULL, &emb, &client,
+                   &err)) {
+        fprintf(stderr, "tsunagu serve: redis: %s\n", err.message);
+        goto done;
+    }
+    if (store_new(client, &st, &err)) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
+    ctx.st = st;
+    ctx.redis = client;
+    ctx.max_bundle_entries = REST_LIMIT_BUNDLE;
+    if (!(srv = http_server_new(&cfg, &err))) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
+    ctx.srv = srv;
+    if (http_route_add(srv, "/fhir", HTTP_GET | HTTP_POST | HTTP_PUT | HTTP_DELETE | HTTP_PATCH,
+                       HTTP_ROUTE_NEGOTIATE, fhir_handle, &ctx, &err)) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
+    http_server_set_ready(srv, ready, &ctx);
+    http_server_set_metrics_hook(srv, metrics, &ctx);
+    if (http_server_start(srv, &err)) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
+    fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s\n", cfg.listen,
+            (unsigned)http_server_port(srv), emb ? "embedded" : cfg.redis_url);
+    int sig = http_server_run(srv);
+    fprintf(stderr, "tsunagu serve: stopped%s\n", sig ? " on a signal" : "");
+    status = 0;
+done:
+    if (srv) http_server_stop(srv);
+    http_server_free(srv);
+    store_free(st);
+    redis_client_free(client);
+    if (emb) redis_embedded_stop(emb);
+    return status;
+}

@@ -1,0 +1,195 @@
+/*
+ * store.h — resources in Redis (capability C4): current versions, history,
+ * search-index entries and the outbox, written together in one atomic step.
+ *
+ * The store knows nothing of FHIR rules: the REST layer decides versions,
+ * bodies (with meta.versionId and meta.lastUpdated already set), the index
+ * entries (search module) and the patient compartment; the store writes them
+ * all or nothing and reads them back.
+ *
+ * ## Key layout (the one place it is written down)
+ *
+ *   tsg:r:<Type>/<id>      HASH  v    current version (1, 2, …; kept after delete)
+ *                                lu   lastUpdated, ms since the epoch
+ *                                del  "1" when the current version is a deletion
+ *                                body the current version as compact FHIR JSON
+ *                                     (absent when deleted)
+ *                                c    the patient compartment ("" none)
+ *   tsg:h:<Type>/<id>      HASH  <version> → "<lu>\n<body>" (body empty for a
+ *                                deletion): every version, current included
+ *   tsg:x:<Type>/<id>      LIST  the index entries of the current version, as
+ *                                kind, key, member triples, so the next write
+ *                                removes exactly those
+ *   tsg:t:<Type>           ZSET  live ids of a type, score = lu (ms)
+ *   tsg:hist:<Type>        ZSET  "<id>/<version>", score = lu: type history
+ *   tsg:hist               ZSET  "<Type>/<id>/<version>", score = lu: system history
+ *   tsg:{<pid>}:comp       SET   "<Type>/<id>" of the live resources in patient
+ *                                <pid>'s compartment (Patient/<pid> itself too)
+ *   tsg:outbox             STREAM one event per write: i (interaction), t (type),
+ *                                id, v (version), p (compartment patient id or
+ *                                ""), ts (ms). Routing and subscriptions consume
+ *                                it with consumer groups (later issues); it is
+ *                                never trimmed by the store.
+ *   tsg:ix:…               index keys, named by the caller (store_index_entry):
+ *                                SETs of ids, ZSETs scored by value, and ZSETs of
+ *                                lexically ordered members (score 0)
+ *
+ * ## Atomicity and concurrency
+ *
+ * store_commit() runs one Lua script (EVALSHA) for a whole write set — one
+ * resource or a whole transaction Bundle. The script first checks that every
+ * resource is still at the version the caller read (optimistic concurrency);
+ * if any is not, it changes nothing and the caller learns which one. Otherwise
+ * it writes bodies, history, index entries, compartment membership and outbox
+ * events in one step: Redis runs a script alone, and with AOF
+ * `appendfsync always` the reply comes after the whole script is on disk, so a
+ * write is either entirely durable or absent, even across kill -9 of the gateway
+ * or of Redis. Concurrent conflicting writers: exactly one wins, the others see
+ * a version conflict (the REST layer answers 409/412 or retries).
+ *
+ * Redis Cluster: the patient-compartment set carries the patient id as a hash
+ * tag; the other keys do not yet. The script names its keys in ARGV, which a
+ * single server allows; on a cluster, the resource keys would need the
+ * compartment tag and a directory to find it from Type/id (not built).
+ *
+ * Thread safety: one store is shared by all threads; each call uses the
+ * calling thread's Redis connection.
+ */
+#ifndef TSG_STORE_H
+#define TSG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/util.h"
+
+typedef struct store store;
+typedef struct redis_client redis_client;
+
+/* Named limits of the store. */
+#define STORE_LIMIT_WRITES  10000u /* resources in one store_commit() */
+#define STORE_LIMIT_ID      64u    /* FHIR id: [A-Za-z0-9-.]{1,64} */
+#define STORE_LIMIT_HISTORY 1000u  /* entries returned by one history call */
+
+/*
+ * Creates a store over a Redis client (not owned; it must outlive the store).
+ * Returns TSG_OK and *out (free with store_free) or TSG_ENOMEM.
+ */
+tsg_rc store_new(redis_client *client, store **out, tsg_error *err);
+
+/* Frees the store (not the client). NULL is ignored. */
+void store_free(store *s);
+
+/* The client the store uses (for readiness checks and metrics). */
+redis_client *store_client(store *s);
+
+/* ------------------------------------------------------------------------
+ * Reading
+ * ------------------------------------------------------------------------ */
+
+/* A stored version. body is malloc'd (the caller frees it) or NULL. */
+typedef struct store_resource {
+    int found;       /* the resource (or that version) exists, deleted or not */
+    int deleted;     /* that version is a deletion (body NULL) */
+    long version;    /* its version */
+    long long lu_ms; /* its lastUpdated */
+    char *body;      /* compact FHIR JSON */
+    size_t body_len;
+    char compartment[STORE_LIMIT_ID + 1]; /* current: the patient compartment or "" */
+} store_resource;
+
+/* Releases r->body and clears r. */
+void store_resource_clear(store_resource *r);
+
+/*
+ * Reads Type/id: the current version (version 0) or that version (vread).
+ * TSG_OK with r->found 0 when there is no such resource or version; TSG_EIO
+ * when Redis fails (unreachable: the caller answers 503); TSG_ENOMEM.
+ */
+tsg_rc store_read(store *s, const char *type, const char *id, long version, store_resource *r,
+                  tsg_error *err);
+
+/*
+ * Reads the current versions of n resources ("Type/id" each) in one round
+ * trip into r[0..n) (clear each with store_resource_clear). Fails as
+ * store_read.
+ */
+tsg_rc store_read_many(store *s, size_t n, const char *const *refs, store_resource *r,
+                       tsg_error *err);
+
+/* ------------------------------------------------------------------------
+ * Writing
+ * ------------------------------------------------------------------------ */
+
+/* An index entry: added to `key` (a SET or a ZSET) as `member`. */
+typedef enum store_index_kind {
+    STORE_IX_SET = 's',   /* SADD key member */
+    STORE_IX_SCORE = 'z', /* ZADD key score member */
+    STORE_IX_LEX = 'l'    /* ZADD key 0 member (ZRANGEBYLEX) */
+} store_index_kind;
+
+typedef struct store_index_entry {
+    store_index_kind kind;
+    const char *key;
+    size_t key_len;
+    const char *member;
+    size_t member_len;
+    double score; /* STORE_IX_SCORE only */
+} store_index_entry;
+
+typedef enum store_op { STORE_PUT, STORE_DELETE } store_op;
+
+/* One resource of a write set. */
+typedef struct store_write {
+    store_op op;
+    const char *type;
+    const char *id;
+    long expect_version; /* the current version the caller read (0: none) */
+    const char *body;    /* STORE_PUT: compact JSON with meta set */
+    size_t body_len;
+    const char *compartment; /* patient id or NULL */
+    const char *interaction; /* outbox: "create", "update", "delete", "patch" */
+    const store_index_entry *index;
+    size_t nindex;
+} store_write;
+
+/*
+ * Writes w[0..n) atomically at time now_ms (ms since the epoch): each PUT
+ * becomes version expect_version + 1 with lastUpdated now_ms; each DELETE a
+ * deletion version (a DELETE of a resource that is absent or already deleted
+ * is skipped, FHIR's idempotent delete). Returns:
+ *   TSG_OK with *conflict = -1   — everything written;
+ *   TSG_OK with *conflict = i    — w[i] is no longer at expect_version (another
+ *                                  writer won); nothing was written;
+ *   TSG_ELIMIT — n > STORE_LIMIT_WRITES;
+ *   TSG_EIO    — Redis failed (unreachable, error); whether the write happened
+ *                is unknown only when the connection broke after sending, as
+ *                with any lost connection; the caller answers 503;
+ *   TSG_ENOMEM.
+ */
+tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, int *conflict,
+                    tsg_error *err);
+
+/* ------------------------------------------------------------------------
+ * History and listing
+ * ------------------------------------------------------------------------ */
+
+/* One history entry: "<Type>/<id>/<version>" and its version's data. */
+typedef struct store_history_entry {
+    char type[64];
+    char id[STORE_LIMIT_ID + 1];
+    store_resource res;
+} store_history_entry;
+
+/*
+ * History, newest first: of one resource (type and id set), of a type (id
+ * NULL) or of the system (both NULL); entries with lastUpdated ≥ since_ms
+ * (LLONG_MIN: all), at most max (≤ STORE_LIMIT_HISTORY) starting at offset.
+ * *out is malloc'd (free each entry's body with store_resource_clear, then the
+ * array); *total is how many entries match. Fails as store_read.
+ */
+tsg_rc store_history(store *s, const char *type, const char *id, long long since_ms, size_t offset,
+                     size_t max, store_history_entry **out, size_t *n, size_t *total,
+                     tsg_error *err);
+
+#endif

@@ -100,7 +100,21 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-/* Writes the last lines of redis.log written since this start into out. */
+/* The message of a redis.log line, without "pid:role date time level ". */
+static const char *log_message(const char *line)
+{
+    const char *colon = strchr(line, ':');
+    if (!colon || colon - line > 10) return line;
+    static const char *const marks[] = {" # ", " * ", " - ", " . "};
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++) {
+        const char *m = strstr(line, marks[i]);
+        if (m && m - line < 48) return m + 3;
+    }
+    return line;
+}
+
+/* Writes the last lines of redis.log written since this start into out, as
+ * one line ("a | b | c"), the latest lines first to be kept when cut. */
 static void emb_log_tail(const redis_embedded *e, char *out, size_t n)
 {
     out[0] = '\0';
@@ -109,31 +123,48 @@ static void emb_log_tail(const redis_embedded *e, char *out, size_t n)
         snprintf(out, n, "(no %s)", e->log);
         return;
     }
+    char buf[2048];
+    ssize_t got = 0;
     struct stat st;
     if (fstat(fd, &st) == 0) {
-        off_t from = e->log_start;
-        if (st.st_size - from > 300) from = st.st_size - 300;
+        off_t from = st.st_size - (off_t)(sizeof buf - 1);
+        if (from < e->log_start) from = e->log_start;
         if (from < 0) from = 0;
-        char buf[301];
-        ssize_t got = pread(fd, buf, sizeof buf - 1, from);
-        if (got > 0) {
-            buf[got] = '\0';
-            /* one line of text: newlines become " | " markers */
-            size_t o = 0;
-            for (ssize_t i = 0; i < got && o + 4 < n; i++) {
-                if (buf[i] == '\n') {
-                    if (i + 1 < got) {
-                        memcpy(out + o, " | ", 3);
-                        o += 3;
-                    }
-                } else {
-                    out[o++] = (buf[i] >= ' ' || buf[i] < 0) ? buf[i] : ' ';
-                }
-            }
-            out[o] = '\0';
-        }
+        got = pread(fd, buf, sizeof buf - 1, from);
     }
     close(fd);
+    if (got <= 0) {
+        snprintf(out, n, "(redis.log is empty)");
+        return;
+    }
+    buf[got] = '\0';
+    /* split into lines, then keep as many of the last ones as fit */
+    const char *lines[64];
+    int nl = 0;
+    char *p = buf;
+    while (*p && nl < 64) {
+        char *eol = strchr(p, '\n');
+        if (eol) *eol = '\0';
+        for (char *q = p; *q; q++)
+            if ((unsigned char)*q < ' ') *q = ' ';
+        if (*p) lines[nl++] = log_message(p);
+        if (!eol) break;
+        p = eol + 1;
+    }
+    int first = nl;
+    size_t total = 0;
+    while (first > 0 && first > nl - 4) {
+        size_t len = strlen(lines[first - 1]) + 3;
+        if (total + len >= n && first < nl) break;
+        total += len;
+        first--;
+    }
+    size_t o = 0;
+    for (int i = first; i < nl && o + 1 < n; i++) {
+        int w = snprintf(out + o, n - o, "%s%s", i > first ? " | " : "", lines[i]);
+        if (w < 0) break;
+        o += (size_t)w;
+    }
     if (!out[0]) snprintf(out, n, "(redis.log is empty)");
 }
 

@@ -692,6 +692,23 @@ static void test_start_failures(void **state)
     assert_null(e);
     assert_non_null(strstr(err.message, "exited with status 1"));
 
+    /* redis-server itself fails (its AOF directory is a file): its own words */
+    char aofdir[256];
+    snprintf(path, sizeof path, "%s/b", f->dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(aofdir, sizeof aofdir, "%s/appendonlydir", path);
+    int afd = open(aofdir, O_CREAT | O_WRONLY, 0600);
+    assert_true(afd >= 0);
+    close(afd);
+    t0 = now_ms();
+    assert_int_equal(redis_embedded_start(path, &fast_opts, &e, &err), TSG_EIO);
+    assert_true(now_ms() - t0 < 9000);
+    assert_null(e);
+    assert_non_null(strstr(err.message, "at start"));
+    assert_non_null(strstr(err.message, "redis.log says"));
+    assert_non_null(strstr(err.message, "appendonlydir"));
+    snprintf(path, sizeof path, "%s/a", f->dir);
+
     o.server_path = "/nonexistent/redis-server";
     assert_int_equal(redis_embedded_start(path, &o, &e, &err), TSG_EIO);
     assert_non_null(strstr(err.message, "not executable"));

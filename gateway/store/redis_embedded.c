@@ -120,7 +120,7 @@ static void emb_log_tail(const redis_embedded *e, char *out, size_t n)
     out[0] = '\0';
     int fd = open(e->log, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(out, n, "(no %s)", e->log);
+        snprintf(out, n, "(cannot read redis.log: %s)", strerror(errno));
         return;
     }
     char buf[2048];

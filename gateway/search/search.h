@@ -1,0 +1,348 @@
+/*
+ * search.h — the official FHIR R4 search parameters: the table, the index
+ * values of a resource, and the parsed form of a search query (issue 4,
+ * item 4). Pure C: nothing here talks to Redis; the store executes a parsed
+ * query against indexes built from search_extract()'s entries.
+ *
+ * ## The table
+ *
+ * gen/gen_search_params.py writes profiles/r4/searchparams.txt from the R4
+ * SearchParameters (only official R4 ones; what it drops, and why, is listed
+ * in its header and the table's `#` lines). The table is embedded in the
+ * binary (search_data.S) and loaded once on first use (thread-safe); every
+ * expression is compiled once at load with fp_compile() and shared
+ * read-only by all threads. A parameter is one (base, code): the expression
+ * of an R4 parameter with several bases (`Patient.name | Practitioner.name`)
+ * is restricted, for each base, to the union terms rooted in that base.
+ * The parameters of `Resource` (_id, _lastUpdated, _tag, _profile,
+ * _security, _source, _query, _content) and `DomainResource` (_text) apply to
+ * every resource type; _text, _content and _query have no expression in R4
+ * and are not supported (a query naming them is an error).
+ *
+ * `where(resolve() is Patient)` (Observation.patient and 48 others) is
+ * compiled as `where(resolve() is Patient or reference.matches(…Patient/id…)
+ * or type = 'Patient')`: resolve() reaches only contained resources and
+ * Bundle entries, so the type of an ordinary reference is read from its text,
+ * as servers do (see search_load.c).
+ *
+ * ## Index values (search_extract)
+ *
+ * Every parameter of the resource's type with an expression is evaluated,
+ * each result item becomes zero or more search_entry values (see
+ * search_entry_kind for what each kind carries). Dates become a range
+ * [low, high) in milliseconds since 1970-01-01T00:00:00Z from the written
+ * precision (2020-03 covers March); a date or dateTime without a zone is
+ * read as UTC. An open Period end is SEARCH_DATE_MIN / SEARCH_DATE_MAX.
+ * Composite parameters are not extracted (the store may combine the
+ * component parameters' entries); neither are _text/_content.
+ */
+#ifndef TSG_SEARCH_H
+#define TSG_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../fhirpath/fhirpath.h"
+#include "../model/model.h"
+#include "../util/util.h"
+
+/* ------------------------------------------------------------------------
+ * The table
+ * ------------------------------------------------------------------------ */
+
+typedef enum search_type {
+    SEARCH_NUMBER,
+    SEARCH_DATE,
+    SEARCH_STRING,
+    SEARCH_TOKEN,
+    SEARCH_REFERENCE,
+    SEARCH_COMPOSITE,
+    SEARCH_QUANTITY,
+    SEARCH_URI,
+    SEARCH_SPECIAL
+} search_type;
+
+/* Modifiers (search_param.modifiers is a bit set of 1u << SEARCH_MOD_*). */
+typedef enum search_modifier {
+    SEARCH_MOD_NONE = 0,
+    SEARCH_MOD_MISSING,
+    SEARCH_MOD_EXACT,
+    SEARCH_MOD_CONTAINS,
+    SEARCH_MOD_TEXT,
+    SEARCH_MOD_NOT,
+    SEARCH_MOD_ABOVE,
+    SEARCH_MOD_BELOW,
+    SEARCH_MOD_IN,
+    SEARCH_MOD_NOT_IN,
+    SEARCH_MOD_OF_TYPE,
+    SEARCH_MOD_IDENTIFIER,
+    SEARCH_MOD_TYPE /* reference :[type], e.g. subject:Patient */
+} search_modifier;
+
+/* Prefixes of number, date and quantity values (search_param.prefixes is a
+ * bit set of 1u << SEARCH_PFX_*). A value without a prefix is SEARCH_PFX_EQ. */
+typedef enum search_prefix {
+    SEARCH_PFX_EQ = 0,
+    SEARCH_PFX_NE,
+    SEARCH_PFX_GT,
+    SEARCH_PFX_LT,
+    SEARCH_PFX_GE,
+    SEARCH_PFX_LE,
+    SEARCH_PFX_SA,
+    SEARCH_PFX_EB,
+    SEARCH_PFX_AP
+} search_prefix;
+
+/* One component of a composite parameter. */
+typedef struct search_component {
+    const char *code; /* the component parameter's code ("code", "value-quantity") */
+    search_type type;
+    const char *expression; /* relative to the composite's items */
+    const fp_expr *expr;    /* compiled; NULL when it failed to compile */
+} search_component;
+
+typedef struct search_param {
+    const char *base; /* "Patient", or "Resource"/"DomainResource" for inherited ones */
+    const char *code; /* "birthdate" */
+    search_type type;
+    const char *id;            /* SearchParameter id ("individual-birthdate") */
+    const char *expression;    /* FHIRPath restricted to base; NULL when R4 gives none */
+    const fp_expr *expr;       /* compiled; NULL when no expression or it failed to compile */
+    const char *compile_error; /* why it failed to compile; NULL when it compiled */
+    uint32_t modifiers;        /* 1u << SEARCH_MOD_* */
+    uint32_t prefixes;         /* 1u << SEARCH_PFX_* (number, date, quantity) */
+    int multiple_or;           /* comma lists allowed */
+    int multiple_and;          /* repetition allowed */
+    const char *usage;         /* xpathUsage: "normal", "phonetic", "nearby" */
+    size_t ntargets;
+    const char *const *targets; /* reference targets ("Patient", "Group") */
+    size_t ncomponents;
+    const search_component *components;
+} search_param;
+
+/* The name of a search_type ("token"), of a modifier ("exact", "[type]" for
+ * SEARCH_MOD_TYPE) and of a prefix ("ge"). */
+const char *search_type_name(search_type t);
+const char *search_modifier_name(search_modifier m);
+const char *search_prefix_name(search_prefix p);
+
+/*
+ * Loads the embedded table on first call (thread-safe; later calls return at
+ * once). A table that cannot be parsed is a build defect: it is reported on
+ * stderr and the process aborts. Expressions that fail to compile do not
+ * abort: they are kept with compile_error set (search_compile_failures()).
+ * Returns the number of parameters in the table.
+ */
+size_t search_params_load(void);
+
+/*
+ * The parameter `code` of resource type `type` (own, then inherited from
+ * DomainResource and Resource), or NULL when there is none or type is not
+ * an R4 resource. The pointer lives as long as the process.
+ */
+const search_param *search_param_find(const char *type, const char *code);
+
+/*
+ * All parameters of resource type `type`: its own in code order, then the
+ * inherited ones. Returns their number and sets *list (owned by the table)
+ * to them; 0 and *list = NULL when type is not an R4 resource.
+ */
+size_t search_params_of(const char *type, const search_param *const **list);
+
+/* The parameters (and composite components, as their parameter) whose
+ * expression failed to compile: sets *list (owned by the table), returns
+ * the count. */
+size_t search_compile_failures(const search_param *const **list);
+
+/* ------------------------------------------------------------------------
+ * Index values
+ * ------------------------------------------------------------------------ */
+
+#define SEARCH_DATE_MIN INT64_MIN /* an open Period start */
+#define SEARCH_DATE_MAX INT64_MAX /* an open Period end */
+
+typedef enum search_entry_kind {
+    /* token: system (NULL when none) and code. From code, Coding, CodeableConcept
+     * codings, Identifier (system|value), ContactPoint (value, system NULL),
+     * boolean ("true"/"false"), string, id, uri, canonical. */
+    SEARCH_ENTRY_TOKEN,
+    /* token :text: text is the display/text (Coding.display,
+     * CodeableConcept.text, Identifier.type.text), folded its folded form. */
+    SEARCH_ENTRY_TOKEN_TEXT,
+    /* token :of-type (Identifier with a type): system/code are the type
+     * coding's, text the identifier's value. */
+    SEARCH_ENTRY_OF_TYPE,
+    /* string: text raw, folded its text_fold() form; part names the HumanName
+     * or Address element it came from ("family", "given", "city", …), NULL
+     * for a plain string. */
+    SEARCH_ENTRY_STRING,
+    /* date: low/high. */
+    SEARCH_ENTRY_DATE,
+    /* number: number (double) and text (the decimal as written). */
+    SEARCH_ENTRY_NUMBER,
+    /* quantity: number/text, system, code (the code, else the unit);
+     * canonical_number/canonical_unit when the UCUM unit converts to one of
+     * the canonical units (g, m, s, mol, L, …), else canonical_unit NULL. */
+    SEARCH_ENTRY_QUANTITY,
+    /* reference: text is "Type/id" for relative references, the URL
+     * (without /_history/n) for absolute ones, "#id" for contained. */
+    SEARCH_ENTRY_REFERENCE,
+    /* reference :identifier: system/code of Reference.identifier. */
+    SEARCH_ENTRY_REF_IDENTIFIER,
+    /* uri: text. */
+    SEARCH_ENTRY_URI,
+    /* Location near: number = latitude, canonical_number = longitude. */
+    SEARCH_ENTRY_NEAR
+} search_entry_kind;
+
+typedef struct search_entry {
+    const search_param *param; /* into the table */
+    search_entry_kind kind;
+    const char *system;
+    const char *code;
+    const char *text;
+    const char *folded;
+    const char *part;
+    int64_t low;  /* date: inclusive, ms since epoch UTC */
+    int64_t high; /* date: exclusive */
+    double number;
+    double canonical_number;
+    const char *canonical_unit;
+} search_entry;
+
+/*
+ * Extracts the index values of `resource` for every parameter of its type.
+ * *entries (allocated in a, with all their texts) and *n are set on success.
+ * Fails with TSG_ENOMEM (arena exhausted), TSG_ELIMIT (an expression's work
+ * budget) or TSG_EINVAL when an expression fails on this resource; err
+ * names the parameter. Thread-safe.
+ */
+tsg_rc search_extract(const fhir_node *resource, tsg_arena *a, search_entry **entries, size_t *n,
+                      tsg_error *err);
+
+/*
+ * Reads a FHIR date, dateTime or instant text as the range [*low, *high)
+ * of milliseconds it covers (no zone: UTC). TSG_EINVAL when malformed.
+ */
+tsg_rc search_date_range(const char *s, size_t len, int64_t *low, int64_t *high);
+
+/* ------------------------------------------------------------------------
+ * Queries
+ * ------------------------------------------------------------------------ */
+
+/* The value of one alternative of a clause (comma = OR), unescaped. */
+typedef struct search_value {
+    const char *raw;      /* the alternative as given, after unescaping */
+    search_prefix prefix; /* number/date/quantity; SEARCH_PFX_EQ otherwise */
+    /* token: `system|code` has_system 1; `|code` has_system 1, system "";
+     * `system|` code NULL; `code` has_system 0, system NULL. :of-type
+     * `typesystem|typecode|value`: system, code, text = value. :text, string:
+     * text and folded. reference: text is "Type/id", the absolute URL, or the
+     * bare id (then ref_type NULL); ref_type/ref_id split when relative.
+     * :identifier: system/code. uri: text. :missing: missing 1 for true. */
+    int has_system;
+    const char *system;
+    const char *code;
+    const char *text;
+    const char *folded;
+    const char *ref_type;
+    const char *ref_id;
+    int missing;
+    /* number/quantity: the number and its text; quantity `n|system|code`
+     * puts system/code (has_system as for tokens) beside it. */
+    double number;
+    const char *number_text;
+    /* near `latitude|longitude|distance|unit`: latitude in number, the rest
+     * here (distance 0 and distance_unit NULL when not given). */
+    double longitude;
+    double distance;
+    const char *distance_unit;
+    /* date: the range the value covers (with its precision). */
+    int64_t low;
+    int64_t high;
+    /* composite: the component values, in component order */
+    size_t ncomponents;
+    struct search_value *components;
+} search_value;
+
+/*
+ * One parameter of the query (repeated names = several clauses, AND).
+ * For a chain (`subject:Patient.name=x`, `patient.name=x`) param is the
+ * reference parameter, chain_type the target type (NULL when the reference
+ * has several targets with that parameter: all of them are meant) and
+ * chain_param the parameter on the target, whose type the values follow.
+ * For `_has:Observation:patient:code=x`, has_type is "Observation",
+ * has_ref its reference parameter `patient` (pointing at the searched
+ * type), has_param `code`; param is NULL.
+ */
+typedef struct search_clause {
+    const char *name; /* as given, with modifiers */
+    const search_param *param;
+    search_modifier modifier;
+    const char *modifier_type; /* SEARCH_MOD_TYPE: "Patient" */
+    const char *chain_type;
+    const search_param *chain_param;
+    const char *has_type;
+    const search_param *has_ref;
+    const search_param *has_param;
+    size_t nvalues;
+    search_value *values; /* OR */
+} search_clause;
+
+typedef struct search_sort {
+    const search_param *param;
+    int descending;
+} search_sort;
+
+typedef struct search_include {
+    int reverse;               /* _revinclude */
+    int iterate;               /* :iterate */
+    const char *source_type;   /* the type holding the reference ("Observation") */
+    const search_param *param; /* its reference parameter; NULL for `*` */
+    const char *target_type;   /* optional target (`Observation:subject:Patient`) */
+} search_include;
+
+typedef enum search_total {
+    SEARCH_TOTAL_DEFAULT = 0,
+    SEARCH_TOTAL_NONE,
+    SEARCH_TOTAL_ESTIMATE,
+    SEARCH_TOTAL_ACCURATE
+} search_total;
+
+#define SEARCH_COUNT_MAX 1000 /* _count above this is capped to it */
+
+/* A parsed query. Everything lives in the arena given to the parser. */
+typedef struct search_query {
+    const char *type;
+    size_t nclauses;
+    search_clause *clauses; /* AND */
+    size_t nsort;
+    search_sort *sort;
+    long count; /* -1 when not given; 0..SEARCH_COUNT_MAX */
+    search_total total;
+    size_t ninclude;
+    search_include *include;
+    const char *summary;      /* _summary as given, NULL when absent */
+    const char *elements;     /* _elements as given */
+    const char *format;       /* _format as given */
+    const char *pretty;       /* _pretty as given */
+    size_t nignored;          /* lenient: parameters skipped */
+    const char **ignored;     /* "name=value" of each, for the self link */
+    const char **ignored_why; /* the message of each */
+} search_query;
+
+/*
+ * Parses the query parameters (names[i]=values[i], already percent-decoded)
+ * of a search on resource type `type`. Rules: see search_clause /
+ * search_value. An unknown parameter, a modifier the parameter's type does
+ * not allow, a prefix on a type without prefixes, an unknown prefix or a
+ * malformed value is TSG_EINVAL with a message naming the parameter — unless
+ * lenient, when the parameter is skipped and listed in ignored/ignored_why.
+ * An unknown `type` is always TSG_EINVAL. On success *out (allocated in a)
+ * holds the query. TSG_ENOMEM when the arena is exhausted.
+ */
+tsg_rc search_query_parse(const char *type, size_t nparams, const char *const *names,
+                          const char *const *values, int lenient, tsg_arena *a, search_query **out,
+                          tsg_error *err);
+
+#endif

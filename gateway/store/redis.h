@@ -69,8 +69,11 @@
  *   - a connection that fails (I/O error, timeout, EOF) is dropped; the call
  *     fails with TSG_EIO; the next call opens a new connection;
  *   - a failed connect, or a timeout, opens a backoff window for the whole
- *     client (100 ms doubling to 5 s by default); while it is open every call
- *     on every thread fails at once with TSG_EIO "redis unavailable …";
+ *     client (100 ms doubling to 1 s by default); while it is open every call
+ *     on every thread fails at once with TSG_EIO "redis unavailable …"; when
+ *     it closes, one call probes (connects) while the others still fail fast,
+ *     so a dead TCP peer costs one connect timeout per window, not one per
+ *     thread; the probe's success closes the window for everyone;
  *   - an error reply of the server (`-ERR …`, `-WRONGTYPE …`, `-LOADING …`) is
  *     TSG_EIO with the server's message, and the reply is handed to the caller,
  *     so callers tell the two apart by whether they got a reply.
@@ -199,7 +202,8 @@ typedef struct redis_client_options {
     int connect_timeout_ms; /* 0 = 1000 */
     int command_timeout_ms; /* socket read/write timeout; 0 = 2000 */
     int backoff_min_ms;     /* first window after a failed connect; 0 = 100 */
-    int backoff_max_ms;     /* window cap; 0 = 5000 */
+    int backoff_max_ms;     /* window cap; 0 = 1000 (so calls work again within 1 s of
+                               Redis coming back: a probe is one cheap connect) */
 } redis_client_options;
 
 /*

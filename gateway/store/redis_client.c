@@ -271,7 +271,7 @@ tsg_rc redis_client_new(const redis_target *t, const redis_client_options *opt, 
     if (c->opt.connect_timeout_ms <= 0) c->opt.connect_timeout_ms = 1000;
     if (c->opt.command_timeout_ms <= 0) c->opt.command_timeout_ms = 2000;
     if (c->opt.backoff_min_ms <= 0) c->opt.backoff_min_ms = 100;
-    if (c->opt.backoff_max_ms <= 0) c->opt.backoff_max_ms = 5000;
+    if (c->opt.backoff_max_ms <= 0) c->opt.backoff_max_ms = 1000;
     if (c->opt.backoff_max_ms < c->opt.backoff_min_ms)
         c->opt.backoff_max_ms = c->opt.backoff_min_ms;
     redis_target_describe(t, c->desc, sizeof c->desc);

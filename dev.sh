@@ -57,27 +57,54 @@ need_node() {
     fi
 }
 
-# The demo input of `run` until the REST server lands: a sample of fixtures/fhir/.
-sample_resource() {
-    local f
-    for f in fixtures/fhir/patient-jp.json fixtures/fhir/patient*.json fixtures/fhir/*.json; do
-        [ -f "$f" ] && { echo "$f"; return; }
+# Waits until the gateway at $1 answers /readyz (at most 60 s); 1 when it does not.
+wait_ready() {
+    local base=$1 i
+    for i in $(seq 1 120); do
+        curl -sf "$base/readyz" >/dev/null 2>&1 && return 0
+        kill -0 "$server_pid" 2>/dev/null || return 1
+        sleep 0.5
     done
-    die "no sample resource in fixtures/fhir/"
+    return 1
 }
 
 cmd_run() {
-    need_pkgs "${BUILD_PKGS[@]}"
+    need_pkgs "${BUILD_PKGS[@]}" curl
     cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTSUNAGU_SANITIZE=OFF
     cmake --build build -j2
-    # This is the command that runs the gateway. Until the REST issue lands there is no server:
-    # it converts a sample resource of the demo fixtures instead. It will become
-    #   exec build/tsunagu serve   (with the demo region of fixtures/ loaded)
-    local sample
-    sample=$(sample_resource)
-    echo "dev.sh: the REST server (tsunagu serve with the demo region) is not built yet;" >&2
-    echo "dev.sh: meanwhile: build/tsunagu convert --to xml --pretty $sample" >&2
-    exec build/tsunagu convert --to xml --pretty "$sample"
+    local listen=${TSUNAGU_LISTEN:-127.0.0.1:8080}
+    export TSUNAGU_LISTEN=$listen TSUNAGU_DATA_DIR=${TSUNAGU_DATA_DIR:-./var}
+    local base="http://$listen"
+    build/tsunagu serve &
+    server_pid=$!
+    trap 'kill -TERM $server_pid 2>/dev/null; wait $server_pid' INT TERM
+    wait_ready "$base" || die "the gateway did not become ready (see the messages above)"
+    # The demo region, once: its entries are PUTs with fixed ids, so loading it again would
+    # only add versions; a marker resource tells whether it is there.
+    if curl -sf -o /dev/null "$base/fhir/Organization/clinic-1"; then
+        echo "dev.sh: the demo region is already loaded in $TSUNAGU_DATA_DIR" >&2
+    else
+        echo "dev.sh: loading the demo region (fixtures/region/region.json)…" >&2
+        curl -sf -o /dev/null -X POST -H 'Content-Type: application/fhir+json' \
+            --data-binary @fixtures/region/region.json "$base/fhir" ||
+            die "loading the demo region failed"
+    fi
+    cat >&2 <<EOT
+
+tsunagu is running on $base (FHIR base $base/fhir), data in $TSUNAGU_DATA_DIR. Try:
+
+  curl -s '$base/fhir/metadata?_summary=true'
+  curl -s '$base/fhir/Patient/p-001?_pretty=true'
+  curl -s '$base/fhir/Patient?name=ヤマダ&_count=5'
+  curl -s '$base/fhir/CareTeam?patient=Patient/p-001'
+  curl -s '$base/fhir/Patient/p-001/\$everything'
+  curl -s -H 'Accept: application/fhir+xml' '$base/fhir/Organization/clinic-1'
+  curl -s '$base/fhir/Patient/p-001/_history'
+  curl -s '$base/metrics'
+
+Ctrl-C stops it (the embedded Redis stops with it; the data stays in $TSUNAGU_DATA_DIR).
+EOT
+    wait $server_pid
 }
 
 cmd_test() {

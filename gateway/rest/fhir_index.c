@@ -119,7 +119,7 @@ static const char *pair(ix_builder *b, const char *x, const char *y)
 static void index_entry(ix_builder *b, const search_entry *e)
 {
     const char *code = e->param->code;
-    size_t ml;
+    size_t ml = 0;
     const char *m;
     switch (e->kind) {
     case SEARCH_ENTRY_TOKEN:
@@ -206,6 +206,8 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
     for (size_t i = 0; i < ns && !b.rc; i++) {
         const search_entry *e = &se[i];
         if (!e->param || !e->param->code) continue;
+        /* _id is answered from the resource keys themselves, not an index */
+        if (!strcmp(e->param->code, "_id")) continue;
         index_entry(&b, e);
         if (e->param != last) {
             add_set(&b, e->param->code, "has", NULL);

@@ -33,6 +33,7 @@ struct redis_client {
     pthread_mutex_t mu; /* the list and the backoff state */
     redis_conn *conns;
     int backoff_ms;                   /* current window length, 0 = healthy */
+    int64_t window_start;             /* when the current window opened */
     char down_reason[256];            /* why the window is open */
     _Atomic int_least64_t down_until; /* monotonic ms; 0 = no window */
 
@@ -105,14 +106,20 @@ static void conn_drop(redis_conn *conn)
 /* Opens (or extends) the client-wide window during which calls fail at once. */
 static void client_mark_down(redis_client *c, const char *reason)
 {
+    int64_t now = now_ms();
     pthread_mutex_lock(&c->mu);
-    if (c->backoff_ms == 0)
+    if (c->backoff_ms == 0) {
         c->backoff_ms = c->opt.backoff_min_ms;
-    else
+        c->window_start = now;
+    } else if (now >= c->window_start + c->backoff_ms) {
+        /* the last window has run out and it failed again: double. Several
+         * threads failing at the same moment count as one failure. */
         c->backoff_ms =
             c->backoff_ms * 2 > c->opt.backoff_max_ms ? c->opt.backoff_max_ms : c->backoff_ms * 2;
+        c->window_start = now;
+    }
     snprintf(c->down_reason, sizeof c->down_reason, "%s", reason);
-    atomic_store(&c->down_until, now_ms() + c->backoff_ms);
+    atomic_store(&c->down_until, c->window_start + c->backoff_ms);
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -870,6 +870,83 @@ static void test_external_unix(void **state)
     redis_client_free(quick);
 }
 
+/* The retry delay an error message announces ("retrying in N ms"), -1 none. */
+static long retry_in(const char *msg)
+{
+    const char *p = strstr(msg, "retrying in ");
+    return p ? strtol(p + 12, NULL, 10) : -1;
+}
+
+typedef struct prober {
+    redis_client *client;
+    pthread_barrier_t *go;
+    tsg_rc rc;
+} prober;
+
+static void *prober_run(void *arg)
+{
+    prober *p = arg;
+    pthread_barrier_wait(p->go);
+    p->rc = redis_client_ready(p->client, NULL);
+    return NULL;
+}
+
+static void test_backoff_window(void **state)
+{
+    fixture *f = *state;
+    char sock[128], url[200];
+    snprintf(sock, sizeof sock, "%s/later.sock", f->dir);
+    snprintf(url, sizeof url, "unix://%s", sock);
+    redis_target t;
+    tsg_error e;
+    assert_int_equal(redis_target_parse(url, &t, &e), TSG_OK);
+    redis_client_options o = {.backoff_min_ms = 500, .backoff_max_ms = 1000};
+    assert_int_equal(redis_client_new(&t, &o, &f->client, &e), TSG_OK);
+
+    /* nobody there: the first call tries and opens a 500 ms window */
+    assert_int_equal(redis_client_ready(f->client, &e), TSG_EIO);
+    assert_int_equal(retry_in(e.message), -1);
+    assert_non_null(strstr(e.message, "connect:"));
+    assert_int_equal(redis_client_ready(f->client, &e), TSG_EIO);
+    long left = retry_in(e.message);
+    assert_true(left >= 0 && left <= 500);
+
+    /* after it, many threads at once: one probes, the others fail fast */
+    sleep_ms(550);
+    redis_client_stats before, after;
+    redis_client_stats_get(f->client, &before);
+    enum { N = 6 };
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, N);
+    pthread_t th[N];
+    prober p[N];
+    for (int i = 0; i < N; i++) {
+        p[i] = (prober){f->client, &go, TSG_OK};
+        assert_int_equal(pthread_create(&th[i], NULL, prober_run, &p[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(p[i].rc, TSG_EIO);
+    }
+    pthread_barrier_destroy(&go);
+    redis_client_stats_get(f->client, &after);
+    assert_int_equal(after.fast_fails - before.fast_fails, N - 1);
+    /* the failed probe doubled the window, up to the cap */
+    assert_int_equal(redis_client_ready(f->client, &e), TSG_EIO);
+    left = retry_in(e.message);
+    assert_true(left > 500 && left <= 1000);
+
+    /* the server appears: within one window, calls work again */
+    start_external(f, sock, 0, NULL, "--port", "0", "--unixsocket", sock, "--save", "",
+                   "--appendonly", "no", "--dir", f->dir, NULL);
+    int64_t t0 = now_ms();
+    while (redis_client_ready(f->client, &e) != TSG_OK) {
+        if (now_ms() - t0 > 3000) fail_msg("no recovery: %s", e.message);
+        sleep_ms(10);
+    }
+    assert_int_equal(redis_client_ready(f->client, &e), TSG_OK);
+}
+
 static void test_external_tcp_password(void **state)
 {
     fixture *f = *state;
@@ -944,6 +1021,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parent_death, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_unix, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_backoff_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_external_tcp_password, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

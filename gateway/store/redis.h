@@ -313,7 +313,9 @@ void redis_client_stats_get(redis_client *c, redis_client_stats *out);
  * The Redis of the gateway: url NULL or "" (TSUNAGU_REDIS_URL unset) starts the
  * embedded server under data_dir (NULL = "./var") and connects to it; any
  * other url is parsed and used as it is (*emb is then NULL). opt/copt may be
- * NULL. On success the caller owns *client (free first) and *emb (stop after).
+ * NULL. An external server is not contacted here: serve starts even while it
+ * is down, and /readyz (redis_client_ready) tells when it is reachable. On
+ * success the caller owns *client (free first) and *emb (stop after).
  * Fails as redis_target_parse, redis_embedded_start or redis_client_new, with
  * nothing left running.
  */

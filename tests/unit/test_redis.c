@@ -322,6 +322,54 @@ static void test_url_bad(void **state)
     assert_int_equal(redis_target_parse("ftp://h", &t, NULL), TSG_EINVAL); /* err may be NULL */
 }
 
+/* Random and mutated URLs: never a crash (ASan watches), and whatever is
+ * accepted is well-formed. */
+static void test_url_random(void **state)
+{
+    (void)state;
+    static const char alphabet[] = "redis:/unix@[]?&=%0123456789abcdefAF.-_:/ \x01\x7f\xff";
+    static const char *const seeds[] = {"redis://:pw@host:6379/2", "unix:///tmp/r.sock?db=1",
+                                        "redis://u:p@[::1]:1/0", "unix://:p@/x?password=a%20b"};
+    unsigned seed = 12345;
+    char url[96];
+    for (int i = 0; i < 200000; i++) {
+        size_t n;
+        if (i % 2) {
+            const char *base = seeds[(size_t)i / 2 % 4];
+            n = strlen(base);
+            memcpy(url, base, n);
+            for (int k = 0; k < 3; k++) {
+                seed = seed * 1103515245u + 12345u;
+                url[(seed >> 8) % n] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+            }
+        } else {
+            seed = seed * 1103515245u + 12345u;
+            n = (seed >> 8) % (sizeof url - 1);
+            for (size_t k = 0; k < n; k++) {
+                seed = seed * 1103515245u + 12345u;
+                url[k] = alphabet[(seed >> 16) % (sizeof alphabet - 1)];
+            }
+        }
+        url[n] = '\0';
+        redis_target t;
+        tsg_error e;
+        tsg_rc rc = redis_target_parse(url, &t, &e);
+        if (rc != TSG_OK) {
+            assert_true(e.message[0] != '\0');
+            continue;
+        }
+        if (t.kind == REDIS_TARGET_TCP) {
+            assert_true(t.host[0] != '\0');
+            assert_true(t.port >= 1 && t.port <= 65535);
+        } else {
+            assert_int_equal(t.path[0], '/');
+        }
+        assert_true(t.db >= 0 && t.db <= REDIS_DB_MAX);
+        char d[REDIS_URL_MAX];
+        redis_target_describe(&t, d, sizeof d);
+    }
+}
+
 static void test_sha1(void **state)
 {
     (void)state;
@@ -1008,6 +1056,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_good),
         cmocka_unit_test(test_url_bad),
+        cmocka_unit_test(test_url_random),
         cmocka_unit_test(test_sha1),
         cmocka_unit_test_setup_teardown(test_embedded_persists, setup, teardown),
         cmocka_unit_test_setup_teardown(test_embedded_kill9_restart, setup, teardown),

@@ -45,12 +45,13 @@ typedef struct fold_state {
  * Character classes
  * ------------------------------------------------------------------------ */
 
-/* Code points after which no composition or reordering can reach back past:
- * a chunk may start here. */
+/* Code points after which no composition or reordering can reach back past,
+ * and which are never dropped (a dropped control would let the next chunk's
+ * leading mark miss its base): a chunk may start here. */
 static int is_safe_start(uint32_t c)
 {
-    return c < 0x80 || (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
-           (c >= 0x4E00 && c <= 0x9FFF);
+    return (c >= 0x20 && c < 0x7F) || (c >= 0x09 && c <= 0x0D) || (c >= 0x3041 && c <= 0x3096) ||
+           (c >= 0x30A1 && c <= 0x30FA) || (c >= 0x4E00 && c <= 0x9FFF);
 }
 
 static int is_space(uint32_t c)

@@ -393,6 +393,24 @@ static void test_long_input(void **state)
         tsg_buf_free(&expect);
         tsg_buf_free(&out);
     }
+    /* a dropped control at a chunk boundary must not keep a mark from its
+     * base (found by fuzz_text): x…x ヶ U+0001 U+3099 → x…x ゲ */
+    for (size_t k = 1000; k < 1040; k++) {
+        tsg_buf in, out, expect;
+        tsg_buf_init(&in, 0);
+        tsg_buf_init(&out, 0);
+        tsg_buf_init(&expect, 0);
+        for (size_t j = 0; j < k; j++) tsg_buf_putc(&in, 'x');
+        tsg_buf_append(&expect, in.data, in.len);
+        tsg_buf_puts(&in, "ヶ\x01\xE3\x82\x99");
+        tsg_buf_puts(&expect, "ゲ");
+        assert_int_equal(text_fold(in.data, in.len, &out), TSG_OK);
+        assert_int_equal(out.len, expect.len);
+        assert_memory_equal(out.data, expect.data, out.len);
+        tsg_buf_free(&in);
+        tsg_buf_free(&out);
+        tsg_buf_free(&expect);
+    }
     /* many combining marks in a row (no safe place to cut) still work */
     tsg_buf in, out;
     tsg_buf_init(&in, 0);

@@ -33,8 +33,8 @@
  * [low, high) in milliseconds since 1970-01-01T00:00:00Z from the written
  * precision (2020-03 covers March); a date or dateTime without a zone is
  * read as UTC. An open Period end is SEARCH_DATE_MIN / SEARCH_DATE_MAX.
- * Composite parameters are not extracted (the store may combine the
- * component parameters' entries); neither are _text/_content.
+ * Composite parameters are extracted separately (search_extract_composites);
+ * _text and _content are not extracted.
  */
 #ifndef TSG_SEARCH_H
 #define TSG_SEARCH_H
@@ -219,6 +219,31 @@ typedef struct search_entry {
  */
 tsg_rc search_extract(const fhir_node *resource, tsg_arena *a, search_entry **entries, size_t *n,
                       tsg_error *err);
+
+/*
+ * One value of a composite parameter: a combination of component values
+ * taken from the same item (the same Observation.component). components[i]
+ * is an entry of component i (kind TOKEN, QUANTITY, DATE, STRING, NUMBER,
+ * REFERENCE or URI; its param is the component's parameter, e.g. Observation
+ * `component-code`). An item whose components give several values (two
+ * codings) gives one composite per combination, at most SEARCH_COMPOSITE_MAX
+ * per item.
+ */
+typedef struct search_composite {
+    const search_param *param; /* the composite parameter */
+    size_t ncomponents;
+    const search_entry *components;
+} search_composite;
+
+#define SEARCH_COMPOSITE_MAX 64
+
+/*
+ * The composite values of `resource` for every composite parameter of its
+ * type; as search_extract otherwise (*out and everything it points to live in
+ * a). Thread-safe.
+ */
+tsg_rc search_extract_composites(const fhir_node *resource, tsg_arena *a, search_composite **out,
+                                 size_t *n, tsg_error *err);
 
 /*
  * Reads a FHIR date, dateTime or instant text as the range [*low, *high)

@@ -549,3 +549,119 @@ tsg_rc search_extract(const fhir_node *resource, tsg_arena *a, search_entry **en
     *n = x.n;
     return TSG_OK;
 }
+
+/* ------------------------------------------------------------------------
+ * Composites
+ * ------------------------------------------------------------------------ */
+
+static int primary_kind(search_entry_kind k)
+{
+    return k == SEARCH_ENTRY_TOKEN || k == SEARCH_ENTRY_QUANTITY || k == SEARCH_ENTRY_DATE ||
+           k == SEARCH_ENTRY_STRING || k == SEARCH_ENTRY_NUMBER || k == SEARCH_ENTRY_REFERENCE ||
+           k == SEARCH_ENTRY_URI;
+}
+
+#define COMPONENTS_MAX 8
+
+typedef struct cx {
+    search_composite *v;
+    size_t n, cap;
+} cx;
+
+/* The composites of one item: every combination of the components' primary
+ * entries, evaluated with the item as context. */
+static tsg_rc composite_item(ex *x, cx *out, const search_param *cp, const fhir_node *resource,
+                             const fhir_node *node)
+{
+    size_t nc = cp->ncomponents;
+    if (nc == 0 || nc > COMPONENTS_MAX) return TSG_OK;
+    search_entry *vals[COMPONENTS_MAX];
+    size_t nvals[COMPONENTS_MAX];
+    for (size_t i = 0; i < nc; i++) {
+        const search_component *c = &cp->components[i];
+        const search_param *sp = search_param_find(cp->base, c->code);
+        if (!c->expr || !sp || sp->type != c->type) return TSG_OK;
+        fp_collection col;
+        tsg_error e2;
+        tsg_error_clear(&e2);
+        tsg_rc rc = fp_eval(c->expr, resource, node, NULL, x->a, &col, &e2);
+        if (rc != TSG_OK)
+            return tsg_error_set(x->err, rc, e2.code ? e2.code : tsg_rc_code(rc),
+                                 "search parameter %s.%s, component %s: %s", cp->base, cp->code,
+                                 c->code, e2.message);
+        x->param = sp;
+        x->v = NULL;
+        x->n = x->cap = 0;
+        for (size_t k = 0; k < col.count && rc == TSG_OK; k++)
+            rc = item(x, fp_collection_item(&col, k));
+        if (rc != TSG_OK) return rc;
+        size_t keep = 0;
+        for (size_t k = 0; k < x->n; k++)
+            if (primary_kind(x->v[k].kind)) x->v[keep++] = x->v[k];
+        if (keep == 0) return TSG_OK; /* a component without a value: no combination */
+        vals[i] = x->v;
+        nvals[i] = keep;
+    }
+    size_t idx[COMPONENTS_MAX] = {0};
+    for (size_t made = 0; made < SEARCH_COMPOSITE_MAX; made++) {
+        search_entry *comps = tsg_arena_alloc(x->a, nc * sizeof *comps);
+        if (!comps) return nomem(x);
+        for (size_t i = 0; i < nc; i++) comps[i] = vals[i][idx[i]];
+        if (out->n == out->cap) {
+            size_t ncap = out->cap ? out->cap * 2 : 8;
+            search_composite *nv = tsg_arena_alloc(x->a, ncap * sizeof *nv);
+            if (!nv) return nomem(x);
+            if (out->n) memcpy(nv, out->v, out->n * sizeof *nv);
+            out->v = nv;
+            out->cap = ncap;
+        }
+        out->v[out->n++] = (search_composite){.param = cp, .ncomponents = nc, .components = comps};
+        size_t i = nc; /* next combination, the last component fastest */
+        while (i > 0) {
+            i--;
+            if (++idx[i] < nvals[i]) break;
+            idx[i] = 0;
+            if (i == 0) return TSG_OK;
+        }
+    }
+    return TSG_OK;
+}
+
+tsg_rc search_extract_composites(const fhir_node *resource, tsg_arena *a, search_composite **out,
+                                 size_t *n, tsg_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    if (!resource || !resource->type)
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "no resource to index");
+    const search_param *const *list;
+    size_t count = search_params_of(resource->type->name, &list);
+    ex x = {.a = a, .err = err};
+    cx res = {0};
+    tsg_buf_init(&x.fold, 1u << 24);
+    tsg_rc rc = TSG_OK;
+    for (size_t i = 0; i < count && rc == TSG_OK; i++) {
+        const search_param *p = list[i];
+        if (!p->expr || p->type != SEARCH_COMPOSITE) continue;
+        x.param = p;
+        fp_collection c;
+        tsg_error e2;
+        tsg_error_clear(&e2);
+        rc = fp_eval(p->expr, resource, NULL, NULL, a, &c, &e2);
+        if (rc != TSG_OK) {
+            tsg_error_set(err, rc, e2.code ? e2.code : tsg_rc_code(rc),
+                          "search parameter %s.%s (%s): %s", resource->type->name, p->code,
+                          p->expression, e2.message);
+            break;
+        }
+        for (size_t k = 0; k < c.count && rc == TSG_OK; k++) {
+            const fhir_node *node = fp_item_node(fp_collection_item(&c, k));
+            if (node) rc = composite_item(&x, &res, p, resource, node);
+        }
+    }
+    tsg_buf_free(&x.fold);
+    if (rc != TSG_OK) return rc;
+    *out = res.v;
+    *n = res.n;
+    return TSG_OK;
+}

@@ -452,8 +452,33 @@ static void test_extract_observation(void **state)
     k = with_text(e, n, "component-value-quantity", SEARCH_ENTRY_QUANTITY, "0.980");
     assert_string_equal(k->canonical_unit, "1");
     assert_true(fabs(k->canonical_number - 0.98) < 1e-9);
-    /* no composite entries */
-    assert_int_equal(count(e, n, "code-value-quantity", SEARCH_ENTRY_QUANTITY), 0);
+    /* composites: one per component (code and value of the same component) */
+    search_composite *cs;
+    size_t nc = 0;
+    tsg_error err;
+    assert_int_equal(search_extract_composites(o, a, &cs, &nc, &err), TSG_OK);
+    size_t ccv = 0, combo = 0, cvq = 0;
+    int found = 0;
+    for (size_t i = 0; i < nc; i++) {
+        if (strcmp(cs[i].param->code, "code-value-quantity") == 0) cvq++; /* no value */
+        if (strcmp(cs[i].param->code, "combo-code-value-quantity") == 0) combo++;
+        if (strcmp(cs[i].param->code, "component-code-value-quantity") != 0) continue;
+        ccv++;
+        assert_int_equal(cs[i].ncomponents, 2);
+        const search_entry *c0 = &cs[i].components[0], *c1 = &cs[i].components[1];
+        assert_int_equal(c0->kind, SEARCH_ENTRY_TOKEN);
+        assert_string_equal(c0->param->code, "component-code");
+        assert_int_equal(c1->kind, SEARCH_ENTRY_QUANTITY);
+        assert_string_equal(c1->param->code, "component-value-quantity");
+        if (strcmp(c0->code, "8867-4") == 0) {
+            assert_string_equal(c1->text, "72"); /* the heart rate's own value */
+            found = 1;
+        }
+    }
+    assert_true(found);
+    assert_int_equal(ccv, 4);
+    assert_int_equal(combo, 4);
+    assert_int_equal(cvq, 0);
     tsg_arena_free(a);
 }
 
@@ -628,7 +653,7 @@ static void test_extract_corpus(void **state)
         skip();
     }
     struct dirent *de;
-    size_t files = 0, entries = 0, failures = 0;
+    size_t files = 0, entries = 0, composites = 0, failures = 0;
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
         size_t l = strlen(nm);
@@ -648,6 +673,13 @@ static void test_extract_corpus(void **state)
                 print_message("%s: %s\n", nm, err.message);
                 failures++;
             }
+            search_composite *cs;
+            size_t nc = 0;
+            if (search_extract_composites(r, a, &cs, &nc, &err) != TSG_OK) {
+                print_message("%s: %s\n", nm, err.message);
+                failures++;
+            }
+            composites += nc;
             files++;
             entries += n;
             if (strcmp(nm, "patient-example.json") == 0) {
@@ -673,8 +705,9 @@ static void test_extract_corpus(void **state)
         free(data);
     }
     closedir(d);
-    print_message("extracted %zu entries from %zu r4-examples, %zu failures\n", entries, files,
-                  failures);
+    print_message("extracted %zu entries and %zu composites from %zu r4-examples, %zu failures\n",
+                  entries, composites, files, failures);
+    assert_true(composites > 50);
     assert_true(files > 100);
     assert_int_equal(failures, 0);
 }

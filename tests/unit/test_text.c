@@ -248,6 +248,17 @@ static void test_hyphens(void **state)
     expect_fold("山ー", "山-");   /* a kanji is not kana */
     expect_fold("コーポ-101", "コーポー101");
     expect_same("コーポ-101", "コーポー１０１");
+    /* the documented :contains caveat of rule 9 */
+    {
+        char *v = fold("ヤマダ-1"), *q1 = fold("-1"), *q2 = fold("ダ-1");
+        assert_string_equal(v, "ヤマダー1");
+        assert_null(strstr(v, q1));
+        assert_non_null(strstr(v, q2));
+        free(v);
+        free(q1);
+        free(q2);
+        assert_true(prefix_match("ヤマダ-1", "ヤマダ-"));
+    }
     expect_differ("1-2", "12");
     expect_differ("1-2", "1~2");
 }

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -148,6 +149,8 @@ static pid_t start_external(fixture *f, const char *sock, int port, const char *
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        /* even if this test process crashes, the server goes with it */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int null_fd = open("/dev/null", O_RDWR);
         dup2(null_fd, 0);
         dup2(null_fd, 1);
@@ -854,12 +857,15 @@ static void test_parent_death(void **state)
         (void)w;
         for (;;) pause();
     }
+    assert_true(f->n_external < MAX_EXTERNAL);
+    f->external[f->n_external++] = child; /* teardown kills it if we fail here */
     close(p[1]);
     pid_t rp = 0;
     assert_int_equal(read(p[0], &rp, sizeof rp), (ssize_t)sizeof rp);
     close(p[0]);
     kill(child, SIGKILL);
     waitpid(child, NULL, 0);
+    f->external[f->n_external - 1] = 0;
     assert_true(rp > 0);
     int64_t deadline = now_ms() + 10000;
     while (!process_gone(rp) && now_ms() < deadline) sleep_ms(20);

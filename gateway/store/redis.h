@@ -35,10 +35,11 @@
  * process, even on kill -9). If the lock is held, another gateway is running on
  * this directory and start fails with a clear message. If we get the lock but a
  * redis-server still answers on redis.sock, it is an orphan of a previous run
- * (normally impossible: the child gets SIGTERM when its parent dies, but a
- * gateway killed before that protection was set, or an operator's manual start,
- * can leave one); it is sent SHUTDOWN — which fsyncs its AOF — and start goes on
- * once it has exited. A socket file with no server behind it is removed.
+ * (the child gets SIGTERM when its parent dies, but a gateway restarted at
+ * once may find it still shutting down, and an operator's manual start can
+ * leave one); it is sent SHUTDOWN — which fsyncs its AOF — and start goes on
+ * once it has exited (or fails clearly after stop_timeout_ms). A socket file
+ * with no server behind it is removed.
  *
  * The child runs in its own process group (a Ctrl-C in the terminal reaches
  * only the gateway, which then stops Redis in order), with signals unblocked,
@@ -60,10 +61,12 @@
  * gets its own hiredis connection, opened on its first call (connect timeout),
  * with the socket timeout set after every connect (hiredis 0.14 forgets it on
  * redisReconnect, so this client never reuses a context: it opens a new one),
- * then AUTH and SELECT when the target asks for them. Before a command is sent
- * on a connection that has been idle, a non-blocking peek tells whether the
- * server closed it meanwhile (Redis restarted); such a connection is replaced
- * before anything is sent, so nothing is ever sent twice.
+ * then AUTH and SELECT when the target asks for them. Before each command a
+ * non-blocking peek (one recv syscall) tells whether the server closed the
+ * connection meanwhile (Redis restarted); such a connection is replaced before
+ * anything is sent, so a restart between two requests fails neither. The
+ * client never resends a command on its own (a lost connection leaves unknown
+ * whether it ran); the one exception is EVALSHA after NOSCRIPT, which did not.
  *
  * Failure handling — a request must never hang on Redis:
  *   - a connection that fails (I/O error, timeout, EOF) is dropped; the call

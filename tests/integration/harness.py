@@ -1,0 +1,422 @@
+"""harness.py — run the real `tsunagu serve` for integration tests (Python 3 stdlib only).
+
+Usage:
+
+    import harness
+    with harness.Gateway(binary) as gw:             # fresh temp data dir, embedded Redis
+        r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"})
+        assert r.status == 201, r
+        print(r.headers["Location"], r.json)
+        pid = gw.redis_pid()                        # the embedded redis-server child
+    # leaving the block stops the gateway (SIGTERM, then kill -9), removes the temp dir,
+    # and raises AssertionError if the server's stderr shows a sanitizer report.
+
+Gateway(binary, data_dir=None, env=None, keep_dir=False):
+    data_dir  None: a fresh temp dir (removed at the end unless keep_dir); a path: use it
+              (never removed), e.g. to restart on the same data after a crash.
+    env       extra environment variables (TSUNAGU_MAX_BODY_BYTES, TSUNAGU_REDIS_URL, …).
+
+    start(timeout=60)   starts the process on 127.0.0.1:<free port> (TSUNAGU_LISTEN port 0; the
+                        bound port is read from the "listening on … (port N)" line) and waits
+                        for /readyz 200. Raises RuntimeError with the log tail on failure.
+    stop(timeout=30)    SIGTERM, wait, then SIGKILL; checks stderr for sanitizer reports.
+    kill9()             SIGKILL the gateway (crash); its log is still checked at the end.
+    restart()           kill nothing: start again on the same data dir (after stop or kill9).
+    redis_pid()         pid of the embedded redis-server child, None while it is down.
+    request(method, path, body=None, headers=None, timeout=30) -> Response
+    port, base ("http://127.0.0.1:N"), data_dir, log_path, proc.
+
+Response: status, reason, headers (case-insensitive get), body (bytes), json (parsed body or
+None), elapsed (seconds). Module helpers: request(port, ...) without a Gateway, free_port(),
+sanitizer_report(text).
+
+Sanitizers: a report ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", UBSan's
+"runtime error:") in the gateway's stderr fails the test at stop()/exit, also after kill9().
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
+                     "MemorySanitizer", "runtime error:")
+
+
+def free_port():
+    """A TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sanitizer_report(text):
+    """The lines of text around the first sanitizer report, or None when there is none."""
+    for m in SANITIZER_MARKERS:
+        i = text.find(m)
+        if i >= 0:
+            start = text.rfind("\n", 0, max(0, i - 2000)) + 1
+            return text[start:i + 4000]
+    return None
+
+
+class Response:
+    """One HTTP answer. json is the parsed body when it is JSON, else None."""
+
+    def __init__(self, status, reason, headers, body, elapsed):
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.elapsed = elapsed
+        self.json = None
+        ct = (headers.get("Content-Type") or "").lower()
+        if body and "json" in ct:
+            try:
+                self.json = json.loads(body.decode("utf-8"))
+            except ValueError:
+                self.json = None
+
+    def header(self, name):
+        return self.headers.get(name)
+
+    def __repr__(self):
+        text = self.body[:600].decode("utf-8", "replace")
+        return "<%d %s %.3fs %s>" % (self.status, self.reason, self.elapsed, text)
+
+
+def request(port, method, path, body=None, headers=None, timeout=30, host="127.0.0.1"):
+    """One request on a new connection. body: dict/list (sent as FHIR JSON), str or bytes.
+    A dict body gets Content-Type application/fhir+json unless headers name one.
+    Connection errors propagate (ConnectionError, http.client exceptions, socket.timeout)."""
+    hdrs = {"Accept": "application/fhir+json"}
+    if headers:
+        hdrs.update(headers)
+    data = None
+    if body is not None:
+        if isinstance(body, (dict, list)):
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+            if not any(k.lower() == "content-type" for k in hdrs):
+                hdrs["Content-Type"] = "application/fhir+json"
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        else:
+            data = body
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=data, headers=hdrs)
+        r = conn.getresponse()
+        payload = r.read()
+        return Response(r.status, r.reason, r.headers, payload, time.monotonic() - t0)
+    finally:
+        conn.close()
+
+
+def _children(pid):
+    """Pids of the direct children of pid (all threads), from /proc."""
+    out = []
+    try:
+        tasks = os.listdir("/proc/%d/task" % pid)
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open("/proc/%d/task/%s/children" % (pid, t)) as f:
+                out.extend(int(x) for x in f.read().split())
+        except OSError:
+            pass
+    return out
+
+
+def _comm(pid):
+    try:
+        with open("/proc/%d/comm" % pid) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _cmdline(pid):
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            return f.read().replace(b"\0", b" ").decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+class Gateway:
+    """A `tsunagu serve` process (see the module comment)."""
+
+    def __init__(self, binary, data_dir=None, env=None, keep_dir=False):
+        self.binary = os.path.abspath(binary)
+        self._own_dir = data_dir is None
+        self._tmp = tempfile.mkdtemp(prefix="tsg-it-")
+        self.data_dir = data_dir or os.path.join(self._tmp, "data")
+        self.keep_dir = keep_dir
+        self.extra_env = dict(env or {})
+        self.proc = None
+        self.port = None
+        self.base = None
+        self.log_path = None
+        self._logs = []  # every log file of this object (one per start)
+        self._redis_seen = set()  # redis-server pids seen, to reap orphans at the end
+        self._stopped_pids = set()  # pids we SIGSTOPped (SIGCONT them before stopping)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, timeout=60):
+        env = dict(os.environ)
+        env.pop("TSUNAGU_CONFIG", None)
+        env.update({"TSUNAGU_LISTEN": "127.0.0.1:0", "TSUNAGU_DATA_DIR": self.data_dir})
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env.update(self.extra_env)
+        self.log_path = os.path.join(self._tmp, "gateway-%d.log" % len(self._logs))
+        self._logs.append(self.log_path)
+        log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([self.binary, "serve"], stdin=subprocess.DEVNULL,
+                                     stdout=log, stderr=subprocess.STDOUT, env=env)
+        log.close()
+        deadline = time.monotonic() + timeout
+        self.port = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("tsunagu serve exited with %s:\n%s"
+                                   % (self.proc.returncode, self.log_tail()))
+            text = self.log()
+            i = text.find("listening on ")
+            if i >= 0:
+                j = text.find("(port ", i)
+                k = text.find(")", j)
+                if j > 0 and k > j:
+                    self.port = int(text[j + 6:k])
+                    break
+            time.sleep(0.05)
+        if not self.port:
+            self.kill9()
+            raise RuntimeError("tsunagu serve did not start listening in %ss:\n%s"
+                               % (timeout, self.log_tail()))
+        self.base = "http://127.0.0.1:%d" % self.port
+        if not self.wait_ready(max(1.0, deadline - time.monotonic())):
+            self.kill9()
+            raise RuntimeError("/readyz did not answer 200 in %ss:\n%s" % (timeout, self.log_tail()))
+        self.redis_pid()
+        return self
+
+    def wait_ready(self, timeout=30):
+        """Polls /readyz until 200 (True) or timeout (False)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self.request("GET", "/readyz", timeout=5).status == 200:
+                    return True
+            except (OSError, http.client.HTTPException):
+                pass
+            if self.proc.poll() is not None:
+                return False
+            time.sleep(0.1)
+        return False
+
+    def restart(self, timeout=60):
+        """Starts again on the same data dir (the previous process must be gone)."""
+        if self.proc and self.proc.poll() is None:
+            raise RuntimeError("restart while the gateway still runs")
+        return self.start(timeout)
+
+    def _resume_stopped(self):
+        for pid in list(self._stopped_pids):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except OSError:
+                pass
+        self._stopped_pids.clear()
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait up to timeout, then SIGKILL. Returns the exit status. Raises
+        AssertionError when the log holds a sanitizer report."""
+        self._resume_stopped()
+        rc = None
+        if self.proc and self.proc.poll() is None:
+            self.redis_pid()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                rc = self.proc.wait()
+        elif self.proc:
+            rc = self.proc.returncode
+        self.check_sanitizers()
+        return rc
+
+    def kill9(self):
+        """Kills the gateway with SIGKILL (a crash) and reaps it."""
+        if self.proc and self.proc.poll() is None:
+            self.redis_pid()
+            self.proc.kill()
+            self.proc.wait()
+
+    def close(self):
+        """Stops everything and removes the temp dir; never raises except for sanitizer
+        reports (AssertionError)."""
+        try:
+            self.stop()
+        finally:
+            self._reap_redis()
+            if not self.keep_dir:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self):
+        if not self.proc:
+            self.start()
+        return self
+
+    def __exit__(self, et, ev, tb):
+        try:
+            self.close()
+        except AssertionError:
+            if et is None:
+                raise
+        return False
+
+    def _reap_redis(self, timeout=15):
+        """Waits for redis-servers this gateway ran to exit (they get SIGTERM when the gateway
+        dies and fsync first); SIGKILLs any still there after timeout."""
+        deadline = time.monotonic() + timeout
+        for pid in self._redis_seen:
+            while _alive(pid) and "redis-server" in (_comm(pid) + _cmdline(pid)) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid) and self.data_dir in _cmdline(pid):
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    # -- introspection -----------------------------------------------------------------------
+
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def redis_pid(self):
+        """The pid of the embedded redis-server child of the running gateway, or None."""
+        if not self.alive():
+            return None
+        for c in _children(self.proc.pid):
+            if "redis-server" in _comm(c) or "redis-server" in _cmdline(c):
+                if _alive(c):
+                    self._redis_seen.add(c)
+                    return c
+        return None
+
+    def wait_redis_pid(self, timeout=15, other_than=None):
+        """Waits until a redis-server child (different from other_than) runs; its pid or None."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            p = self.redis_pid()
+            if p and p != other_than:
+                return p
+            time.sleep(0.05)
+        return None
+
+    def sigstop_redis(self):
+        """Freezes the redis-server child (SIGSTOP); stop() resumes it. Returns its pid."""
+        p = self.redis_pid()
+        if not p:
+            raise RuntimeError("no redis-server child")
+        os.kill(p, signal.SIGSTOP)
+        self._stopped_pids.add(p)
+        return p
+
+    def sigcont_redis(self, pid):
+        os.kill(pid, signal.SIGCONT)
+        self._stopped_pids.discard(pid)
+
+    def log(self, path=None):
+        try:
+            with open(path or self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except (OSError, TypeError):
+            return ""
+
+    def all_logs(self):
+        return "".join(self.log(p) for p in self._logs)
+
+    def log_tail(self, n=40):
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def check_sanitizers(self):
+        """Raises AssertionError with the report when any log of this gateway holds one."""
+        for p in self._logs:
+            rep = sanitizer_report(self.log(p))
+            if rep:
+                raise AssertionError("sanitizer report in %s:\n%s" % (p, rep))
+
+    # -- HTTP --------------------------------------------------------------------------------
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        if not self.port:
+            raise RuntimeError("the gateway is not started")
+        return request(self.port, method, path, body, headers, timeout)
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+
+class Checks:
+    """A tiny test runner: run(name, fn) calls fn(), records a failure instead of stopping
+    on AssertionError, prints PASS/FAIL/SKIP; finish() prints a summary and returns the exit
+    code (0 when everything passed). Raise Skip("why") in a test to skip it."""
+
+    def __init__(self):
+        self.failed = []
+        self.passed = 0
+        self.skipped = []
+
+    def run(self, name, fn, *args):
+        t0 = time.monotonic()
+        try:
+            fn(*args)
+        except Skip as e:
+            self.skipped.append(name)
+            print("SKIP %s: %s" % (name, e), flush=True)
+            return
+        except Exception as e:  # a test failure or an unexpected error: both fail the test
+            import traceback
+            self.failed.append(name)
+            print("FAIL %s (%.2fs): %s: %s" % (name, time.monotonic() - t0, type(e).__name__, e),
+                  flush=True)
+            traceback.print_exc()
+            return
+        self.passed += 1
+        print("PASS %s (%.2fs)" % (name, time.monotonic() - t0), flush=True)
+
+    def finish(self):
+        print("%d passed, %d failed, %d skipped" % (self.passed, len(self.failed),
+                                                    len(self.skipped)))
+        if self.failed:
+            print("failed: " + ", ".join(self.failed))
+        return 1 if self.failed else 0
+
+
+class Skip(Exception):
+    """Raised by a test to be reported as skipped."""

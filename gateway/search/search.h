@@ -255,6 +255,31 @@ tsg_rc search_date_range(const char *s, size_t len, int64_t *low, int64_t *high)
  * Queries
  * ------------------------------------------------------------------------ */
 
+/*
+ * How a parsed query is meant to be executed against the entries of
+ * search_extract() (R4 search.html; the store implements it):
+ *   string     default: the entry's folded text starts with value.folded;
+ *              :contains: value.folded is a substring of it; :exact: the
+ *              entry's raw text equals value.text.
+ *   token      has_system 0: code matches any system; `system|code` both;
+ *              `|code` entries without a system; `system|` any code of the
+ *              system. :text: TOKEN_TEXT entries, folded prefix match;
+ *              :not: resources with no matching entry; :of-type: OF_TYPE
+ *              entries; :above/:below (uri-like codes) are left to the store.
+ *   date       value [low, high) against entry [low, high): eq = the value
+ *              range contains the entry range, ne = not eq, gt/lt/ge/le on
+ *              the ends, sa/eb = starts after / ends before, ap = near.
+ *   number, quantity   compare number (quantity: with system/code when given,
+ *              or through the entry's canonical form).
+ *   reference  text "Type/id" matches REFERENCE entries equal to it; a bare
+ *              id (ref_type NULL) matches any "<Type>/id" among the
+ *              parameter's targets; an absolute URL matches itself.
+ *              :identifier: REF_IDENTIFIER entries as a token.
+ *   uri        equality; :above/:below by prefix.
+ *   :missing   true: no entry of the parameter; false: at least one.
+ * Values of one clause are ORed, clauses ANDed.
+ */
+
 /* The value of one alternative of a clause (comma = OR), unescaped. */
 typedef struct search_value {
     const char *raw;      /* the alternative as given, after unescaping */
@@ -292,6 +317,8 @@ typedef struct search_value {
 
 /*
  * One parameter of the query (repeated names = several clauses, AND).
+ * modifier/modifier_type apply to the parameter the values follow: param,
+ * or chain_param for a chain, or has_param for _has.
  * For a chain (`subject:Patient.name=x`, `patient.name=x`) param is the
  * reference parameter, chain_type the target type (NULL when the reference
  * has several targets with that parameter: all of them are meant) and
@@ -359,12 +386,21 @@ typedef struct search_query {
 /*
  * Parses the query parameters (names[i]=values[i], already percent-decoded)
  * of a search on resource type `type`. Rules: see search_clause /
- * search_value. An unknown parameter, a modifier the parameter's type does
- * not allow, a prefix on a type without prefixes, an unknown prefix or a
- * malformed value is TSG_EINVAL with a message naming the parameter — unless
- * lenient, when the parameter is skipped and listed in ignored/ignored_why.
- * An unknown `type` is always TSG_EINVAL. On success *out (allocated in a)
- * holds the query. TSG_ENOMEM when the arena is exhausted.
+ * search_value. A parameter with an empty value is ignored (R4); an empty
+ * alternative in a list (`a,,b`) is an error. An unknown parameter, one
+ * without an expression (_text, _content, _query), a modifier the
+ * parameter's type does not allow (or :in/:not-in, reference :above/:below,
+ * which are not supported), an unknown prefix or one the parameter does not
+ * allow, a list where multipleOr is false, a chain of more than one level,
+ * nested _has, or a malformed value is TSG_EINVAL with a message naming the
+ * parameter — unless lenient, when the pair is skipped and listed in
+ * ignored/ignored_why. Result parameters: _count (non-negative, capped at
+ * SEARCH_COUNT_MAX), _total, _summary, _elements, _format, _pretty (the last
+ * one given wins), _sort (a comma list, `-` descending), _include and
+ * _revinclude (accumulate; `Type:param[:target]`, `Type:*` or `*`; the
+ * source of a plain _include must be the searched type; :iterate, also
+ * :recurse). An unknown `type` is always TSG_EINVAL. On success *out
+ * (allocated in a) holds the query. TSG_ENOMEM when the arena is exhausted.
  */
 tsg_rc search_query_parse(const char *type, size_t nparams, const char *const *names,
                           const char *const *values, int lenient, tsg_arena *a, search_query **out,

@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -982,9 +983,65 @@ static void test_query_errors(void **state)
     tsg_arena_free(a);
 }
 
+/* Several threads extract and parse at once over the shared table (and load it:
+ * this may be the first use in the process when run alone). */
+typedef struct worker {
+    const char *json;
+    size_t expect;
+    int ok;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    w->ok = 1;
+    for (int i = 0; i < 50 && w->ok; i++) {
+        tsg_arena *a = tsg_arena_new(0);
+        fhir_node *r = NULL;
+        tsg_error err;
+        search_entry *e;
+        size_t n = 0;
+        search_query *q = NULL;
+        const char *names[] = {"family", "birthdate"}, *values[] = {"やまだ", "ge1970"};
+        if (fhir_json_parse(a, w->json, strlen(w->json), NULL, &r, &err) != TSG_OK ||
+            search_extract(r, a, &e, &n, &err) != TSG_OK || (w->expect && n != w->expect) ||
+            search_query_parse("Patient", 2, names, values, 0, a, &q, &err) != TSG_OK ||
+            strcmp(q->clauses[0].values[0].folded, "ヤマダ") != 0)
+            w->ok = 0;
+        if (!w->expect) w->expect = n;
+        tsg_arena_free(a);
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    char *data = NULL;
+    size_t len = 0;
+    tsg_error err;
+    assert_int_equal(
+        tsg_read_file(TSUNAGU_FIXTURES "/fhir/patient-jp.json", 1u << 20, &data, &len, &err),
+        TSG_OK);
+    worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){.json = data};
+        assert_int_equal(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        assert_true(w[i].ok);
+        assert_int_equal(w[i].expect, w[0].expect);
+    }
+    assert_true(w[0].expect > 10);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_threads),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_all_expressions_compile),
         cmocka_unit_test(test_date_range),

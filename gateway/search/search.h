@@ -130,7 +130,9 @@ const char *search_prefix_name(search_prefix p);
  * Loads the embedded table on first call (thread-safe; later calls return at
  * once). A table that cannot be parsed is a build defect: it is reported on
  * stderr and the process aborts. Expressions that fail to compile do not
- * abort: they are kept with compile_error set (search_compile_failures()).
+ * abort: each is reported on stderr and kept with compile_error set
+ * (search_compile_failures()); such a parameter extracts nothing and a query
+ * naming it is an error.
  * Returns the number of parameters in the table.
  */
 size_t search_params_load(void);
@@ -298,8 +300,9 @@ typedef struct search_value {
     const char *ref_type;
     const char *ref_id;
     int missing;
-    /* number/quantity: the number and its text; quantity `n|system|code`
-     * puts system/code (has_system as for tokens) beside it. */
+    /* number/quantity: the number and its text. Quantity `n|system|code`
+     * sets has_system 1 and system/code, each NULL when empty (`5.4||mg`:
+     * unit mg in any system); a bare `n` leaves has_system 0. */
     double number;
     const char *number_text;
     /* near `latitude|longitude|distance|unit`: latitude in number, the rest

@@ -340,8 +340,14 @@ static void load(void)
 
     /* Failures */
     g.failures = xcalloc(g.nparams, sizeof *g.failures);
-    for (size_t i = 0; i < g.nparams; i++)
-        if (g.params[i].compile_error) g.failures[g.nfailures++] = &g.params[i];
+    for (size_t i = 0; i < g.nparams; i++) {
+        if (!g.params[i].compile_error) continue;
+        g.failures[g.nfailures++] = &g.params[i];
+        fprintf(stderr, "tsunagu: search parameter %s.%s does not compile (%s): %s\n",
+                g.params[i].base, g.params[i].code,
+                g.params[i].expression ? g.params[i].expression : "a component",
+                g.params[i].compile_error);
+    }
 
     /* Per-type lists: own parameters, then DomainResource's, then Resource's. */
     const model *m = model_r4();

@@ -369,9 +369,7 @@ static tsg_rc modifier_of(qp *q, const search_param *p, const char *m, search_mo
 
 static tsg_rc usable(qp *q, const search_param *p)
 {
-    if (!p->expr && p->type != SEARCH_COMPOSITE)
-        return bad(q, "not supported by this server", NULL);
-    if (p->type == SEARCH_COMPOSITE && p->ncomponents == 0)
+    if (!p->expr || p->compile_error || (p->type == SEARCH_COMPOSITE && p->ncomponents == 0))
         return bad(q, "not supported by this server", NULL);
     return TSG_OK;
 }

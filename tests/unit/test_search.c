@@ -874,6 +874,12 @@ static void test_query_types(void **state)
     assert_string_equal(v->distance_unit, "km");
     q = ok_query(a, "ValueSet", "url:below=http://hl7.org/fhir/ValueSet");
     assert_int_equal(q->clauses[0].modifier, SEARCH_MOD_BELOW);
+    q = ok_query(a, "Observation", "value-quantity=5.4||mg&value-quantity=ap7");
+    v = &q->clauses[0].values[0];
+    assert_true(v->has_system);
+    assert_null(v->system);
+    assert_string_equal(v->code, "mg");
+    assert_int_equal(q->clauses[1].values[0].prefix, SEARCH_PFX_AP);
     q = ok_query(a, "RiskAssessment", "probability=gt0.5e0");
     assert_true(q->clauses[0].values[0].number == 0.5);
     tsg_arena_free(a);
@@ -959,7 +965,14 @@ static void test_query_errors(void **state)
     bad_query(a, "Patient", "_include:bogus=Patient:organization", "_include");
     bad_query(a, "Patient", "_revinclude=Observation:subject:Nope", "_revinclude");
     bad_query(a, "Patient", "_revinclude=Medication:manufacturer", "_revinclude");
-    bad_query(a, "Patient", "gender:in=http://x", "gender"); /* not supported */
+    bad_query(a, "Patient", "gender:in=http://x", "gender");                /* not supported */
+    bad_query(a, "Patient", "_has:Medication:manufacturer:code=1", "_has"); /* not to Patient */
+    bad_query(a, "Patient", "_has:Observation:patient:_has:AuditEvent:entity:agent=1", "_has");
+    bad_query(a, "Observation", "subject=Patient/", "subject");
+    bad_query(a, "Observation", "subject=Patient/1/2", "subject");
+    bad_query(a, "Observation", "value-quantity=5|a|b|c", "value-quantity");
+    bad_query(a, "Observation", "date=ge", "date");
+    bad_query(a, "Observation", "date=2024-01-01T10:00:00+15:00", "date");
     bad_query(a, "Patient", ":exact=x", NULL);
     bad_query(a, "Patient", "name:=x", "name");
 

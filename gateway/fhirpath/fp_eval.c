@@ -60,8 +60,9 @@ typedef struct fp_ctx {
     const fp_env *env;
     tsg_arena *a;
     tsg_error *err;
-    long long now_ms;
+    long long now_ms; /* the clock of now()/today()/timeOfDay(): read on first use */
     int tz;
+    int clock_read;
     /* lambda scope */
     const fp_item *this_item;
     int32_t index;
@@ -72,6 +73,11 @@ typedef struct fp_ctx {
 } fp_ctx;
 
 typedef fp_collection coll;
+
+/* True when the function name fn (of length fnl, in scope) is the literal
+ * name: the length check first, so a dispatch over many names costs a few
+ * integer compares instead of a strcmp each. */
+#define IS_FN(name) (fnl == sizeof(name) - 1 && !memcmp(fn, name, sizeof(name) - 1))
 
 /* ------------------------------------------------------------------------
  * Errors and collections
@@ -1376,13 +1382,13 @@ static size_t cp_offset(const char *s, size_t n, size_t k)
 static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll *in,
                         const coll *focus, coll *out, int *handled)
 {
+    const size_t fnl = strlen(fn);
     const char *s = NULL, *a = NULL, *b = NULL;
     size_t sl = 0, al = 0, bl = 0;
     int have, ha = 0, hb = 0;
     tsg_rc rc;
     *handled = 1;
-    if (!strcmp(fn, "length") || !strcmp(fn, "upper") || !strcmp(fn, "lower") ||
-        !strcmp(fn, "toChars")) {
+    if (IS_FN("length") || IS_FN("upper") || IS_FN("lower") || IS_FN("toChars")) {
         ARGS(0, 0);
         if ((rc = input_str(c, n, in, &s, &sl, &have)) || !have) return rc;
         if (fn[0] == 'l' && fn[1] == 'e') return push_int(c, out, (int32_t)cp_count(s, sl));
@@ -1401,22 +1407,21 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
                 (char)(fn[0] == 'u' ? toupper((unsigned char)r[i]) : tolower((unsigned char)r[i]));
         return push_str(c, out, r, sl);
     }
-    if (!strcmp(fn, "indexOf") || !strcmp(fn, "startsWith") || !strcmp(fn, "endsWith") ||
-        !strcmp(fn, "contains") || !strcmp(fn, "matches")) {
+    if (IS_FN("indexOf") || IS_FN("startsWith") || IS_FN("endsWith") || IS_FN("contains") ||
+        IS_FN("matches")) {
         ARGS(1, 1);
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
         if (!have || !ha) return TSG_OK;
-        if (!strcmp(fn, "indexOf")) {
+        if (IS_FN("indexOf")) {
             if (al == 0) return push_int(c, out, 0);
             for (size_t i = 0; i + al <= sl; i++)
                 if (!memcmp(s + i, a, al)) return push_int(c, out, (int32_t)cp_count(s, i));
             return push_int(c, out, -1);
         }
-        if (!strcmp(fn, "startsWith")) return push_bool(c, out, al <= sl && !memcmp(s, a, al));
-        if (!strcmp(fn, "endsWith"))
-            return push_bool(c, out, al <= sl && !memcmp(s + sl - al, a, al));
-        if (!strcmp(fn, "contains")) {
+        if (IS_FN("startsWith")) return push_bool(c, out, al <= sl && !memcmp(s, a, al));
+        if (IS_FN("endsWith")) return push_bool(c, out, al <= sl && !memcmp(s + sl - al, a, al));
+        if (IS_FN("contains")) {
             int f = al == 0;
             for (size_t i = 0; !f && i + al <= sl; i++) f = !memcmp(s + i, a, al);
             return push_bool(c, out, f);
@@ -1433,7 +1438,7 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
         regfree(&re);
         return push_bool(c, out, m);
     }
-    if (!strcmp(fn, "substring")) {
+    if (IS_FN("substring")) {
         ARGS(1, 2);
         int32_t st = 0, ln = 0;
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
@@ -1445,7 +1450,7 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
         if (hb) len = ln < 0 ? 0 : cp_offset(s + from, len, (size_t)ln);
         return push_str(c, out, s + from, len);
     }
-    if (!strcmp(fn, "replace") || !strcmp(fn, "replaceMatches")) {
+    if (IS_FN("replace") || IS_FN("replaceMatches")) {
         ARGS(2, 2);
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
@@ -1822,8 +1827,9 @@ static int b64_val(char ch, int url)
  * or the input malformed (empty result). */
 static int transcode(const char *fn, const char *fmt, const char *s, size_t n, tsg_buf *b)
 {
+    const size_t fnl = strlen(fn);
     int url = !strcmp(fmt, "urlbase64");
-    if (!strcmp(fn, "encode")) {
+    if (IS_FN("encode")) {
         if (!strcmp(fmt, "hex")) {
             for (size_t i = 0; i < n; i++) tsg_buf_printf(b, "%02x", (unsigned char)s[i]);
             return 1;
@@ -1842,7 +1848,7 @@ static int transcode(const char *fn, const char *fmt, const char *s, size_t n, t
         }
         return 1;
     }
-    if (!strcmp(fn, "decode")) {
+    if (IS_FN("decode")) {
         if (!strcmp(fmt, "hex")) {
             if (n % 2) return 0;
             for (size_t i = 0; i < n; i += 2) {
@@ -1870,7 +1876,7 @@ static int transcode(const char *fn, const char *fmt, const char *s, size_t n, t
     }
     int html = !strcmp(fmt, "html");
     if (!html && strcmp(fmt, "json")) return 0;
-    if (!strcmp(fn, "escape")) {
+    if (IS_FN("escape")) {
         for (size_t i = 0; i < n; i++) {
             char ch = s[i];
             if (html && ch == '<')
@@ -1918,10 +1924,11 @@ static int transcode(const char *fn, const char *fmt, const char *s, size_t n, t
 static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *in,
                       const coll *focus, coll *out, int *handled)
 {
+    const size_t fnl = strlen(fn);
     tsg_rc rc;
     int have, ha = 0;
     *handled = 1;
-    if (!strcmp(fn, "lowBoundary") || !strcmp(fn, "highBoundary")) {
+    if (IS_FN("lowBoundary") || IS_FN("highBoundary")) {
         ARGS(0, 1);
         int32_t prec = -1;
         fp_item x;
@@ -1951,7 +1958,7 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         if ((rc = arith_status(c, n, st, &empty))) return rc;
         return empty ? TSG_OK : push(c, out, &r);
     }
-    if (!strcmp(fn, "precision")) {
+    if (IS_FN("precision")) {
         ARGS(0, 0);
         fp_item x;
         if ((rc = input_single(c, n, in, &x, &have)) || !have) return rc;
@@ -1960,7 +1967,7 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         if (is_dt(x.kind)) return push_int(c, out, fp_dt_precision_digits(&x.v.dt));
         return fail(c, n, TSG_EINVAL, "precision() needs a number, date or time");
     }
-    if (!strcmp(fn, "type")) {
+    if (IS_FN("type")) {
         ARGS(0, 0);
         for (size_t i = 0; i < in->count; i++) {
             const fp_item *it = &in->items[i];
@@ -1971,8 +1978,8 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         }
         return TSG_OK;
     }
-    if (!strcmp(fn, "sort")) return fn_sort(c, n, in, out);
-    if (!strcmp(fn, "comparable")) {
+    if (IS_FN("sort")) return fn_sort(c, n, in, out);
+    if (IS_FN("comparable")) {
         ARGS(1, 1);
         fp_item x, y;
         if ((rc = input_single(c, n, in, &x, &have))) return rc;
@@ -1984,14 +1991,14 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
     }
     const char *s = NULL, *a = NULL;
     size_t sl = 0, al = 0;
-    if (!strcmp(fn, "trim")) {
+    if (IS_FN("trim")) {
         ARGS(0, 0);
         if ((rc = input_str(c, n, in, &s, &sl, &have)) || !have) return rc;
         while (sl && isspace((unsigned char)s[0])) s++, sl--;
         while (sl && isspace((unsigned char)s[sl - 1])) sl--;
         return push_str(c, out, s, sl);
     }
-    if (!strcmp(fn, "split")) {
+    if (IS_FN("split")) {
         ARGS(1, 1);
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
@@ -2005,7 +2012,7 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         }
         return push_str(c, out, s + st, sl - st);
     }
-    if (!strcmp(fn, "join")) {
+    if (IS_FN("join")) {
         ARGS(0, 1);
         if (n->call.nargs && (rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
         tsg_buf b;
@@ -2021,7 +2028,7 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         tsg_buf_free(&b);
         return r ? push_str(c, out, r, rl) : nomem(c);
     }
-    if (!strcmp(fn, "matchesFull")) {
+    if (IS_FN("matchesFull")) {
         ARGS(1, 1);
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
@@ -2034,8 +2041,7 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         regfree(&re);
         return z ? push_bool(c, out, m) : nomem(c);
     }
-    if (!strcmp(fn, "encode") || !strcmp(fn, "decode") || !strcmp(fn, "escape") ||
-        !strcmp(fn, "unescape")) {
+    if (IS_FN("encode") || IS_FN("decode") || IS_FN("escape") || IS_FN("unescape")) {
         ARGS(1, 1);
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
@@ -2164,19 +2170,40 @@ static tsg_rc kids_of(fp_ctx *c, const coll *in, coll *out)
     return rc;
 }
 
+/* Reads the clock once per evaluation (the fixed one of the environment in
+ * tests): every now() of one evaluation sees the same instant. */
+static void read_clock(fp_ctx *c)
+{
+    if (c->clock_read) return;
+    c->clock_read = 1;
+    if (c->env && c->env->fixed_clock) {
+        c->now_ms = c->env->now_ms;
+        c->tz = c->env->tz_minutes;
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    c->now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    struct tm lt;
+    time_t now = ts.tv_sec;
+    localtime_r(&now, &lt);
+    c->tz = (int)(lt.tm_gmtoff / 60);
+}
+
 static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll *focus, coll *out)
 {
     const char *fn = n->call.name.s;
+    const size_t fnl = n->call.name.len;
     tsg_rc rc = TSG_OK;
     int handled;
     coll a = {0};
 
     /* existence */
-    if (!strcmp(fn, "empty")) {
+    if (IS_FN("empty")) {
         ARGS(0, 0);
         return push_bool(c, out, in->count == 0);
     }
-    if (!strcmp(fn, "exists")) {
+    if (IS_FN("exists")) {
         ARGS(0, 1);
         if (!n->call.nargs) return push_bool(c, out, in->count > 0);
         for (size_t i = 0; i < in->count; i++) {
@@ -2188,7 +2215,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return push_bool(c, out, false);
     }
-    if (!strcmp(fn, "all")) {
+    if (IS_FN("all")) {
         ARGS(1, 1);
         for (size_t i = 0; i < in->count; i++) {
             int t;
@@ -2199,8 +2226,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return push_bool(c, out, true);
     }
-    if (!strcmp(fn, "allTrue") || !strcmp(fn, "anyTrue") || !strcmp(fn, "allFalse") ||
-        !strcmp(fn, "anyFalse")) {
+    if (IS_FN("allTrue") || IS_FN("anyTrue") || IS_FN("allFalse") || IS_FN("anyFalse")) {
         ARGS(0, 0);
         bool want = fn[3] == 'T';
         bool all = fn[1] == 'l';
@@ -2213,11 +2239,11 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return push_bool(c, out, all);
     }
-    if (!strcmp(fn, "count")) {
+    if (IS_FN("count")) {
         ARGS(0, 0);
         return push_int(c, out, (int32_t)in->count);
     }
-    if (!strcmp(fn, "distinct") || !strcmp(fn, "isDistinct")) {
+    if (IS_FN("distinct") || IS_FN("isDistinct")) {
         ARGS(0, 0);
         coll d = {0};
         for (size_t i = 0; i < in->count; i++)
@@ -2227,7 +2253,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         return TSG_OK;
     }
     /* filtering and projection */
-    if (!strcmp(fn, "where") || !strcmp(fn, "select")) {
+    if (IS_FN("where") || IS_FN("select")) {
         ARGS(1, 1);
         for (size_t i = 0; i < in->count; i++) {
             if ((rc = eval_lambda(c, n->call.args[0], &in->items[i], (int32_t)i, NULL, &a)))
@@ -2243,7 +2269,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return TSG_OK;
     }
-    if (!strcmp(fn, "repeat")) {
+    if (IS_FN("repeat")) {
         ARGS(1, 1);
         coll work = *in;
         for (size_t round = 0; work.count; round++) {
@@ -2261,7 +2287,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return TSG_OK;
     }
-    if (!strcmp(fn, "aggregate")) {
+    if (IS_FN("aggregate")) {
         ARGS(1, 2);
         coll total = {0};
         if (n->call.nargs > 1 && (rc = arg_eval(c, n, 1, focus, &total))) return rc;
@@ -2274,7 +2300,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         *out = total;
         return TSG_OK;
     }
-    if (!strcmp(fn, "ofType") || !strcmp(fn, "is") || !strcmp(fn, "as")) {
+    if (IS_FN("ofType") || IS_FN("is") || IS_FN("as")) {
         ARGS(1, 1);
         fp_str ns, name;
         if (!arg_type(n->call.args[0], &ns, &name))
@@ -2291,17 +2317,17 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         return TSG_OK;
     }
     /* subsetting */
-    if (!strcmp(fn, "first") || !strcmp(fn, "last")) {
+    if (IS_FN("first") || IS_FN("last")) {
         ARGS(0, 0);
         if (!in->count) return TSG_OK;
         return push(c, out, &in->items[fn[0] == 'f' ? 0 : in->count - 1]);
     }
-    if (!strcmp(fn, "single")) {
+    if (IS_FN("single")) {
         ARGS(0, 0);
         if (in->count > 1) return fail(c, n, TSG_EINVAL, "single(): %zu items", in->count);
         return in->count ? push(c, out, &in->items[0]) : TSG_OK;
     }
-    if (!strcmp(fn, "tail") || !strcmp(fn, "skip") || !strcmp(fn, "take")) {
+    if (IS_FN("tail") || IS_FN("skip") || IS_FN("take")) {
         int32_t k = 1;
         int have = 1;
         if (fn[1] == 'a' && fn[2] == 'i') {
@@ -2321,23 +2347,23 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         return TSG_OK;
     }
     /* combining */
-    if (!strcmp(fn, "union") || !strcmp(fn, "combine") || !strcmp(fn, "intersect") ||
-        !strcmp(fn, "exclude") || !strcmp(fn, "subsetOf") || !strcmp(fn, "supersetOf")) {
+    if (IS_FN("union") || IS_FN("combine") || IS_FN("intersect") || IS_FN("exclude") ||
+        IS_FN("subsetOf") || IS_FN("supersetOf")) {
         ARGS(1, 1);
         if ((rc = arg_eval(c, n, 0, focus, &a))) return rc;
-        if (!strcmp(fn, "combine")) {
+        if (IS_FN("combine")) {
             for (size_t i = 0; i < in->count && !rc; i++) rc = push(c, out, &in->items[i]);
             for (size_t i = 0; i < a.count && !rc; i++) rc = push(c, out, &a.items[i]);
             return rc;
         }
-        if (!strcmp(fn, "union")) {
+        if (IS_FN("union")) {
             for (size_t i = 0; i < in->count && !rc; i++)
                 if (!coll_has(c, out, &in->items[i])) rc = push(c, out, &in->items[i]);
             for (size_t i = 0; i < a.count && !rc; i++)
                 if (!coll_has(c, out, &a.items[i])) rc = push(c, out, &a.items[i]);
             return rc;
         }
-        if (!strcmp(fn, "subsetOf") || !strcmp(fn, "supersetOf")) {
+        if (IS_FN("subsetOf") || IS_FN("supersetOf")) {
             const coll *sub = fn[2] == 'b' ? in : &a, *sup = fn[2] == 'b' ? &a : in;
             for (size_t i = 0; i < sub->count; i++)
                 if (!coll_has(c, sup, &sub->items[i])) return push_bool(c, out, false);
@@ -2351,7 +2377,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return rc;
     }
-    if (!strcmp(fn, "iif")) {
+    if (IS_FN("iif")) {
         ARGS(2, 3);
         /* iif's arguments see its input as $this (a single item at most) */
         if (in->count > 1) return fail(c, n, TSG_EINVAL, "iif() needs a single input item");
@@ -2369,7 +2395,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         return it ? eval_lambda(c, n->call.args[pick], it, c->index, NULL, out)
                   : arg_eval(c, n, pick, in, out);
     }
-    if (!strcmp(fn, "not")) {
+    if (IS_FN("not")) {
         ARGS(0, 0);
         int t;
         if ((rc = truth(c, n, in, &t))) return rc;
@@ -2379,11 +2405,11 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
     if ((rc = fn_string(c, n, fn, in, focus, out, &handled)) || handled) return rc;
     if ((rc = fn_math(c, n, fn, in, focus, out, &handled)) || handled) return rc;
     /* tree navigation */
-    if (!strcmp(fn, "children")) {
+    if (IS_FN("children")) {
         ARGS(0, 0);
         return kids_of(c, in, out);
     }
-    if (!strcmp(fn, "descendants")) {
+    if (IS_FN("descendants")) {
         ARGS(0, 0);
         coll work = *in;
         while (work.count) {
@@ -2396,7 +2422,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         return TSG_OK;
     }
     /* utility */
-    if (!strcmp(fn, "trace")) {
+    if (IS_FN("trace")) {
         ARGS(1, 2);
         const char *name;
         size_t name_len;
@@ -2417,9 +2443,10 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         c->env->trace(c->env->trace_user, has ? name : "", has ? name_len : 0, &shown);
         return TSG_OK;
     }
-    if (!strcmp(fn, "now") || !strcmp(fn, "today") || !strcmp(fn, "timeOfDay")) {
+    if (IS_FN("now") || IS_FN("today") || IS_FN("timeOfDay")) {
         ARGS(0, 0);
         fp_item r = {.kind = fn[0] == 'n' ? IT_DATETIME : fn[1] == 'o' ? IT_DATE : IT_TIME};
+        read_clock(c);
         fp_status st = fn[0] == 'n'   ? fp_dt_now(c->now_ms, c->tz, &r.v.dt)
                        : fn[1] == 'o' ? fp_dt_today(c->now_ms, c->tz, &r.v.dt)
                                       : fp_dt_time_of_day(c->now_ms, c->tz, &r.v.dt);
@@ -2428,7 +2455,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
     }
     if ((rc = fn_more(c, n, fn, in, focus, out, &handled)) || handled) return rc;
     /* FHIR */
-    if (!strcmp(fn, "extension")) {
+    if (IS_FN("extension")) {
         ARGS(1, 1);
         const char *u;
         size_t ul;
@@ -2450,7 +2477,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return TSG_OK;
     }
-    if (!strcmp(fn, "conformsTo")) {
+    if (IS_FN("conformsTo")) {
         /* only the core StructureDefinitions of the model, for now */
         ARGS(1, 1);
         const char *u;
@@ -2470,7 +2497,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
                 return rc;
         return TSG_OK;
     }
-    if (!strcmp(fn, "resolve")) {
+    if (IS_FN("resolve")) {
         ARGS(0, 0);
         for (size_t i = 0; i < in->count; i++) {
             const fp_item *it = &in->items[i];
@@ -2485,7 +2512,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         }
         return TSG_OK;
     }
-    if (!strcmp(fn, "memberOf")) {
+    if (IS_FN("memberOf")) {
         ARGS(1, 1);
         const char *u;
         size_t ul;
@@ -2506,7 +2533,7 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         int m = member_of(in->items[0].node, vs);
         return m < 0 ? TSG_OK : push_bool(c, out, m);
     }
-    if (!strcmp(fn, "htmlChecks")) {
+    if (IS_FN("htmlChecks")) {
         /* txt-1 and txt-2 on the narrative div (the R4 definitions use
          * htmlChecks() for both); an input that is not one div node: empty */
         ARGS(0, 0);
@@ -2518,14 +2545,14 @@ static tsg_rc eval_call(fp_ctx *c, const fp_node *n, const coll *in, const coll 
         if (hrc == TSG_ENOMEM) return nomem(c);
         return push_bool(c, out, hrc == TSG_OK);
     }
-    if (!strcmp(fn, "hasValue")) {
+    if (IS_FN("hasValue")) {
         ARGS(0, 0);
         return push_bool(c, out,
                          in->count == 1 && (in->items[0].kind != IT_NODE ||
                                             (model_is_primitive(in->items[0].node->type) &&
                                              in->items[0].node->value)));
     }
-    if (!strcmp(fn, "getValue")) {
+    if (IS_FN("getValue")) {
         ARGS(0, 0);
         fp_item x;
         if (in->count == 1 && sysval(&in->items[0], &x)) return push(c, out, &x);
@@ -2546,18 +2573,6 @@ tsg_rc fp_eval(const fp_expr *e, const fhir_node *resource, const fhir_node *con
     c.context = context ? context : resource;
     memset(out, 0, sizeof *out);
     tsg_error_clear(err);
-    if (env && env->fixed_clock) {
-        c.now_ms = env->now_ms;
-        c.tz = env->tz_minutes;
-    } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        c.now_ms = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-        struct tm lt;
-        time_t now = ts.tv_sec;
-        localtime_r(&now, &lt);
-        c.tz = (int)(lt.tm_gmtoff / 60);
-    }
     coll focus = {0};
     tsg_rc rc = TSG_OK;
     if (c.context) rc = push_node(&c, &focus, c.context);

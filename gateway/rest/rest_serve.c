@@ -100,8 +100,15 @@ int rest_serve(const char *config_file)
         fprintf(stderr, "tsunagu serve: %s\n", err.message);
         goto done;
     }
+    char where[REDIS_URL_MAX + 64] = "";
+    if (!emb) {
+        redis_target t;
+        if (redis_target_parse(cfg.redis_url, &t, NULL) == TSG_OK)
+            redis_target_describe(&t, where, sizeof where);
+    }
+    /* never the URL as configured: it may hold the password */
     fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s\n", cfg.listen,
-            (unsigned)http_server_port(srv), emb ? "embedded" : cfg.redis_url);
+            (unsigned)http_server_port(srv), emb ? "embedded" : where);
     int sig = http_server_run(srv);
     fprintf(stderr, "tsunagu serve: stopped%s\n", sig ? " on a signal" : "");
     status = 0;

@@ -302,6 +302,18 @@ def t_bad_requests():
     assert r.header("Content-Type").startswith(FHIR_XML) and b"<OperationOutcome" in r.body
 
 
+def t_invalid_primitives():
+    """Values that break their type's regular expression (R4 datatypes) are refused, not
+    stored: a create answers 400 with an OperationOutcome pointing at the element."""
+    gw = S.gw
+    for field, value in (("birthDate", "not a date"), ("birthDate", "2024-13-45"),
+                         ("gender", ""), ("active", "yes")):
+        r = gw.request("POST", "/fhir/Patient", dict(PATIENT, **{field: value}))
+        issue = expect_outcome(r, 400, "Patient.%s = %r" % (field, value))
+        loc = issue.get("expression") or issue.get("location") or [""]
+        assert field in loc[0], "location %r for %s" % (loc, field)
+
+
 def t_prefer():
     gw = S.gw
     r = gw.request("POST", "/fhir/Patient", PATIENT, headers={"Prefer": "return=minimal"})
@@ -554,6 +566,7 @@ def main():
         for name, fn in (("metadata", t_health_and_metadata), ("create", t_create),
                          ("read", t_read), ("summary_elements", t_summary_elements),
                          ("update_vread", t_update_vread), ("bad_requests", t_bad_requests),
+                         ("invalid_primitives", t_invalid_primitives),
                          ("prefer", t_prefer), ("methods", t_methods), ("delete", t_delete),
                          ("history", t_history), ("metrics", t_metrics),
                          ("redis_down", t_redis_down), ("restart", t_restart_keeps_data)):

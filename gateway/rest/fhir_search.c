@@ -1,33 +1,1964 @@
 /*
- * fhir_search.c — search (being built: answers "not supported" until then).
+ * fhir_search.c — FHIR search on the Redis indexes (issue 4, item 4):
+ * GET /fhir/<type>?…, POST /fhir/<type>/_search, paging through snapshots
+ * (GET /fhir?_getpages=…), conditional create/update/delete/patch and
+ * Patient/<id>/$everything.
+ *
+ * ## How a search runs
+ *
+ * search_query_parse() gives the clauses (AND) and their values (OR). Each
+ * value becomes one or two Redis reads of the index keys documented at the top
+ * of fhir_index.c (SMEMBERS of a SET, ZRANGEBYLEX of a LEX zset, ZRANGEBYSCORE
+ * of a SCORE zset); all reads of a query go out in one pipeline. The answers
+ * are turned into sorted arrays of ids in C: OR is a union, AND an
+ * intersection, `:not` and `:missing=true` the difference with all live ids of
+ * the type (tsg:t:<Type>) — each O(n log n). A date `eq`/`ap` needs both
+ * range ends of the same value, so its two reads are intersected on the
+ * member ("<id>\0<n>") before the ids are taken.
+ *
+ * Chains (one level, `subject:Patient.name=x`) first search the target type
+ * for `name=x`, then read the `r:Patient/<id>` sets. `_has:T:ref:param=x`
+ * searches T for `param=x` and reads the reference values of the matches from
+ * their index-entry lists tsg:x:<T>/<id> (the kind, key, member triples the
+ * store keeps): the `r:<Type>/<id>` keys of `ref` name the resources wanted.
+ * Includes read the same lists (_include) or the `r:` sets (_revinclude).
+ *
+ * Then one ZMSCORE on tsg:t:<Type> gives lastUpdated of every id and drops
+ * ids that are no longer live. Sorting (_sort) reads the whole SCORE/LEX index
+ * of the sort parameter (date: range low, number/quantity: value, string and
+ * uri: the folded text); default order is _lastUpdated descending, then id.
+ *
+ * ## Paging
+ *
+ * A result longer than one page is kept as a snapshot: tsg:snap:<uuid> (LIST,
+ * TTL REST_SNAPSHOT_TTL_S): element 0 is a header "<Type>\x01<total mode>
+ * \x01<name>\x02<value>…" (the result parameters: _include, _revinclude,
+ * _total, _summary, _elements), then "Type/id" of every match in order. Links
+ * next/previous/first/last are <base>?_getpages=<uuid>&_offset=N&_count=M,
+ * answered by rest_search_page() from the snapshot (so paging is stable while
+ * data changes). A one-page result writes no snapshot.
+ *
+ * ## Not supported
+ *
+ * Composite parameters (501), `near` (501: not indexed), token :above/:below/
+ * :in/:not-in (501: no terminology server), reference :above/:below (501).
+ * Quantities given without a system match the unit code with the UCUM system
+ * or with no system. _summary other than count and _elements are not applied
+ * to the entries of a Bundle.
  */
 #include "rest_internal.h"
 
+#include "../store/redis.h"
+#include "../text/text.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REST_SNAPSHOT_TTL_S   600    /* a paging snapshot lives 10 minutes */
+#define REST_INCLUDE_DEPTH    3      /* :iterate rounds */
+#define REST_INCLUDE_MAX      10000u /* included resources in one page */
+#define REST_CHAIN_TARGETS    10000u /* ids a chain/_has inner search may give */
+#define REST_SEARCH_PARAMS    512u   /* parameters of one search request */
+#define REST_SNAPSHOT_MAX_IDS 100000u
+
+/* ------------------------------------------------------------------------
+ * Id sets: sorted arrays of unique strings in the arena
+ * ------------------------------------------------------------------------ */
+
+typedef struct idset {
+    const char **v;
+    size_t n;
+} idset;
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts and removes duplicates in place. */
+static void set_normalize(idset *s)
+{
+    if (s->n < 2) return;
+    qsort(s->v, s->n, sizeof *s->v, cmp_str);
+    size_t k = 1;
+    for (size_t i = 1; i < s->n; i++)
+        if (strcmp(s->v[i], s->v[k - 1])) s->v[k++] = s->v[i];
+    s->n = k;
+}
+
+/* a ∩ b into a (both normalized). */
+static void set_and(idset *a, const idset *b)
+{
+    size_t i = 0, j = 0, k = 0;
+    while (i < a->n && j < b->n) {
+        int c = strcmp(a->v[i], b->v[j]);
+        if (c == 0) {
+            a->v[k++] = a->v[i];
+            i++, j++;
+        } else if (c < 0) {
+            i++;
+        } else {
+            j++;
+        }
+    }
+    a->n = k;
+}
+
+/* a − b into a (both normalized). */
+static void set_minus(idset *a, const idset *b)
+{
+    size_t i = 0, j = 0, k = 0;
+    while (i < a->n) {
+        int c = j < b->n ? strcmp(a->v[i], b->v[j]) : -1;
+        if (c == 0) {
+            i++, j++;
+        } else if (c < 0) {
+            a->v[k++] = a->v[i++];
+        } else {
+            j++;
+        }
+    }
+    a->n = k;
+}
+
+/* A hash set of strings (for includes: what is already in the page). */
+typedef struct strset {
+    const char **slot;
+    size_t cap, n;
+} strset;
+
+static uint64_t hash_str(const char *s)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+/* Adds s; returns 1 when added, 0 when present, -1 out of memory. */
+static int strset_add(tsg_arena *a, strset *st, const char *s)
+{
+    if (2 * (st->n + 1) > st->cap) {
+        size_t nc = st->cap ? 2 * st->cap : 64;
+        const char **ns = tsg_arena_zalloc(a, nc * sizeof *ns);
+        if (!ns) return -1;
+        for (size_t i = 0; i < st->cap; i++) {
+            if (!st->slot[i]) continue;
+            size_t h = (size_t)hash_str(st->slot[i]) & (nc - 1);
+            while (ns[h]) h = (h + 1) & (nc - 1);
+            ns[h] = st->slot[i];
+        }
+        st->slot = ns;
+        st->cap = nc;
+    }
+    size_t h = (size_t)hash_str(s) & (st->cap - 1);
+    while (st->slot[h]) {
+        if (!strcmp(st->slot[h], s)) return 0;
+        h = (h + 1) & (st->cap - 1);
+    }
+    st->slot[h] = s;
+    st->n++;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * The state of one request
+ * ------------------------------------------------------------------------ */
+
+typedef struct sx {
+    const http_request *req;
+    rest_ctx *ctx;
+    tsg_arena *a;
+    tsg_error err;
+    const char *base; /* http://host/fhir */
+} sx;
+
+static tsg_rc nomem(sx *s)
+{
+    return tsg_error_set(&s->err, TSG_ENOMEM, "exception", "out of memory");
+}
+
+/* printf into the arena; NULL when out of memory. */
+static char *aprintf(sx *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static char *aprintf(sx *s, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return NULL;
+    char *p = tsg_arena_alloc(s->a, (size_t)n + 1);
+    if (!p) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+/* A growing list of pipelined commands. */
+typedef struct cmdlist {
+    redis_cmd *c;
+    size_t n, cap;
+} cmdlist;
+
+/* Appends a command of argc arguments (copied pointers; the strings must live
+ * in the arena or be literals). Returns its index, or -1 out of memory. */
+static long cmd_addv(sx *s, cmdlist *l, int argc, const char **argv)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? 2 * l->cap : 16;
+        redis_cmd *nl = tsg_arena_alloc(s->a, nc * sizeof *nl);
+        if (!nl) return -1;
+        if (l->n) memcpy(nl, l->c, l->n * sizeof *nl);
+        l->c = nl;
+        l->cap = nc;
+    }
+    const char **a = tsg_arena_alloc(s->a, (size_t)argc * sizeof *a);
+    if (!a) return -1;
+    memcpy(a, argv, (size_t)argc * sizeof *a);
+    l->c[l->n] = (redis_cmd){argc, a, NULL};
+    return (long)l->n++;
+}
+
+static long cmd_add(sx *s, cmdlist *l, const char *a0, const char *a1, const char *a2,
+                    const char *a3)
+{
+    const char *v[4] = {a0, a1, a2, a3};
+    int n = a3 ? 4 : a2 ? 3 : a1 ? 2 : 1;
+    return cmd_addv(s, l, n, v);
+}
+
+/* Runs the commands in one round trip; *reps (malloc'd, free with
+ * free_replies) holds one reply each. */
+static tsg_rc run_cmds(sx *s, const cmdlist *l, redisReply ***reps)
+{
+    *reps = NULL;
+    if (!l->n) return TSG_OK;
+    redisReply **r = calloc(l->n, sizeof *r);
+    if (!r) return nomem(s);
+    tsg_rc rc = redis_pipeline(s->ctx->redis, l->n, l->c, r, &s->err);
+    if (rc) {
+        for (size_t i = 0; i < l->n; i++) freeReplyObject(r[i]);
+        free(r);
+        return rc;
+    }
+    *reps = r;
+    return TSG_OK;
+}
+
+static void free_replies(redisReply **r, size_t n)
+{
+    if (!r) return;
+    for (size_t i = 0; i < n; i++) freeReplyObject(r[i]);
+    free(r);
+}
+
+/* ------------------------------------------------------------------------
+ * Plans: what to read for one clause
+ * ------------------------------------------------------------------------ */
+
+typedef enum member_kind {
+    MEM_ID,   /* the member is the id (SET) */
+    MEM_LEX,  /* "<text>\0<id>" */
+    MEM_SCORE /* "<id>\0<n>" */
+} member_kind;
+
+typedef enum text_filter {
+    FILTER_NONE,
+    FILTER_CONTAINS, /* the text contains needle */
+    FILTER_ABOVE     /* the text is a prefix of needle (uri :above) */
+} text_filter;
+
+/* One term: the union of the members read by cmd[0] (and, when ncmd is 2
+ * and both_ends, the members also read by cmd[1]). */
+typedef struct term {
+    long cmd[2];
+    int ncmd;
+    member_kind mem;
+    text_filter filter;
+    const char *needle;
+} term;
+
+typedef struct plan {
+    term *t;
+    size_t nt, cap;
+    int negate;     /* result = all ids − union(terms) */
+    int everything; /* result = all ids */
+    int direct;     /* result = set (computed before the pipeline) */
+    idset set;
+} plan;
+
+static tsg_rc plan_term(sx *s, plan *p, term t)
+{
+    if (p->nt == p->cap) {
+        size_t nc = p->cap ? 2 * p->cap : 4;
+        term *nt = tsg_arena_alloc(s->a, nc * sizeof *nt);
+        if (!nt) return nomem(s);
+        if (p->nt) memcpy(nt, p->t, p->nt * sizeof *nt);
+        p->t = nt;
+        p->cap = nc;
+    }
+    p->t[p->nt++] = t;
+    return TSG_OK;
+}
+
+/* A term of one command. */
+static tsg_rc term1(sx *s, plan *p, long cmd, member_kind mem)
+{
+    if (cmd < 0) return nomem(s);
+    return plan_term(s, p, (term){{cmd, -1}, 1, mem, FILTER_NONE, NULL});
+}
+
+/* The index key "tsg:ix:<type>:<code>:<suffix>". */
+static const char *ix_key(sx *s, const char *type, const char *code, const char *suffix)
+{
+    return aprintf(s, "tsg:ix:%s:%s:%s", type, code, suffix);
+}
+
+/* SMEMBERS of an index SET. */
+static tsg_rc read_set(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
+                       const char *suffix)
+{
+    const char *k = ix_key(s, type, code, suffix);
+    if (!k) return nomem(s);
+    return term1(s, p, cmd_add(s, l, "SMEMBERS", k, NULL, NULL), MEM_ID);
+}
+
+/* Members of a LEX zset starting with prefix (NULL: all), optionally filtered. */
+static tsg_rc read_lex(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
+                       const char *key_suffix, const char *prefix, text_filter f,
+                       const char *needle)
+{
+    const char *k = ix_key(s, type, code, key_suffix);
+    if (!k) return nomem(s);
+    long c;
+    if (prefix) {
+        const char *lo = aprintf(s, "[%s", prefix);
+        const char *hi = aprintf(s, "[%s\xff", prefix);
+        if (!lo || !hi) return nomem(s);
+        c = cmd_add(s, l, "ZRANGEBYLEX", k, lo, hi);
+    } else {
+        c = cmd_add(s, l, "ZRANGEBYLEX", k, "-", "+");
+    }
+    if (c < 0) return nomem(s);
+    return plan_term(s, p, (term){{c, -1}, 1, MEM_LEX, f, needle});
+}
+
+/* A score bound: "-inf", "+inf", "(x" or "x". */
+static const char *bound(sx *s, double v, int exclusive)
+{
+    if (isinf(v)) return v < 0 ? "-inf" : "+inf";
+    return aprintf(s, "%s%.17g", exclusive ? "(" : "", v);
+}
+
+/* ZRANGEBYSCORE command index. */
+static long zscore_cmd(sx *s, cmdlist *l, const char *key, double lo, int lo_ex, double hi,
+                       int hi_ex)
+{
+    const char *a = bound(s, lo, lo_ex), *b = bound(s, hi, hi_ex);
+    if (!a || !b) return -1;
+    return cmd_add(s, l, "ZRANGEBYSCORE", key, a, b);
+}
+
+static tsg_rc score_range(sx *s, cmdlist *l, plan *p, const char *key, double lo, int lo_ex,
+                          double hi, int hi_ex)
+{
+    return term1(s, p, zscore_cmd(s, l, key, lo, lo_ex, hi, hi_ex), MEM_SCORE);
+}
+
+/* Both conditions on the same member: k1 in [lo1,hi1] and k2 in [lo2,hi2]. */
+static tsg_rc score_both(sx *s, cmdlist *l, plan *p, const char *k1, double lo1, int lo1_ex,
+                         double hi1, int hi1_ex, const char *k2, double lo2, int lo2_ex, double hi2,
+                         int hi2_ex)
+{
+    long a = zscore_cmd(s, l, k1, lo1, lo1_ex, hi1, hi1_ex);
+    long b = zscore_cmd(s, l, k2, lo2, lo2_ex, hi2, hi2_ex);
+    if (a < 0 || b < 0) return nomem(s);
+    return plan_term(s, p, (term){{a, b}, 2, MEM_SCORE, FILTER_NONE, NULL});
+}
+
+/* Number/quantity comparison on one SCORE key. */
+static tsg_rc plan_number(sx *s, cmdlist *l, plan *p, const char *key, const search_value *v)
+{
+    double x = v->number;
+    /* eq: the range implied by the written precision (100 → [99.5, 100.5)) */
+    double half = 0.5;
+    const char *dot = v->number_text ? strchr(v->number_text, '.') : NULL;
+    if (dot) {
+        size_t d = strspn(dot + 1, "0123456789");
+        half = 0.5 * pow(10.0, -(double)d);
+    }
+    double ap = fabs(x) * 0.1;
+    switch (v->prefix) {
+    case SEARCH_PFX_EQ:
+        return score_range(s, l, p, key, x - half, 0, x + half, 1);
+    case SEARCH_PFX_NE: {
+        tsg_rc rc = score_range(s, l, p, key, -INFINITY, 0, x - half, 1);
+        return rc ? rc : score_range(s, l, p, key, x + half, 0, INFINITY, 0);
+    }
+    case SEARCH_PFX_GT:
+    case SEARCH_PFX_SA:
+        return score_range(s, l, p, key, x, 1, INFINITY, 0);
+    case SEARCH_PFX_LT:
+    case SEARCH_PFX_EB:
+        return score_range(s, l, p, key, -INFINITY, 0, x, 1);
+    case SEARCH_PFX_GE:
+        return score_range(s, l, p, key, x, 0, INFINITY, 0);
+    case SEARCH_PFX_LE:
+        return score_range(s, l, p, key, -INFINITY, 0, x, 0);
+    case SEARCH_PFX_AP:
+        return score_range(s, l, p, key, x - ap, 0, x + ap, 0);
+    }
+    return TSG_OK;
+}
+
+/*
+ * Date comparison (FHIR R4 §3.1.1.4.2.1): the resource's range [dl, dh) and
+ * the value's [vl, vh).
+ */
+static tsg_rc plan_date(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
+                        const search_value *v)
+{
+    const char *kl = ix_key(s, type, code, "dl"), *kh = ix_key(s, type, code, "dh");
+    if (!kl || !kh) return nomem(s);
+    double vl = (double)v->low, vh = (double)v->high;
+    switch (v->prefix) {
+    case SEARCH_PFX_EQ: /* within: dl >= vl and dh <= vh */
+        return score_both(s, l, p, kl, vl, 0, INFINITY, 0, kh, -INFINITY, 0, vh, 0);
+    case SEARCH_PFX_NE: { /* not within */
+        tsg_rc rc = score_range(s, l, p, kl, -INFINITY, 0, vl, 1);
+        return rc ? rc : score_range(s, l, p, kh, vh, 1, INFINITY, 0);
+    }
+    case SEARCH_PFX_GT: /* goes beyond the value's end */
+        return score_range(s, l, p, kh, vh, 1, INFINITY, 0);
+    case SEARCH_PFX_LT: /* starts before the value's start */
+        return score_range(s, l, p, kl, -INFINITY, 0, vl, 1);
+    case SEARCH_PFX_GE: /* some instant at or after the value's start */
+        return score_range(s, l, p, kh, vl, 1, INFINITY, 0);
+    case SEARCH_PFX_LE: /* some instant before the value's end */
+        return score_range(s, l, p, kl, -INFINITY, 0, vh, 1);
+    case SEARCH_PFX_SA: /* starts after the value ends */
+        return score_range(s, l, p, kl, vh, 0, INFINITY, 0);
+    case SEARCH_PFX_EB: /* ends before the value starts */
+        return score_range(s, l, p, kh, -INFINITY, 0, vl, 0);
+    case SEARCH_PFX_AP: { /* overlaps the value widened by 10% of its distance from now */
+        double d = fabs((double)rest_now_ms() - vl) * 0.1;
+        return score_both(s, l, p, kl, -INFINITY, 0, vh + d, 1, kh, vl - d, 1, INFINITY, 0);
+    }
+    }
+    return TSG_OK;
+}
+
+/* The relative "Type/id" of an absolute URL of this server, else NULL. */
+static const char *local_ref(sx *s, const char *url)
+{
+    size_t bl = strlen(s->base);
+    if (strncmp(url, s->base, bl) || url[bl] != '/') return NULL;
+    const char *r = url + bl + 1;
+    const char *slash = strchr(r, '/');
+    if (!slash || strchr(slash + 1, '/') || !model_resource_find(r, (size_t)(slash - r)))
+        return NULL;
+    return r;
+}
+
+static tsg_rc unsupported(sx *s, const search_clause *c, const char *what)
+{
+    return tsg_error_set(&s->err, TSG_ENOTSUP, "not-supported", "%s: %s is not supported", c->name,
+                         what);
+}
+
+/*
+ * Plans one value of a plain clause (param of `type` with modifier) into p.
+ */
+static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const search_param *sp,
+                         const search_clause *c, const search_value *v)
+{
+    const char *code = sp->code;
+    search_modifier m = c->modifier;
+    switch (sp->type) {
+    case SEARCH_NUMBER: {
+        const char *k = ix_key(s, type, code, "n");
+        return k ? plan_number(s, l, p, k, v) : nomem(s);
+    }
+    case SEARCH_QUANTITY: {
+        if (!v->code) {
+            const char *k = ix_key(s, type, code, "qn");
+            return k ? plan_number(s, l, p, k, v) : nomem(s);
+        }
+        const char *sys[2] = {v->system, NULL};
+        if (!v->system || !*v->system) sys[0] = "", sys[1] = "http://unitsofmeasure.org";
+        for (int i = 0; i < 2 && sys[i]; i++) {
+            const char *suf = aprintf(s, "q:%s|%s", sys[i], v->code);
+            const char *k = suf ? ix_key(s, type, code, suf) : NULL;
+            if (!k) return nomem(s);
+            tsg_rc rc = plan_number(s, l, p, k, v);
+            if (rc) return rc;
+        }
+        return TSG_OK;
+    }
+    case SEARCH_DATE:
+        return plan_date(s, l, p, type, code, v);
+    case SEARCH_STRING:
+        if (!v->text) return TSG_OK;
+        if (m == SEARCH_MOD_EXACT) {
+            const char *suf = aprintf(s, "e:%s", v->text);
+            return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
+        }
+        if (m == SEARCH_MOD_CONTAINS)
+            return read_lex(s, l, p, type, code, "s", NULL, FILTER_CONTAINS,
+                            v->folded ? v->folded : "");
+        return read_lex(s, l, p, type, code, "s", v->folded ? v->folded : "", FILTER_NONE, NULL);
+    case SEARCH_TOKEN: {
+        if (m == SEARCH_MOD_ABOVE || m == SEARCH_MOD_BELOW || m == SEARCH_MOD_IN ||
+            m == SEARCH_MOD_NOT_IN)
+            return unsupported(s, c, "this token modifier (it needs a terminology server)");
+        if (m == SEARCH_MOD_TEXT)
+            return read_lex(s, l, p, type, code, "x", v->folded ? v->folded : "", FILTER_NONE,
+                            NULL);
+        const char *suf;
+        if (m == SEARCH_MOD_OF_TYPE)
+            suf = aprintf(s, "o:%s|%s|%s", v->system ? v->system : "", v->code ? v->code : "",
+                          v->text ? v->text : "");
+        else if (v->has_system && v->code)
+            suf = aprintf(s, "t:%s|%s", v->system ? v->system : "", v->code);
+        else if (v->has_system)
+            suf = aprintf(s, "s:%s|", v->system ? v->system : "");
+        else
+            suf = aprintf(s, "c:%s", v->code ? v->code : "");
+        return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
+    }
+    case SEARCH_REFERENCE: {
+        if (m == SEARCH_MOD_ABOVE || m == SEARCH_MOD_BELOW)
+            return unsupported(s, c, "reference :above/:below");
+        if (m == SEARCH_MOD_IDENTIFIER) {
+            const char *suf =
+                aprintf(s, "ri:%s|%s", v->system ? v->system : "", v->code ? v->code : "");
+            return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
+        }
+        if (!v->text) return TSG_OK;
+        if (v->ref_type || strstr(v->text, "://") || !strncmp(v->text, "urn:", 4)) {
+            const char *t = local_ref(s, v->text);
+            const char *suf = aprintf(s, "r:%s", t ? t : v->text);
+            return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
+        }
+        /* a bare id: every target type */
+        for (size_t i = 0; i < sp->ntargets; i++) {
+            const char *suf = aprintf(s, "r:%s/%s", sp->targets[i], v->text);
+            if (!suf) return nomem(s);
+            tsg_rc rc = read_set(s, l, p, type, code, suf);
+            if (rc) return rc;
+        }
+        return TSG_OK;
+    }
+    case SEARCH_URI:
+        if (!v->text) return TSG_OK;
+        if (m == SEARCH_MOD_BELOW)
+            return read_lex(s, l, p, type, code, "ul", v->text, FILTER_NONE, NULL);
+        if (m == SEARCH_MOD_ABOVE)
+            return read_lex(s, l, p, type, code, "ul", NULL, FILTER_ABOVE, v->text);
+        {
+            const char *suf = aprintf(s, "u:%s", v->text);
+            return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
+        }
+    case SEARCH_COMPOSITE:
+        return unsupported(s, c, "a composite parameter");
+    case SEARCH_SPECIAL:
+        return unsupported(s, c, "this special parameter (near is not indexed)");
+    }
+    return TSG_OK;
+}
+
+static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size_t n, idset *out,
+                          int depth);
+
+/* The ids read from an index-entry list: reference keys of code `code` of type
+ * `src` that point at `target` ("tsg:ix:<src>:<code>:r:<target>/<id>"). */
+static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *src, const char *code,
+                              const char *target, idset *out)
+{
+    const char *pre = aprintf(s, "tsg:ix:%s:%s:r:%s/", src, code, target);
+    if (!pre) return nomem(s);
+    size_t pl = strlen(pre), cap = 0;
+    out->n = 0;
+    out->v = NULL;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = reps[i];
+        if (!r || r->type != REDIS_REPLY_ARRAY) continue;
+        for (size_t j = 0; j + 2 < r->elements; j += 3) {
+            redisReply *k = r->element[j + 1];
+            if (!k->str || k->len <= pl || memcmp(k->str, pre, pl)) continue;
+            if (out->n == cap) {
+                size_t nc = cap ? 2 * cap : 16;
+                const char **nv = tsg_arena_alloc(s->a, nc * sizeof *nv);
+                if (!nv) return nomem(s);
+                if (out->n) memcpy(nv, out->v, out->n * sizeof *nv);
+                out->v = nv;
+                cap = nc;
+            }
+            const char *id = tsg_arena_strndup(s->a, k->str + pl, k->len - pl);
+            if (!id) return nomem(s);
+            out->v[out->n++] = id;
+        }
+    }
+    set_normalize(out);
+    return TSG_OK;
+}
+
+/* Plans a chain clause: searches the target type(s), then the r: sets. */
+static tsg_rc plan_chain(sx *s, cmdlist *l, plan *p, const char *type, const search_clause *c,
+                         int depth)
+{
+    const search_param *rp = c->param;
+    for (size_t i = 0; i < rp->ntargets; i++) {
+        const char *tt = rp->targets[i];
+        if (c->chain_type && strcmp(c->chain_type, tt)) continue;
+        const search_param *cp = search_param_find(tt, c->chain_param->code);
+        if (!cp || cp->type != c->chain_param->type) continue;
+        search_clause inner = *c;
+        inner.param = cp;
+        inner.chain_type = NULL;
+        inner.chain_param = NULL;
+        idset ids;
+        tsg_rc rc = run_clauses(s, tt, &inner, 1, &ids, depth + 1);
+        if (rc) return rc;
+        if (ids.n > REST_CHAIN_TARGETS)
+            return tsg_error_set(&s->err, TSG_ELIMIT, "too-costly",
+                                 "%s: the chained search matches more than %u %s resources",
+                                 c->name, REST_CHAIN_TARGETS, tt);
+        for (size_t k = 0; k < ids.n; k++) {
+            const char *suf = aprintf(s, "r:%s/%s", tt, ids.v[k]);
+            if (!suf) return nomem(s);
+            rc = read_set(s, l, p, type, rp->code, suf);
+            if (rc) return rc;
+        }
+    }
+    return TSG_OK;
+}
+
+/* _has:T:ref:param=x — searches T, then reads the matches' ref values. */
+static tsg_rc plan_has(sx *s, plan *p, const char *type, const search_clause *c, int depth)
+{
+    search_clause inner = *c;
+    inner.param = c->has_param;
+    inner.has_type = NULL;
+    inner.has_ref = NULL;
+    inner.has_param = NULL;
+    idset ids;
+    tsg_rc rc = run_clauses(s, c->has_type, &inner, 1, &ids, depth + 1);
+    if (rc) return rc;
+    if (ids.n > REST_CHAIN_TARGETS)
+        return tsg_error_set(&s->err, TSG_ELIMIT, "too-costly",
+                             "%s: the _has search matches more than %u %s resources", c->name,
+                             REST_CHAIN_TARGETS, c->has_type);
+    cmdlist l = {0};
+    for (size_t k = 0; k < ids.n; k++) {
+        const char *key = aprintf(s, "tsg:x:%s/%s", c->has_type, ids.v[k]);
+        if (!key || cmd_add(s, &l, "LRANGE", key, "0", "-1") < 0) return nomem(s);
+    }
+    redisReply **reps;
+    rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    rc = refs_from_lists(s, reps, l.n, c->has_type, c->has_ref->code, type, &p->set);
+    free_replies(reps, l.n);
+    p->direct = 1;
+    return rc;
+}
+
+/* Plans clause c on type. */
+static tsg_rc plan_clause(sx *s, cmdlist *l, plan *p, const char *type, const search_clause *c,
+                          int depth)
+{
+    if (depth > 1 && (c->chain_param || c->has_type))
+        return unsupported(s, c, "a chain inside a chain or _has");
+    if (c->has_type) return plan_has(s, p, type, c, depth);
+    if (c->chain_param) return plan_chain(s, l, p, type, c, depth);
+    const search_param *sp = c->param;
+    if (c->modifier == SEARCH_MOD_MISSING) {
+        int t = 0, f = 0;
+        for (size_t i = 0; i < c->nvalues; i++) c->values[i].missing ? t++ : f++;
+        if (t && f) {
+            p->everything = 1;
+            return TSG_OK;
+        }
+        p->negate = t > 0;
+        return read_set(s, l, p, type, sp->code, "has");
+    }
+    if (c->modifier == SEARCH_MOD_NOT) p->negate = 1;
+    if (!strcmp(sp->code, "_id") && (c->modifier == SEARCH_MOD_NONE || p->negate)) {
+        /* _id: the ids themselves (live_sorted drops the unknown ones) */
+        p->direct = 1;
+        p->set.v = tsg_arena_alloc(s->a, (c->nvalues ? c->nvalues : 1) * sizeof *p->set.v);
+        if (!p->set.v) return nomem(s);
+        for (size_t i = 0; i < c->nvalues; i++)
+            if (c->values[i].code) p->set.v[p->set.n++] = c->values[i].code;
+        set_normalize(&p->set);
+        return TSG_OK;
+    }
+    for (size_t i = 0; i < c->nvalues; i++) {
+        tsg_rc rc = plan_value(s, l, p, type, sp, c, &c->values[i]);
+        if (rc) return rc;
+    }
+    return TSG_OK;
+}
+
+/* The members of a reply, as arena strings. */
+static tsg_rc reply_strings_x(sx *s, const redisReply *r, idset *out, int nul_to_1)
+{
+    out->n = 0;
+    out->v = NULL;
+    if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements) return TSG_OK;
+    out->v = tsg_arena_alloc(s->a, r->elements * sizeof *out->v);
+    if (!out->v) return nomem(s);
+    for (size_t i = 0; i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        if (!e->str) continue;
+        char *m = tsg_arena_strndup(s->a, e->str, e->len);
+        if (!m) return nomem(s);
+        if (nul_to_1)
+            for (size_t j = 0; j < e->len; j++)
+                if (!m[j]) m[j] = '\x01';
+        out->v[out->n++] = m;
+    }
+    return TSG_OK;
+}
+
+static tsg_rc reply_strings(sx *s, const redisReply *r, idset *out)
+{
+    return reply_strings_x(s, r, out, 0);
+}
+
+/* Turns members into ids in place (filtering LEX texts). The strings are
+ * NUL-separated copies, so "<text>\0<id>" is two C strings. */
+static void members_to_ids(idset *m, const term *t)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        const char *x = m->v[i];
+        if (t->mem == MEM_LEX) {
+            size_t tl = strlen(x);
+            if (t->filter == FILTER_CONTAINS && !strstr(x, t->needle)) continue;
+            if (t->filter == FILTER_ABOVE && strncmp(x, t->needle, tl)) continue;
+            m->v[k++] = x + tl + 1;
+        } else {
+            m->v[k++] = x; /* MEM_ID, or MEM_SCORE "<id>\0<n>" reads as "<id>" */
+        }
+    }
+    m->n = k;
+}
+
+/* The ids of one term from the replies. */
+static tsg_rc term_ids(sx *s, redisReply **reps, const term *t, idset *out)
+{
+    tsg_rc rc = reply_strings_x(s, reps[t->cmd[0]], out, t->ncmd == 2);
+    if (rc) return rc;
+    if (t->ncmd == 2) {
+        /* both ends of the same value: intersect on whole members, read as
+         * "<id>\x01<n>" so they compare as C strings */
+        idset b;
+        rc = reply_strings_x(s, reps[t->cmd[1]], &b, 1);
+        if (rc) return rc;
+        set_normalize(out);
+        set_normalize(&b);
+        set_and(out, &b);
+        for (size_t i = 0; i < out->n; i++) {
+            char *c = (char *)out->v[i];
+            char *z = strchr(c, '\x01');
+            if (z) *z = 0;
+        }
+        return TSG_OK;
+    }
+    members_to_ids(out, t);
+    return TSG_OK;
+}
+
+/* The union of the plan's terms. */
+static tsg_rc plan_ids(sx *s, redisReply **reps, const plan *p, idset *out)
+{
+    out->n = 0;
+    out->v = NULL;
+    if (p->direct) {
+        *out = p->set;
+        return TSG_OK;
+    }
+    idset *parts = tsg_arena_alloc(s->a, (p->nt ? p->nt : 1) * sizeof *parts);
+    if (!parts) return nomem(s);
+    size_t total = 0;
+    for (size_t i = 0; i < p->nt; i++) {
+        tsg_rc rc = term_ids(s, reps, &p->t[i], &parts[i]);
+        if (rc) return rc;
+        total += parts[i].n;
+    }
+    if (p->nt == 1) {
+        *out = parts[0];
+        set_normalize(out);
+        return TSG_OK;
+    }
+    out->v = tsg_arena_alloc(s->a, (total ? total : 1) * sizeof *out->v);
+    if (!out->v) return nomem(s);
+    for (size_t i = 0; i < p->nt; i++) {
+        if (parts[i].n) memcpy(out->v + out->n, parts[i].v, parts[i].n * sizeof *out->v);
+        out->n += parts[i].n;
+    }
+    set_normalize(out);
+    return TSG_OK;
+}
+
+/*
+ * The ids of `type` matching all clauses (sorted by id, maybe including ids
+ * whose resource was deleted since: the caller checks liveness). No clauses:
+ * all live ids.
+ */
+static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size_t n, idset *out,
+                          int depth)
+{
+    out->n = 0;
+    out->v = NULL;
+    plan *plans = tsg_arena_zalloc(s->a, (n ? n : 1) * sizeof *plans);
+    if (!plans) return nomem(s);
+    cmdlist l = {0};
+    int need_all = n == 0;
+    for (size_t i = 0; i < n; i++) {
+        tsg_rc rc = plan_clause(s, &l, &plans[i], type, &cl[i], depth);
+        if (rc) return rc;
+        if (plans[i].negate || plans[i].everything) need_all = 1;
+    }
+    long all_cmd = -1;
+    if (need_all) {
+        const char *k = aprintf(s, "tsg:t:%s", type);
+        if (!k || (all_cmd = cmd_add(s, &l, "ZRANGE", k, "0", "-1")) < 0) return nomem(s);
+    }
+    redisReply **reps;
+    tsg_rc rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    idset all = {0};
+    if (need_all) {
+        rc = reply_strings(s, reps[all_cmd], &all);
+        set_normalize(&all);
+    }
+    int first = 1;
+    if (n == 0) {
+        *out = all;
+        first = 0;
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        idset r;
+        if (plans[i].everything) {
+            r.v = tsg_arena_alloc(s->a, (all.n ? all.n : 1) * sizeof *r.v);
+            if (!r.v) {
+                rc = nomem(s);
+                break;
+            }
+            memcpy(r.v, all.v, all.n * sizeof *r.v);
+            r.n = all.n;
+        } else {
+            rc = plan_ids(s, reps, &plans[i], &r);
+            if (rc) break;
+            if (plans[i].negate) {
+                idset neg;
+                neg.v = tsg_arena_alloc(s->a, (all.n ? all.n : 1) * sizeof *neg.v);
+                if (!neg.v) {
+                    rc = nomem(s);
+                    break;
+                }
+                memcpy(neg.v, all.v, all.n * sizeof *neg.v);
+                neg.n = all.n;
+                set_minus(&neg, &r);
+                r = neg;
+            }
+        }
+        if (first) {
+            *out = r;
+            first = 0;
+        } else {
+            set_and(out, &r);
+        }
+    }
+    free_replies(reps, l.n);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
+ * Liveness and sorting
+ * ------------------------------------------------------------------------ */
+
+typedef struct sortval {
+    int has;
+    double d;
+    const char *s;
+} sortval;
+
+typedef struct row {
+    const char *id;
+    double lu;
+    sortval *k;
+} row;
+
+typedef struct sort_spec {
+    size_t nk;
+    const search_sort *keys;
+} sort_spec;
+
+static _Thread_local const sort_spec *g_sort;
+
+static int cmp_row(const void *pa, const void *pb)
+{
+    const row *a = pa, *b = pb;
+    const sort_spec *sp = g_sort;
+    if (!sp || !sp->nk) {
+        if (a->lu != b->lu) return a->lu > b->lu ? -1 : 1;
+        return strcmp(a->id, b->id);
+    }
+    for (size_t i = 0; i < sp->nk; i++) {
+        const search_sort *k = &sp->keys[i];
+        const char *code = k->param->code;
+        int c = 0;
+        if (!strcmp(code, "_id")) {
+            c = strcmp(a->id, b->id);
+        } else if (!strcmp(code, "_lastUpdated")) {
+            c = a->lu < b->lu ? -1 : a->lu > b->lu;
+        } else {
+            const sortval *x = &a->k[i], *y = &b->k[i];
+            if (!x->has || !y->has) {
+                if (x->has != y->has) return x->has ? -1 : 1; /* missing values last */
+                continue;
+            }
+            if (x->s || y->s)
+                c = strcmp(x->s ? x->s : "", y->s ? y->s : "");
+            else
+                c = x->d < y->d ? -1 : x->d > y->d;
+        }
+        if (c) return k->descending ? -c : c;
+    }
+    return strcmp(a->id, b->id);
+}
+
+/* The index key holding the sort value of a parameter, and whether LEX. */
+static const char *sort_key(sx *s, const char *type, const search_param *p, int *lex)
+{
+    *lex = 0;
+    switch (p->type) {
+    case SEARCH_DATE:
+        return ix_key(s, type, p->code, "dl");
+    case SEARCH_NUMBER:
+        return ix_key(s, type, p->code, "n");
+    case SEARCH_QUANTITY:
+        return ix_key(s, type, p->code, "qn");
+    case SEARCH_STRING:
+        *lex = 1;
+        return ix_key(s, type, p->code, "s");
+    case SEARCH_URI:
+        *lex = 1;
+        return ix_key(s, type, p->code, "ul");
+    default:
+        return NULL;
+    }
+}
+
+/* Finds the row of id (rows sorted by id). */
+static row *row_find(row *rows, size_t n, const char *id, size_t idlen)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        int c = strncmp(rows[mid].id, id, idlen);
+        if (!c && rows[mid].id[idlen]) c = 1;
+        if (!c) return &rows[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/*
+ * Keeps the live ids of `ids` (sorted by id) and orders them by q's _sort
+ * (default: lastUpdated descending, id). *rows_out in the arena.
+ */
+static tsg_rc live_sorted(sx *s, const char *type, const idset *ids, const search_query *q,
+                          row **rows_out, size_t *nrows)
+{
+    *rows_out = NULL;
+    *nrows = 0;
+    if (!ids->n) return TSG_OK;
+    size_t nk = q ? q->nsort : 0;
+    for (size_t i = 0; i < nk; i++) {
+        const search_param *p = q->sort[i].param;
+        int lex;
+        if (strcmp(p->code, "_id") && strcmp(p->code, "_lastUpdated") &&
+            !sort_key(s, type, p, &lex))
+            return tsg_error_set(&s->err, TSG_EINVAL, "not-supported",
+                                 "_sort: sorting by the %s parameter %s is not supported",
+                                 search_type_name(p->type), p->code);
+    }
+    cmdlist l = {0};
+    const char **argv = tsg_arena_alloc(s->a, (ids->n + 2) * sizeof *argv);
+    const char *tk = aprintf(s, "tsg:t:%s", type);
+    if (!argv || !tk) return nomem(s);
+    argv[0] = "ZMSCORE";
+    argv[1] = tk;
+    memcpy(argv + 2, ids->v, ids->n * sizeof *argv);
+    if (cmd_addv(s, &l, (int)ids->n + 2, argv) < 0) return nomem(s);
+    long *kcmd = tsg_arena_alloc(s->a, (nk ? nk : 1) * sizeof *kcmd);
+    int *klex = tsg_arena_alloc(s->a, (nk ? nk : 1) * sizeof *klex);
+    if (!kcmd || !klex) return nomem(s);
+    for (size_t i = 0; i < nk; i++) {
+        kcmd[i] = -1;
+        const char *k = sort_key(s, type, q->sort[i].param, &klex[i]);
+        if (!k) continue;
+        const char *zr[5] = {"ZRANGE", k, "0", "-1", "WITHSCORES"};
+        kcmd[i] = klex[i] ? cmd_add(s, &l, "ZRANGEBYLEX", k, "-", "+") : cmd_addv(s, &l, 5, zr);
+        if (kcmd[i] < 0) return nomem(s);
+    }
+    redisReply **reps;
+    tsg_rc rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    row *rows = tsg_arena_zalloc(s->a, ids->n * sizeof *rows);
+    sortval *kv = nk ? tsg_arena_zalloc(s->a, ids->n * nk * sizeof *kv) : NULL;
+    if (!rows || (nk && !kv)) {
+        free_replies(reps, l.n);
+        return nomem(s);
+    }
+    size_t n = 0;
+    const redisReply *zr = reps[0];
+    for (size_t i = 0; i < ids->n && zr && zr->type == REDIS_REPLY_ARRAY && i < zr->elements; i++) {
+        const redisReply *e = zr->element[i];
+        if (e->type != REDIS_REPLY_STRING) continue;
+        rows[n].id = ids->v[i];
+        rows[n].lu = strtod(e->str, NULL);
+        rows[n].k = kv ? kv + n * nk : NULL;
+        n++;
+    }
+    /* sort values: the smallest (ascending) or largest (descending) per id */
+    for (size_t i = 0; i < nk; i++) {
+        if (kcmd[i] < 0) continue;
+        const redisReply *r = reps[kcmd[i]];
+        if (!r || r->type != REDIS_REPLY_ARRAY) continue;
+        int desc = q->sort[i].descending;
+        size_t step = klex[i] ? 1 : 2;
+        for (size_t j = 0; j + step - 1 < r->elements; j += step) {
+            const redisReply *m = r->element[j];
+            if (!m->str) continue;
+            size_t tl = strnlen(m->str, m->len);
+            const char *id = klex[i] ? m->str + tl + 1 : m->str;
+            size_t idl = klex[i] ? (tl < m->len ? m->len - tl - 1 : 0) : tl;
+            if (!idl) continue;
+            row *rw = row_find(rows, n, id, idl);
+            if (!rw) continue;
+            sortval *sv = &rw->k[i];
+            if (klex[i]) {
+                char *t = tsg_arena_strndup(s->a, m->str, tl);
+                if (!t) {
+                    free_replies(reps, l.n);
+                    return nomem(s);
+                }
+                if (!sv->has || (desc ? strcmp(t, sv->s) > 0 : strcmp(t, sv->s) < 0)) sv->s = t;
+            } else {
+                const redisReply *sc = r->element[j + 1];
+                double d = strtod(sc->str ? sc->str : "0", NULL);
+                if (!sv->has || (desc ? d > sv->d : d < sv->d)) sv->d = d;
+            }
+            sv->has = 1;
+        }
+    }
+    free_replies(reps, l.n);
+    sort_spec spec = {nk, nk ? q->sort : NULL};
+    g_sort = &spec;
+    qsort(rows, n, sizeof *rows, cmp_row);
+    g_sort = NULL;
+    *rows_out = rows;
+    *nrows = n;
+    return TSG_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Query strings and parameters
+ * ------------------------------------------------------------------------ */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) ('+' is a space) into the arena. */
+static char *url_decode(tsg_arena *a, const char *s, size_t n)
+{
+    char *o = tsg_arena_alloc(a, n + 1);
+    if (!o) return NULL;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '+') {
+            o[k++] = ' ';
+        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            o[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            o[k++] = s[i];
+        }
+    }
+    o[k] = 0;
+    return o;
+}
+
+typedef struct params {
+    const char **names, **values;
+    size_t n, cap;
+} params;
+
+static tsg_rc param_add(sx *s, params *p, const char *name, const char *value)
+{
+    if (p->n >= REST_SEARCH_PARAMS)
+        return tsg_error_set(&s->err, TSG_ELIMIT, "too-costly",
+                             "a search takes at most %u parameters", REST_SEARCH_PARAMS);
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? 2 * p->cap : 16;
+        const char **nn = tsg_arena_alloc(s->a, nc * sizeof *nn);
+        const char **nv = tsg_arena_alloc(s->a, nc * sizeof *nv);
+        if (!nn || !nv) return nomem(s);
+        if (p->n) {
+            memcpy(nn, p->names, p->n * sizeof *nn);
+            memcpy(nv, p->values, p->n * sizeof *nv);
+        }
+        p->names = nn;
+        p->values = nv;
+        p->cap = nc;
+    }
+    p->names[p->n] = name;
+    p->values[p->n] = value;
+    p->n++;
+    return TSG_OK;
+}
+
+/* Adds the pairs of "a=b&c=d" (percent-decoded). */
+static tsg_rc params_from_form(sx *s, params *p, const char *q, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t j = i;
+        while (j < n && q[j] != '&') j++;
+        if (j > i) {
+            const char *eq = memchr(q + i, '=', j - i);
+            size_t nl = eq ? (size_t)(eq - (q + i)) : j - i;
+            char *name = url_decode(s->a, q + i, nl);
+            char *value = eq ? url_decode(s->a, eq + 1, (size_t)(q + j - eq - 1)) : (char *)"";
+            if (!name || !value) return nomem(s);
+            tsg_rc rc = param_add(s, p, name, value);
+            if (rc) return rc;
+        }
+        i = j + 1;
+    }
+    return TSG_OK;
+}
+
+/* Appends s percent-encoded (query component) to b. */
+static void url_encode(tsg_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+            strchr("-._~:|,/", c)) {
+            tsg_buf_putc(b, (char)c);
+        } else {
+            tsg_buf_putc(b, '%');
+            tsg_buf_putc(b, hex[c >> 4]);
+            tsg_buf_putc(b, hex[c & 15]);
+        }
+    }
+}
+
+/* The parameters that shape a result page (kept in a snapshot). */
+static int is_result_param(const char *name)
+{
+    return !strncmp(name, "_include", 8) || !strncmp(name, "_revinclude", 11) ||
+           !strcmp(name, "_summary") || !strcmp(name, "_elements") || !strcmp(name, "_total");
+}
+
+static int lenient(const http_request *req)
+{
+    const char *h = http_header(req, "Prefer");
+    return h && strstr(h, "handling=lenient");
+}
+
+/* ------------------------------------------------------------------------
+ * Includes
+ * ------------------------------------------------------------------------ */
+
+/* The type part of "Type/id" (in the arena). */
+static const char *ref_type(sx *s, const char *ref)
+{
+    const char *sl = strchr(ref, '/');
+    return sl ? tsg_arena_strndup(s->a, ref, (size_t)(sl - ref)) : "";
+}
+
+/* Appends ref to the list when new; stops quietly at REST_INCLUDE_MAX. */
+static tsg_rc inc_add(sx *s, strset *seen, idset *list, size_t *cap, const char *ref)
+{
+    if (list->n >= REST_INCLUDE_MAX) return TSG_OK;
+    int r = strset_add(s->a, seen, ref);
+    if (r < 0) return nomem(s);
+    if (!r) return TSG_OK;
+    if (list->n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 16;
+        const char **nv = tsg_arena_alloc(s->a, nc * sizeof *nv);
+        if (!nv) return nomem(s);
+        if (list->n) memcpy(nv, list->v, list->n * sizeof *nv);
+        list->v = nv;
+        *cap = nc;
+    }
+    list->v[list->n++] = ref;
+    return TSG_OK;
+}
+
+/* Whether p may point at type t. */
+static int targets(const search_param *p, const char *t)
+{
+    for (size_t i = 0; i < p->ntargets; i++)
+        if (!strcmp(p->targets[i], t)) return 1;
+    return 0;
+}
+
+/*
+ * The included resources ("Type/id") of matches m[0..n): _include reads the
+ * index-entry lists of the sources, _revinclude the r: sets pointing at them;
+ * :iterate repeats on what was added (REST_INCLUDE_DEPTH rounds).
+ */
+static tsg_rc includes(sx *s, const search_include *inc, size_t ninc, const char *const *m,
+                       size_t n, idset *out)
+{
+    out->n = 0;
+    out->v = NULL;
+    if (!ninc || !n) return TSG_OK;
+    size_t cap = 0;
+    strset seen = {0};
+    for (size_t i = 0; i < n; i++)
+        if (strset_add(s->a, &seen, m[i]) < 0) return nomem(s);
+    idset src = {(const char **)m, n};
+    for (int round = 0; round <= REST_INCLUDE_DEPTH && src.n; round++) {
+        cmdlist l = {0};
+        /* per source: the list read (forward) and the r: sets (reverse) */
+        typedef struct want {
+            long cmd;
+            const search_include *inc;
+            const char *src_type, *code; /* reverse: the type and code of the r: set */
+        } want;
+        want *w = NULL;
+        size_t nw = 0, wcap = 0;
+        for (size_t i = 0; i < src.n; i++) {
+            const char *st = ref_type(s, src.v[i]);
+            if (!st) return nomem(s);
+            long list_cmd = -1;
+            for (size_t k = 0; k < ninc; k++) {
+                const search_include *x = &inc[k];
+                if (round > 0 && !x->iterate) continue;
+                const search_param *const *plist = NULL;
+                size_t np = 0;
+                const search_param *one[1] = {x->param};
+                if (!x->reverse) {
+                    if (x->source_type && strcmp(x->source_type, st)) continue;
+                    if (list_cmd < 0) {
+                        const char *key = aprintf(s, "tsg:x:%s", src.v[i]);
+                        if (!key || (list_cmd = cmd_add(s, &l, "LRANGE", key, "0", "-1")) < 0)
+                            return nomem(s);
+                    }
+                    np = 1;
+                } else {
+                    if (!x->source_type) continue; /* _revinclude=*: not supported */
+                    if (x->param) {
+                        plist = one;
+                        np = 1;
+                    } else {
+                        np = search_params_of(x->source_type, &plist);
+                    }
+                }
+                for (size_t j = 0; j < np; j++) {
+                    if (nw == wcap) {
+                        size_t nc = wcap ? 2 * wcap : 16;
+                        want *nwp = tsg_arena_alloc(s->a, nc * sizeof *nwp);
+                        if (!nwp) return nomem(s);
+                        if (nw) memcpy(nwp, w, nw * sizeof *nwp);
+                        w = nwp;
+                        wcap = nc;
+                    }
+                    if (!x->reverse) {
+                        w[nw++] = (want){list_cmd, x, NULL, NULL};
+                        continue;
+                    }
+                    const search_param *p = plist[j];
+                    if (p->type != SEARCH_REFERENCE || !targets(p, st)) continue;
+                    const char *key =
+                        aprintf(s, "tsg:ix:%s:%s:r:%s", x->source_type, p->code, src.v[i]);
+                    long c = key ? cmd_add(s, &l, "SMEMBERS", key, NULL, NULL) : -1;
+                    if (c < 0) return nomem(s);
+                    w[nw++] = (want){c, x, x->source_type, p->code};
+                }
+            }
+        }
+        redisReply **reps;
+        tsg_rc rc = run_cmds(s, &l, &reps);
+        if (rc) return rc;
+        size_t before = out->n;
+        for (size_t i = 0; i < nw && !rc; i++) {
+            const redisReply *r = reps[w[i].cmd];
+            if (!r || r->type != REDIS_REPLY_ARRAY) continue;
+            const search_include *x = w[i].inc;
+            if (x->reverse) {
+                for (size_t j = 0; j < r->elements && !rc; j++) {
+                    const char *ref = aprintf(s, "%s/%.*s", w[i].src_type, (int)r->element[j]->len,
+                                              r->element[j]->str);
+                    rc = ref ? inc_add(s, &seen, out, &cap, ref) : nomem(s);
+                }
+                continue;
+            }
+            /* forward: "s", "tsg:ix:<T>:<code>:r:<Type/id>", id */
+            for (size_t j = 0; j + 2 < r->elements && !rc; j += 3) {
+                const redisReply *k = r->element[j + 1];
+                if (!k->str || strncmp(k->str, "tsg:ix:", 7)) continue;
+                const char *p1 = memchr(k->str + 7, ':', k->len - 7); /* after type */
+                if (!p1) continue;
+                const char *code = p1 + 1;
+                const char *p2 = memchr(code, ':', (size_t)(k->str + k->len - code));
+                if (!p2 || (size_t)(k->str + k->len - p2) < 4 || memcmp(p2, ":r:", 3)) continue;
+                if (x->param && ((size_t)(p2 - code) != strlen(x->param->code) ||
+                                 memcmp(code, x->param->code, (size_t)(p2 - code))))
+                    continue;
+                const char *ref =
+                    tsg_arena_strndup(s->a, p2 + 3, (size_t)(k->str + k->len - p2 - 3));
+                if (!ref) {
+                    rc = nomem(s);
+                    break;
+                }
+                const char *sl = strchr(ref, '/');
+                if (!sl || strchr(sl + 1, '/') || strstr(ref, "://") ||
+                    !model_resource_find(ref, (size_t)(sl - ref)) || !rest_id_valid(sl + 1))
+                    continue;
+                if (x->target_type && (strlen(x->target_type) != (size_t)(sl - ref) ||
+                                       memcmp(x->target_type, ref, (size_t)(sl - ref))))
+                    continue;
+                rc = inc_add(s, &seen, out, &cap, ref);
+            }
+        }
+        free_replies(reps, l.n);
+        if (rc) return rc;
+        if (out->n == before) break;
+        src.v = out->v + before;
+        src.n = out->n - before;
+    }
+    return TSG_OK;
+}
+
+/* ------------------------------------------------------------------------
+ * Pages
+ * ------------------------------------------------------------------------ */
+
+typedef struct page_info {
+    const char *self;         /* self link (first page: the search URL) */
+    const char *snap;         /* snapshot uuid, NULL when none */
+    size_t offset, count;     /* this page */
+    size_t total;             /* matches */
+    int show_total;           /* write Bundle.total */
+    int count_only;           /* _summary=count or _count=0 */
+    const search_query *q;    /* includes; NULL: none */
+    int everything_refs;      /* $everything: include what the page references */
+    const search_query *outq; /* lenient: ignored parameters to report */
+} page_info;
+
+static const char *pages_url(sx *s, const char *snap, size_t off, size_t count)
+{
+    return aprintf(s, "%s?_getpages=%s&_offset=%zu&_count=%zu", s->base, snap, off, count);
+}
+
+/* Writes the Bundle of refs[0..n) (this page's matches) and answers. */
+static void write_page(sx *s, http_response *resp, const char *const *refs, size_t n,
+                       const page_info *pi)
+{
+    const http_request *req = s->req;
+    idset inc = {0};
+    tsg_rc rc = TSG_OK;
+    if (!pi->count_only && pi->q && pi->q->ninclude)
+        rc = includes(s, pi->q->include, pi->q->ninclude, refs, n, &inc);
+    if (!rc && !pi->count_only && pi->everything_refs && n) {
+        search_include all = {0};
+        idset more;
+        rc = includes(s, &all, 1, refs, n, &more);
+        if (!rc) inc = more;
+    }
+    if (rc) {
+        rest_fail_err(req, resp, 400, &s->err);
+        return;
+    }
+    size_t nread = pi->count_only ? 0 : n + inc.n;
+    const char **all = tsg_arena_alloc(s->a, (nread ? nread : 1) * sizeof *all);
+    store_resource *res = calloc(nread ? nread : 1, sizeof *res);
+    if (!all || !res) {
+        free(res);
+        rest_fail(req, resp, 500, "exception", "out of memory");
+        return;
+    }
+    if (nread) {
+        memcpy(all, refs, n * sizeof *all);
+        if (inc.n) memcpy(all + n, inc.v, inc.n * sizeof *all);
+        if (store_read_many(s->ctx->st, nread, all, res, &s->err)) {
+            free(res);
+            rest_fail_err(req, resp, 500, &s->err);
+            return;
+        }
+    }
+    rest_bundle bb;
+    rest_bundle_begin(&bb, "searchset", pi->show_total || pi->count_only ? (long)pi->total : -1);
+    rest_bundle_link(&bb, "self", pi->self);
+    if (pi->snap && pi->count) {
+        size_t last = pi->total ? ((pi->total - 1) / pi->count) * pi->count : 0;
+        rest_bundle_link(&bb, "first", pages_url(s, pi->snap, 0, pi->count));
+        if (pi->offset > 0)
+            rest_bundle_link(&bb, "previous",
+                             pages_url(s, pi->snap,
+                                       pi->offset > pi->count ? pi->offset - pi->count : 0,
+                                       pi->count));
+        if (pi->offset + pi->count < pi->total)
+            rest_bundle_link(&bb, "next",
+                             pages_url(s, pi->snap, pi->offset + pi->count, pi->count));
+        rest_bundle_link(&bb, "last", pages_url(s, pi->snap, last, pi->count));
+    }
+    for (size_t i = 0; i < nread; i++) {
+        store_resource *r = &res[i];
+        if (r->found && !r->deleted && r->body) {
+            const char *url = aprintf(s, "%s/%s", s->base, all[i]);
+            rest_bundle_entry(&bb, url, r->body, r->body_len,
+                              i < n ? "\"search\":{\"mode\":\"match\"}"
+                                    : "\"search\":{\"mode\":\"include\"}");
+        }
+        store_resource_clear(r);
+    }
+    free(res);
+    if (pi->outq && pi->outq->nignored) {
+        tsg_buf o;
+        tsg_buf_init(&o, 1u << 20);
+        tsg_buf_puts(&o, "{\"resourceType\":\"OperationOutcome\",\"issue\":[");
+        for (size_t i = 0; i < pi->outq->nignored; i++) {
+            tsg_buf_puts(&o, i ? ",{" : "{");
+            tsg_buf_puts(&o, "\"severity\":\"warning\",\"code\":\"not-supported\","
+                             "\"diagnostics\":\"parameter ignored: ");
+            const char *a = pi->outq->ignored[i], *w = pi->outq->ignored_why[i];
+            http_json_escape(&o, a, strlen(a));
+            if (w && *w) {
+                tsg_buf_puts(&o, " (");
+                http_json_escape(&o, w, strlen(w));
+                tsg_buf_puts(&o, ")");
+            }
+            tsg_buf_puts(&o, "\"}");
+        }
+        tsg_buf_puts(&o, "]}");
+        if (!tsg_buf_rc(&o))
+            rest_bundle_entry(&bb, NULL, o.data, o.len, "\"search\":{\"mode\":\"outcome\"}");
+        tsg_buf_free(&o);
+    }
+    rest_bundle_finish(&bb, req, resp);
+}
+
+/* Stores the snapshot "tsg:snap:<uuid>" (header, then refs); *uuid in the arena. */
+static tsg_rc snapshot(sx *s, const char *header, const char *const *refs, size_t n,
+                       const char **uuid)
+{
+    char id[37];
+    rest_new_id(id);
+    const char *key = aprintf(s, "tsg:snap:%s", id);
+    const char **argv = tsg_arena_alloc(s->a, (n + 3) * sizeof *argv);
+    if (!key || !argv) return nomem(s);
+    argv[0] = "RPUSH";
+    argv[1] = key;
+    argv[2] = header;
+    memcpy(argv + 3, refs, n * sizeof *argv);
+    cmdlist l = {0};
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", REST_SNAPSHOT_TTL_S);
+    const char *ttl_s = tsg_arena_strndup(s->a, ttl, strlen(ttl));
+    if (!ttl_s || cmd_addv(s, &l, (int)n + 3, argv) < 0 ||
+        cmd_add(s, &l, "EXPIRE", key, ttl_s, NULL) < 0)
+        return nomem(s);
+    redisReply **reps;
+    tsg_rc rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    free_replies(reps, l.n);
+    *uuid = tsg_arena_strndup(s->a, id, 36);
+    return *uuid ? TSG_OK : nomem(s);
+}
+
+/* The snapshot header: "<kind>\x01<total mode>[\x01<name>\x02<value>]…". */
+static const char *snap_header(sx *s, const char *kind, int total_mode, const params *p)
+{
+    tsg_buf b;
+    tsg_buf_init(&b, 1u << 20);
+    tsg_buf_printf(&b, "%s\x01%d", kind, total_mode);
+    for (size_t i = 0; p && i < p->n; i++) {
+        if (!is_result_param(p->names[i])) continue;
+        if (strpbrk(p->names[i], "\x01\x02") || strpbrk(p->values[i], "\x01\x02")) continue;
+        tsg_buf_printf(&b, "\x01%s\x02%s", p->names[i], p->values[i]);
+    }
+    char *h = tsg_buf_rc(&b) ? NULL : tsg_arena_strndup(s->a, b.data, b.len);
+    tsg_buf_free(&b);
+    return h;
+}
+
+/* ------------------------------------------------------------------------
+ * Search
+ * ------------------------------------------------------------------------ */
+
+static void sx_init(sx *s, const http_request *req, rest_ctx *ctx)
+{
+    memset(s, 0, sizeof *s);
+    s->req = req;
+    s->ctx = ctx;
+    s->a = req->arena;
+    tsg_error_clear(&s->err);
+    s->base = rest_base_url(req);
+}
+
+/* Parses p into a query and runs it: rows sorted. Fails with s->err set. */
+static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, search_query **qo,
+                          row **rows, size_t *n)
+{
+    search_query *q = NULL;
+    tsg_rc rc = search_query_parse(type, p->n, p->names, p->values, len, s->a, &q, &s->err);
+    if (rc) return rc;
+    *qo = q;
+    idset ids;
+    rc = run_clauses(s, type, q->clauses, q->nclauses, &ids, 0);
+    if (rc) return rc;
+    return live_sorted(s, type, &ids, q, rows, n);
+}
+
 void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type)
 {
-    (void)ctx;
     resp->interaction = "search-type";
-    rest_fail(req, resp, 501, "not-supported", "search on %s is not supported yet", type);
+    sx s;
+    sx_init(&s, req, ctx);
+    params p = {0};
+    for (size_t i = 0; i < req->n_params; i++)
+        if (param_add(&s, &p, req->params[i].name, req->params[i].value)) {
+            rest_fail_err(req, resp, 400, &s.err);
+            return;
+        }
+    if (req->method == HTTP_POST && req->body_len) {
+        const char *ct = http_header(req, "Content-Type");
+        if (!ct || strncasecmp(ct, "application/x-www-form-urlencoded", 33)) {
+            rest_fail(req, resp, 415, "not-supported",
+                      "POST _search takes an application/x-www-form-urlencoded body");
+            return;
+        }
+        if (params_from_form(&s, &p, req->body, req->body_len)) {
+            rest_fail_err(req, resp, 400, &s.err);
+            return;
+        }
+    }
+    search_query *q = NULL;
+    row *rows = NULL;
+    size_t n = 0;
+    if (search_rows(&s, type, &p, lenient(req), &q, &rows, &n)) {
+        rest_fail_err(req, resp, 400, &s.err);
+        return;
+    }
+    size_t count = q->count < 0 ? REST_LIMIT_COUNT_DEFAULT : (size_t)q->count;
+    if (count > REST_LIMIT_COUNT_MAX) count = REST_LIMIT_COUNT_MAX;
+    int count_only = count == 0 || (q->summary && !strcmp(q->summary, "count"));
+    size_t np = count_only ? 0 : n < count ? n : count;
+    size_t nrefs = n > count && !count_only ? n : np;
+    if (nrefs > REST_SNAPSHOT_MAX_IDS) nrefs = REST_SNAPSHOT_MAX_IDS;
+    const char **refs = tsg_arena_alloc(s.a, (nrefs ? nrefs : 1) * sizeof *refs);
+    if (!refs) {
+        rest_fail(req, resp, 500, "exception", "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < nrefs; i++) {
+        refs[i] = aprintf(&s, "%s/%s", type, rows[i].id);
+        if (!refs[i]) {
+            rest_fail(req, resp, 500, "exception", "out of memory");
+            return;
+        }
+    }
+    page_info pi = {.count = count,
+                    .total = n,
+                    .show_total = q->total != SEARCH_TOTAL_NONE,
+                    .count_only = count_only,
+                    .q = q,
+                    .outq = q};
+    /* self: the search as understood (ignored parameters left out) */
+    tsg_buf b;
+    tsg_buf_init(&b, 1u << 20);
+    tsg_buf_printf(&b, "%s/%s", s.base, type);
+    int sep = '?';
+    for (size_t i = 0; i < p.n; i++) {
+        int ignored = 0;
+        for (size_t k = 0; k < q->nignored; k++) {
+            size_t nl = strlen(p.names[i]);
+            if (!strncmp(q->ignored[k], p.names[i], nl) && q->ignored[k][nl] == '=' &&
+                !strcmp(q->ignored[k] + nl + 1, p.values[i]))
+                ignored = 1;
+        }
+        if (ignored) continue;
+        tsg_buf_putc(&b, (char)sep);
+        sep = '&';
+        url_encode(&b, p.names[i]);
+        tsg_buf_putc(&b, '=');
+        url_encode(&b, p.values[i]);
+    }
+    pi.self = tsg_buf_rc(&b) ? s.base : tsg_arena_strndup(s.a, b.data, b.len);
+    tsg_buf_free(&b);
+    if (nrefs > np) {
+        const char *h = snap_header(&s, type, (int)q->total, &p);
+        if (!h || snapshot(&s, h, refs, nrefs, &pi.snap)) {
+            if (!h) nomem(&s);
+            rest_fail_err(req, resp, 500, &s.err);
+            return;
+        }
+    }
+    write_page(&s, resp, refs, np, &pi);
+}
+
+void rest_search_page(const http_request *req, http_response *resp, rest_ctx *ctx)
+{
+    resp->interaction = "search-page";
+    sx s;
+    sx_init(&s, req, ctx);
+    const char *id = http_param_get(req, "_getpages");
+    const char *off_s = http_param_get(req, "_offset");
+    const char *cnt_s = http_param_get(req, "_count");
+    char *end;
+    long off = off_s ? strtol(off_s, &end, 10) : 0;
+    if (!id || !rest_id_valid(id) || (off_s && (*end || off < 0))) {
+        rest_fail(req, resp, 400, "invalid", "_getpages needs a snapshot id and _offset >= 0");
+        return;
+    }
+    long cnt = cnt_s ? strtol(cnt_s, &end, 10) : (long)REST_LIMIT_COUNT_DEFAULT;
+    if (cnt_s && (*end || cnt < 0)) {
+        rest_fail(req, resp, 400, "invalid", "_count=%s is not a count", cnt_s);
+        return;
+    }
+    if (cnt > (long)REST_LIMIT_COUNT_MAX) cnt = REST_LIMIT_COUNT_MAX;
+    const char *key = aprintf(&s, "tsg:snap:%s", id);
+    char a[24], b[24];
+    snprintf(a, sizeof a, "%ld", off + 1);
+    snprintf(b, sizeof b, "%ld", off + cnt);
+    cmdlist l = {0};
+    const char *as = tsg_arena_strndup(s.a, a, strlen(a)),
+               *bs = tsg_arena_strndup(s.a, b, strlen(b));
+    if (!key || !as || !bs || cmd_add(&s, &l, "LINDEX", key, "0", NULL) < 0 ||
+        cmd_add(&s, &l, "LLEN", key, NULL, NULL) < 0 ||
+        cmd_add(&s, &l, "LRANGE", key, as, bs) < 0) {
+        rest_fail(req, resp, 500, "exception", "out of memory");
+        return;
+    }
+    redisReply **reps;
+    if (run_cmds(&s, &l, &reps)) {
+        rest_fail_err(req, resp, 500, &s.err);
+        return;
+    }
+    if (!reps[0] || reps[0]->type != REDIS_REPLY_STRING) {
+        free_replies(reps, l.n);
+        rest_fail(req, resp, 410, "not-found",
+                  "the search result %s has expired (results are kept %d minutes); search again",
+                  id, REST_SNAPSHOT_TTL_S / 60);
+        return;
+    }
+    char *hdr = tsg_arena_strndup(s.a, reps[0]->str, reps[0]->len);
+    size_t total = reps[1] && reps[1]->integer > 0 ? (size_t)reps[1]->integer - 1 : 0;
+    idset page;
+    tsg_rc rc = hdr ? reply_strings(&s, reps[2], &page) : nomem(&s);
+    free_replies(reps, l.n);
+    if (rc) {
+        rest_fail_err(req, resp, 500, &s.err);
+        return;
+    }
+    /* header: kind \x01 total-mode { \x01 name \x02 value } */
+    params p = {0};
+    char *kind = hdr, *f = strchr(hdr, '\x01');
+    int total_mode = 0;
+    if (f) {
+        *f++ = 0;
+        total_mode = (int)strtol(f, NULL, 10);
+        f = strchr(f, '\x01');
+    }
+    while (f) {
+        *f++ = 0;
+        char *nx = strchr(f, '\x01');
+        if (nx) *nx = 0;
+        char *v = strchr(f, '\x02');
+        if (v) {
+            *v++ = 0;
+            if (param_add(&s, &p, f, v)) break;
+        }
+        if (nx) *nx = '\x01';
+        f = nx;
+    }
+    search_query *q = NULL;
+    int everything = !strcmp(kind, "$everything");
+    if (!everything &&
+        search_query_parse(kind, p.n, p.names, p.values, 1, s.a, &q, &s.err) != TSG_OK)
+        q = NULL;
+    page_info pi = {.self = pages_url(&s, id, (size_t)off, (size_t)cnt),
+                    .snap = id,
+                    .offset = (size_t)off,
+                    .count = (size_t)cnt,
+                    .total = total,
+                    .show_total = total_mode != SEARCH_TOTAL_NONE,
+                    .q = q,
+                    .everything_refs = everything};
+    write_page(&s, resp, page.v, page.n, &pi);
+}
+
+/* ------------------------------------------------------------------------
+ * Conditional interactions
+ * ------------------------------------------------------------------------ */
+
+/* Runs the criteria p on type; answers an error and returns -1 on failure. */
+static long count_match(sx *s, http_response *resp, const char *type, const params *p,
+                        const char **first)
+{
+    *first = NULL;
+    search_query *q = NULL;
+    row *rows = NULL;
+    size_t n = 0;
+    if (search_rows(s, type, p, 0, &q, &rows, &n)) {
+        rest_fail_err(s->req, resp, 400, &s->err);
+        return -1;
+    }
+    if (!q->nclauses) {
+        rest_fail(s->req, resp, 400, "invalid",
+                  "a conditional interaction needs search criteria on %s", type);
+        return -1;
+    }
+    if (n) *first = rows[0].id;
+    return (long)n;
 }
 
 long rest_search_count_match(const http_request *req, http_response *resp, rest_ctx *ctx,
                              const char *type, const char *query, const char **first)
 {
-    (void)ctx, (void)first;
-    rest_fail(req, resp, 501, "not-supported", "conditional %s?%s is not supported yet", type,
-              query);
-    return -1;
+    sx s;
+    sx_init(&s, req, ctx);
+    params p = {0};
+    if (*query == '?') query++;
+    if (params_from_form(&s, &p, query, strlen(query))) {
+        rest_fail_err(req, resp, 400, &s.err);
+        return -1;
+    }
+    return count_match(&s, resp, type, &p, first);
+}
+
+/* Deletes Type/id (as DELETE /fhir/Type/id without If-Match). */
+static void delete_one(sx *s, http_response *resp, const char *type, const char *id)
+{
+    const http_request *req = s->req;
+    for (unsigned attempt = 0; attempt < REST_LIMIT_RETRIES; attempt++) {
+        store_resource cur;
+        if (store_read(s->ctx->st, type, id, 0, &cur, &s->err)) {
+            rest_fail_err(req, resp, 500, &s->err);
+            return;
+        }
+        long v = cur.found ? cur.version : 0;
+        int live = cur.found && !cur.deleted;
+        store_resource_clear(&cur);
+        if (!live) break;
+        store_write w = {.op = STORE_DELETE,
+                         .type = type,
+                         .id = id,
+                         .expect_version = v,
+                         .interaction = "delete"};
+        int conflict;
+        if (store_commit(s->ctx->st, &w, 1, rest_now_ms(), &conflict, &s->err)) {
+            rest_fail_err(req, resp, 500, &s->err);
+            return;
+        }
+        if (conflict < 0) {
+            char etag[40], msg[256];
+            snprintf(etag, sizeof etag, "W/\"%ld\"", v + 1);
+            http_response_header_add(resp, "ETag", etag);
+            snprintf(msg, sizeof msg, "%s/%s deleted (version %ld)", type, id, v + 1);
+            http_respond_outcome(resp, 200, "information", "informational", msg, NULL, req->format);
+            return;
+        }
+    }
+    http_respond_outcome(resp, 200, "information", "informational",
+                         "nothing to delete: the resource does not exist or is deleted", NULL,
+                         req->format);
 }
 
 void rest_conditional(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type)
 {
-    (void)ctx;
-    rest_fail(req, resp, 501, "not-supported", "conditional %s on %s is not supported yet",
-              req->method_name, type);
+    sx s;
+    sx_init(&s, req, ctx);
+    resp->interaction = req->method == HTTP_PUT      ? "update-conditional"
+                        : req->method == HTTP_DELETE ? "delete-conditional"
+                                                     : "patch-conditional";
+    params p = {0};
+    for (size_t i = 0; i < req->n_params; i++) {
+        const char *nm = req->params[i].name;
+        if (!strcmp(nm, "_format") || !strcmp(nm, "_pretty")) continue;
+        if (param_add(&s, &p, nm, req->params[i].value)) {
+            rest_fail_err(req, resp, 400, &s.err);
+            return;
+        }
+    }
+    fhir_node *root = NULL;
+    if (req->method == HTTP_PUT) {
+        /* the body first: a malformed body is 400 whatever matches */
+        root = rest_parse_body(req, resp);
+        if (!root) return;
+        if (strcmp(root->type->name, type)) {
+            rest_fail(req, resp, 400, "invalid", "the body is a %s, but the URL says %s",
+                      root->type->name, type);
+            return;
+        }
+    }
+    const char *first = NULL;
+    long n = count_match(&s, resp, type, &p, &first);
+    if (n < 0) return;
+    if (n > 1) {
+        rest_fail(req, resp, 412, "multiple-matches",
+                  "%ld %s resources match the criteria; a conditional %s needs at most one", n,
+                  type, req->method_name);
+        return;
+    }
+    if (req->method == HTTP_PUT) {
+        const char *bid = rest_child_value(root, "id");
+        if (n == 1) {
+            if (bid && strcmp(bid, first)) {
+                rest_fail(req, resp, 400, "invalid",
+                          "the body's id %s is not the id %s of the matching resource", bid, first);
+                return;
+            }
+            rest_write_resource(req, resp, ctx, root, first, 0, 0);
+            return;
+        }
+        char nid[37];
+        if (bid && !rest_id_valid(bid)) {
+            rest_fail(req, resp, 400, "invalid", "'%s' is not a valid FHIR id", bid);
+            return;
+        }
+        if (!bid) rest_new_id(nid);
+        rest_write_resource(req, resp, ctx, root, bid ? bid : nid, 0, 0);
+        return;
+    }
+    if (req->method == HTTP_DELETE) {
+        if (n == 0) {
+            http_respond_outcome(resp, 200, "information", "informational",
+                                 "nothing to delete: no resource matches the criteria", NULL,
+                                 req->format);
+            return;
+        }
+        delete_one(&s, resp, type, first);
+        return;
+    }
+    if (n == 0) {
+        rest_fail(req, resp, 404, "not-found", "no %s resource matches the criteria", type);
+        return;
+    }
+    rest_patch(req, resp, ctx, type, first);
+}
+
+/* ------------------------------------------------------------------------
+ * $everything
+ * ------------------------------------------------------------------------ */
+
+/* Patient first, then by type and id. */
+static int cmp_everything(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    int px = !strncmp(x, "Patient/", 8), py = !strncmp(y, "Patient/", 8);
+    if (px != py) return px ? -1 : 1;
+    return strcmp(x, y);
 }
 
 void rest_everything(const http_request *req, http_response *resp, rest_ctx *ctx, const char *id)
 {
-    (void)ctx;
-    rest_fail(req, resp, 501, "not-supported", "Patient/%s/$everything is not supported yet", id);
+    resp->interaction = "everything";
+    sx s;
+    sx_init(&s, req, ctx);
+    size_t count = REST_LIMIT_COUNT_DEFAULT;
+    for (size_t i = 0; i < req->n_params; i++) {
+        const http_param *hp = &req->params[i];
+        if (!strcmp(hp->name, "_count")) {
+            char *end;
+            long c = strtol(hp->value, &end, 10);
+            if (*end || c < 0 || !*hp->value) {
+                rest_fail(req, resp, 400, "invalid", "_count=%s is not a count", hp->value);
+                return;
+            }
+            count = (size_t)c > REST_LIMIT_COUNT_MAX ? REST_LIMIT_COUNT_MAX : (size_t)c;
+        } else if (strcmp(hp->name, "_format") && strcmp(hp->name, "_pretty")) {
+            rest_fail(req, resp, 400, "not-supported",
+                      "$everything does not support the parameter %s (only _count)", hp->name);
+            return;
+        }
+    }
+    store_resource pr;
+    if (store_read(ctx->st, "Patient", id, 0, &pr, &s.err)) {
+        rest_fail_err(req, resp, 500, &s.err);
+        return;
+    }
+    int live = pr.found && !pr.deleted;
+    store_resource_clear(&pr);
+    if (!live) {
+        rest_fail(req, resp, 404, "not-found", "Patient/%s is not known", id);
+        return;
+    }
+    cmdlist l = {0};
+    const char *key = aprintf(&s, "tsg:{%s}:comp", id);
+    redisReply **reps;
+    if (!key || cmd_add(&s, &l, "SMEMBERS", key, NULL, NULL) < 0) {
+        rest_fail(req, resp, 500, "exception", "out of memory");
+        return;
+    }
+    if (run_cmds(&s, &l, &reps)) {
+        rest_fail_err(req, resp, 500, &s.err);
+        return;
+    }
+    idset refs;
+    tsg_rc rc = reply_strings(&s, reps[0], &refs);
+    free_replies(reps, l.n);
+    if (rc) {
+        rest_fail_err(req, resp, 500, &s.err);
+        return;
+    }
+    const char *self_ref = aprintf(&s, "Patient/%s", id);
+    int has_self = 0;
+    for (size_t i = 0; i < refs.n; i++)
+        if (self_ref && !strcmp(refs.v[i], self_ref)) has_self = 1;
+    if (!has_self && self_ref) {
+        const char **nv = tsg_arena_alloc(s.a, (refs.n + 1) * sizeof *nv);
+        if (!nv) {
+            rest_fail(req, resp, 500, "exception", "out of memory");
+            return;
+        }
+        if (refs.n) memcpy(nv, refs.v, refs.n * sizeof *nv);
+        nv[refs.n++] = self_ref;
+        refs.v = nv;
+    }
+    qsort(refs.v, refs.n, sizeof *refs.v, cmp_everything);
+    size_t np = refs.n < count ? refs.n : count;
+    page_info pi = {.count = count,
+                    .total = refs.n,
+                    .show_total = 1,
+                    .count_only = count == 0,
+                    .everything_refs = 1};
+    pi.self = aprintf(&s, "%s/Patient/%s/$everything?_count=%zu", s.base, id, count);
+    if (!pi.self) {
+        rest_fail(req, resp, 500, "exception", "out of memory");
+        return;
+    }
+    if (refs.n > np && count) {
+        const char *h = snap_header(&s, "$everything", 0, NULL);
+        if (!h || snapshot(&s, h, refs.v, refs.n, &pi.snap)) {
+            if (!h) nomem(&s);
+            rest_fail_err(req, resp, 500, &s.err);
+            return;
+        }
+    }
+    write_page(&s, resp, refs.v, count ? np : 0, &pi);
 }

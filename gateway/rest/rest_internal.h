@@ -182,4 +182,13 @@ void rest_bundle_entry(rest_bundle *bb, const char *full_url, const char *res, s
  * frees bb's buffer. */
 void rest_bundle_finish(rest_bundle *bb, const http_request *req, http_response *resp);
 
+/* ------------------------------------------------------------------------
+ * fhir_search.c (additions)
+ * ------------------------------------------------------------------------ */
+
+/* fhir_search.c: GET /fhir?_getpages=<uuid>&_offset=N&_count=M — a page of a
+ * search result kept as a snapshot (tsg:snap:<uuid>, 10 minutes). Answers the
+ * searchset Bundle, 410 when the snapshot expired, 400 for bad parameters. */
+void rest_search_page(const http_request *req, http_response *resp, rest_ctx *ctx);
+
 #endif

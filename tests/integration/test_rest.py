@@ -124,6 +124,9 @@ def t_create():
     lm = r.header("Last-Modified")
     assert lm and email.utils.parsedate_to_datetime(lm), lm
     body = r.json
+    # Last-Modified is meta.lastUpdated (to the second)
+    lu = body["meta"]["lastUpdated"]
+    assert email.utils.parsedate_to_datetime(lm).strftime("%Y-%m-%dT%H:%M:%S") == lu[:19], (lm, lu)
     assert body["id"] == pid, (body["id"], pid)
     assert body["meta"]["versionId"] == "1"
     assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$",
@@ -214,6 +217,22 @@ def t_summary_elements():
     r = gw.get("/fhir/Patient/%s?_elements=name,birthDate" % S.pid)
     expect(r, 200, "_elements=name,birthDate")
     assert set(r.json) >= {"name", "birthDate"} and "gender" not in r.json, r.json
+
+    # _summary=data drops the narrative, text keeps only it (and id/meta/mandatory)
+    narr = dict(PATIENT, text={"status": "generated",
+                               "div": '<div xmlns="http://www.w3.org/1999/xhtml">山田 太郎</div>'})
+    r = gw.request("POST", "/fhir/Patient", narr)
+    expect(r, 201)
+    nid = r.json["id"]
+    r = gw.get("/fhir/Patient/%s?_summary=data" % nid)
+    expect(r, 200, "_summary=data")
+    assert "text" not in r.json and r.json["contact"] == PATIENT["contact"], r.json
+    r = gw.get("/fhir/Patient/%s?_summary=text" % nid)
+    expect(r, 200, "_summary=text")
+    assert r.json["text"] == narr["text"] and "name" not in r.json, r.json
+    r = gw.get("/fhir/Patient/%s?_summary=false" % nid)
+    assert strip_meta(r.json) == strip_meta(narr), r.json
+    expect_outcome(gw.get("/fhir/Patient/%s?_summary=bogus" % nid), 400, "_summary=bogus")
 
 
 def t_update_vread():
@@ -306,12 +325,18 @@ def t_invalid_primitives():
     """Values that break their type's regular expression (R4 datatypes) are refused, not
     stored: a create answers 400 with an OperationOutcome pointing at the element."""
     gw = S.gw
+    bad = []
     for field, value in (("birthDate", "not a date"), ("birthDate", "2024-13-45"),
-                         ("gender", ""), ("active", "yes")):
+                         ("birthDate", "1970-1-1"), ("gender", ""), ("active", "yes"),
+                         ("multipleBirthInteger", 1.5)):
         r = gw.request("POST", "/fhir/Patient", dict(PATIENT, **{field: value}))
-        issue = expect_outcome(r, 400, "Patient.%s = %r" % (field, value))
-        loc = issue.get("expression") or issue.get("location") or [""]
-        assert field in loc[0], "location %r for %s" % (loc, field)
+        try:
+            issue = expect_outcome(r, 400, "Patient.%s = %r" % (field, value))
+            loc = issue.get("expression") or issue.get("location") or [""]
+            assert field in loc[0], "location %r for %s" % (loc, field)
+        except AssertionError as e:
+            bad.append(str(e)[:160])
+    assert not bad, "invalid values accepted:\n  " + "\n  ".join(bad)
 
 
 def t_prefer():
@@ -342,6 +367,8 @@ def t_methods():
     r = gw.request("HEAD", "/fhir/Patient/%s" % S.pid)
     expect(r, 200, "HEAD")
     assert r.body == b"", r.body
+    g = gw.get("/fhir/Patient/%s" % S.pid)
+    assert r.header("Content-Length") == str(len(g.body)), (r.header("Content-Length"), len(g.body))
     assert r.header("ETag") == 'W/"3"' and r.header("Content-Type").startswith(FHIR_JSON)
     expect(gw.request("HEAD", "/fhir/Patient/nope"), 404, "HEAD 404")
     r = gw.request("OPTIONS", "/fhir/Patient")
@@ -524,6 +551,75 @@ def t_redis_down():
     assert m and int(m.group(1)) >= 1, "no Redis errors counted"
 
 
+def _redis_ping(sock):
+    import socket
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+            c.settimeout(1)
+            c.connect(sock)
+            c.sendall(b"PING\r\n")
+            return c.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def t_external_redis():
+    """TSUNAGU_REDIS_URL=unix:///…: a redis-server of our own; stopping it entirely (not
+    frozen) gives 503 at once and /readyz 503; started again on the same AOF, the gateway
+    recovers without a restart and the data is there."""
+    import subprocess
+    import tempfile
+    d = tempfile.mkdtemp(prefix="tsg-it-redis-")
+    sock = os.path.join(d, "r.sock")
+
+    def start_redis():
+        p = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                              "--unixsocketperm", "700", "--dir", d, "--appendonly", "yes",
+                              "--appendfsync", "always", "--save", ""],
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not _redis_ping(sock):
+            time.sleep(0.05)
+        assert _redis_ping(sock), "redis-server did not start"
+        return p
+
+    red = start_redis()
+    try:
+        with harness.Gateway(S.binary, env={"TSUNAGU_REDIS_URL": "unix://" + sock}) as gw:
+            assert "Redis unix://" in gw.log() or "Redis " in gw.log(), gw.log()
+            assert gw.redis_pid() is None, "an embedded redis-server runs despite the URL"
+            r = gw.request("PUT", "/fhir/Patient/ext-1", dict(PATIENT, id="ext-1"))
+            expect(r, 201, "create on external Redis")
+            red.terminate()  # SHUTDOWN: AOF fsynced
+            red.wait(15)
+            worst = 0.0
+            for i in range(6):
+                t0 = time.monotonic()
+                r = gw.get("/fhir/Patient/ext-1", timeout=15)
+                worst = max(worst, time.monotonic() - t0)
+                expect_outcome(r, 503, "read with Redis stopped (%d)" % i)
+            assert worst < 5.0, "a read took %.2fs with Redis stopped" % worst
+            t0 = time.monotonic()
+            expect_outcome(gw.request("PUT", "/fhir/Patient/ext-2", dict(PATIENT, id="ext-2"),
+                                      timeout=15), 503, "write with Redis stopped")
+            expect(gw.get("/readyz", timeout=15), 503, "/readyz with Redis stopped")
+            assert time.monotonic() - t0 < 5.0
+            print("  stopped Redis: reads 503 in at most %.3fs" % worst, flush=True)
+            red = start_redis()
+            assert gw.wait_ready(15), "/readyz not 200 after Redis came back"
+            r = gw.get("/fhir/Patient/ext-1")
+            expect(r, 200, "read after Redis came back")
+            assert r.json["meta"]["versionId"] == "1"
+            expect(gw.get("/fhir/Patient/ext-2"), 404, "the refused write is absent")
+    finally:
+        if red.poll() is None:
+            red.kill()
+            red.wait()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def t_body_limit():
     with harness.Gateway(S.binary, env={"TSUNAGU_MAX_BODY_BYTES": "2048"}) as gw:
         small = dict(PATIENT)
@@ -572,6 +668,7 @@ def main():
                          ("redis_down", t_redis_down), ("restart", t_restart_keeps_data)):
             checks.run(name, fn)
         checks.run("body_limit", t_body_limit)
+        checks.run("external_redis", t_external_redis)
     finally:
         try:
             S.gw.close()

@@ -191,4 +191,22 @@ void rest_bundle_finish(rest_bundle *bb, const http_request *req, http_response 
  * searchset Bundle, 410 when the snapshot expired, 400 for bad parameters. */
 void rest_search_page(const http_request *req, http_response *resp, rest_ctx *ctx);
 
+/* ------------------------------------------------------------------------
+ * fhir_patch.c, fhir_bundle.c
+ * ------------------------------------------------------------------------ */
+
+/*
+ * fhir_patch.c: applies the JSON Patch (RFC 6902) patch[0..patch_len) to the
+ * stored resource cur[0..cur_len) (compact JSON of Type/id) and parses the
+ * result with fhir_json_parse into a tree in arena a (*out). The id is kept
+ * (added back when a patch removed it; changing it or resourceType fails).
+ * Returns 0, or the HTTP status of the failure with err filled (location
+ * `patch[i]` for a failed operation i): 400 a malformed patch document, 422 a
+ * patch that cannot be applied (missing path, failed test, invalid result),
+ * 500 out of memory. Nothing to free (the tree is in a).
+ */
+int rest_patch_apply(tsg_arena *a, const char *type, const char *id, const char *cur,
+                     size_t cur_len, const char *patch, size_t patch_len, fhir_node **out,
+                     tsg_error *err);
+
 #endif

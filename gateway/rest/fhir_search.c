@@ -64,6 +64,7 @@
 #define REST_CHAIN_TARGETS    10000u /* ids a chain/_has inner search may give */
 #define REST_SEARCH_PARAMS    512u   /* parameters of one search request */
 #define REST_SNAPSHOT_MAX_IDS 100000u
+#define REST_FILTER_MAX       2000u /* candidates checked by script rather than range reads */
 
 /* ------------------------------------------------------------------------
  * Id sets: sorted arrays of unique strings in the arena
@@ -811,6 +812,189 @@ static tsg_rc plan_ids(sx *s, redisReply **reps, const plan *p, idset *out)
  * whose resource was deleted since: the caller checks liveness). No clauses:
  * all live ids.
  */
+/* The ids of plan p from the replies (negation and "everything" applied). */
+static tsg_rc plan_result(sx *s, redisReply **view, const plan *p, const idset *all, idset *r)
+{
+    if (p->everything || p->negate) {
+        idset x = {0};
+        if (p->negate) {
+            tsg_rc rc = plan_ids(s, view, p, &x);
+            if (rc) return rc;
+        }
+        r->v = tsg_arena_alloc(s->a, (all->n ? all->n : 1) * sizeof *r->v);
+        if (!r->v) return nomem(s);
+        memcpy(r->v, all->v, all->n * sizeof *r->v);
+        r->n = all->n;
+        if (p->negate) set_minus(r, &x);
+        return TSG_OK;
+    }
+    return plan_ids(s, view, p, r);
+}
+
+/*
+ * Filters candidates by index reads without reading whole indexes: for each
+ * candidate id, the script walks its index-entry list tsg:x:<Type>/<id> and
+ * returns the entries on the wanted keys: key number, member, score ("" for
+ * SET/LEX entries).
+ */
+static redis_script filter_script = REDIS_SCRIPT(
+    "search_filter",
+    "local nk = tonumber(ARGV[1])\n"
+    "local want = {}\n"
+    "for i = 1, nk do want[ARGV[1 + i]] = i end\n"
+    "local out = {}\n"
+    "for j = nk + 2, #ARGV do\n"
+    "  local x = redis.call('LRANGE', ARGV[j], 0, -1)\n"
+    "  for k = 1, #x, 3 do\n"
+    "    local ki = want[x[k + 1]]\n"
+    "    if ki then\n"
+    "      local sc = ''\n"
+    "      if x[k] == 'z' then sc = redis.call('ZSCORE', x[k + 1], x[k + 2]) or '' end\n"
+    "      out[#out + 1] = ki\n"
+    "      out[#out + 1] = x[k + 2]\n"
+    "      out[#out + 1] = sc\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return out\n");
+
+/* A ZRANGEBYSCORE bound ("-inf", "+inf", "(x", "x"). */
+static double score_bound(const char *b, int *excl)
+{
+    *excl = *b == '(';
+    if (*excl) b++;
+    if (!strcmp(b, "-inf")) return -INFINITY;
+    if (!strcmp(b, "+inf")) return INFINITY;
+    return strtod(b, NULL);
+}
+
+/* Whether member m[0..n) is within the ZRANGEBYLEX bounds lo..hi. */
+static int lex_within(const char *m, size_t n, const char *lo, const char *hi)
+{
+    if (*lo != '-') {
+        size_t bl = strlen(lo + 1);
+        int c = memcmp(m, lo + 1, n < bl ? n : bl);
+        if (!c) c = n < bl ? -1 : n > bl;
+        if (c < 0 || (c == 0 && *lo == '(')) return 0;
+    }
+    if (*hi != '+') {
+        size_t bl = strlen(hi + 1);
+        int c = memcmp(m, hi + 1, n < bl ? n : bl);
+        if (!c) c = n < bl ? -1 : n > bl;
+        if (c > 0 || (c == 0 && *hi == '(')) return 0;
+    }
+    return 1;
+}
+
+/*
+ * Answers the deferred commands of l (def[i] set) for the candidate ids only,
+ * with one script call: view[i] becomes an arena reply holding the members
+ * the command would have returned for those ids. *keep is the script's reply
+ * (the caller frees it; the views point into it).
+ */
+static tsg_rc filter_candidates(sx *s, const char *type, const cmdlist *l, const char *def,
+                                const idset *cand, redisReply **view, redisReply **keep)
+{
+    *keep = NULL;
+    size_t nk = 0;
+    const char **keys = tsg_arena_alloc(s->a, l->n * sizeof *keys);
+    long *kix = tsg_arena_alloc(s->a, l->n * sizeof *kix);
+    const char **args = tsg_arena_alloc(s->a, (l->n + cand->n + 1) * sizeof *args);
+    if (!keys || !kix || !args) return nomem(s);
+    for (size_t i = 0; i < l->n; i++) {
+        kix[i] = -1;
+        if (!def[i]) continue;
+        const char *k = l->c[i].argv[1];
+        size_t j = 0;
+        while (j < nk && strcmp(keys[j], k)) j++;
+        if (j == nk) keys[nk++] = k;
+        kix[i] = (long)j + 1;
+    }
+    char nks[24];
+    snprintf(nks, sizeof nks, "%zu", nk);
+    size_t na = 0;
+    args[na++] = nks;
+    for (size_t j = 0; j < nk; j++) args[na++] = keys[j];
+    for (size_t j = 0; j < cand->n; j++) {
+        args[na] = aprintf(s, "tsg:x:%s/%s", type, cand->v[j]);
+        if (!args[na++]) return nomem(s);
+    }
+    redisReply *r = NULL;
+    tsg_rc rc = redis_eval_script(s->ctx->redis, &filter_script, 0, NULL, NULL, (int)na, args, NULL,
+                                  &r, &s->err);
+    if (rc) {
+        freeReplyObject(r);
+        return rc;
+    }
+    *keep = r;
+    size_t ne = r && r->type == REDIS_REPLY_ARRAY ? r->elements / 3 : 0;
+    for (size_t i = 0; i < l->n; i++) {
+        if (!def[i]) continue;
+        const redis_cmd *c = &l->c[i];
+        redisReply *fr = tsg_arena_zalloc(s->a, sizeof *fr);
+        redisReply **els = tsg_arena_alloc(s->a, (ne ? ne : 1) * sizeof *els);
+        if (!fr || !els) return nomem(s);
+        fr->type = REDIS_REPLY_ARRAY;
+        fr->element = els;
+        int is_score = !strcmp(c->argv[0], "ZRANGEBYSCORE");
+        int is_lex = !strcmp(c->argv[0], "ZRANGEBYLEX");
+        double lo = 0, hi = 0;
+        int lo_ex = 0, hi_ex = 0;
+        if (is_score) {
+            lo = score_bound(c->argv[2], &lo_ex);
+            hi = score_bound(c->argv[3], &hi_ex);
+        }
+        for (size_t e = 0; e < ne; e++) {
+            const redisReply *ki = r->element[3 * e], *m = r->element[3 * e + 1],
+                             *sc = r->element[3 * e + 2];
+            if (ki->integer != kix[i] || !m->str) continue;
+            if (is_score) {
+                if (!sc->str || !sc->len) continue;
+                double v = strtod(sc->str, NULL);
+                if (v < lo || v > hi || (lo_ex && v == lo) || (hi_ex && v == hi)) continue;
+            } else if (is_lex && !lex_within(m->str, m->len, c->argv[2], c->argv[3])) {
+                continue;
+            }
+            els[fr->elements++] = (redisReply *)m;
+        }
+        view[i] = fr;
+    }
+    return TSG_OK;
+}
+
+/* Runs the commands of l whose pick[i] equals want; their replies go to view. */
+static tsg_rc run_some(sx *s, const cmdlist *l, const char *pick, char want, redisReply **view,
+                       redisReply ***owned, size_t *nowned)
+{
+    cmdlist sub = {0};
+    size_t *map = tsg_arena_alloc(s->a, (l->n ? l->n : 1) * sizeof *map);
+    if (!map) return nomem(s);
+    for (size_t i = 0; i < l->n; i++) {
+        if (pick[i] != want) continue;
+        if (cmd_addv(s, &sub, l->c[i].argc, l->c[i].argv) < 0) return nomem(s);
+        map[sub.n - 1] = i;
+    }
+    *owned = NULL;
+    *nowned = 0;
+    tsg_rc rc = run_cmds(s, &sub, owned);
+    if (rc) return rc;
+    *nowned = sub.n;
+    for (size_t j = 0; j < sub.n; j++) view[map[j]] = (*owned)[j];
+    return TSG_OK;
+}
+
+/*
+ * The ids of `type` matching all clauses (sorted by id, maybe including ids
+ * whose resource was deleted since: the caller checks liveness). No clauses:
+ * all live ids.
+ *
+ * When some clauses are plain SET reads (tokens, references) and others need
+ * range reads (dates, numbers, strings), the SET clauses run first; if they
+ * leave at most REST_FILTER_MAX candidates, the other clauses are checked on
+ * those candidates only (filter_candidates) instead of reading whole ranges —
+ * `Observation?patient=X&date=ge…` costs the patient's entries, not every
+ * Observation's.
+ */
 static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size_t n, idset *out,
                           int depth)
 {
@@ -830,12 +1014,43 @@ static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size
         const char *k = aprintf(s, "tsg:t:%s", type);
         if (!k || (all_cmd = cmd_add(s, &l, "ZRANGE", k, "0", "-1")) < 0) return nomem(s);
     }
-    redisReply **reps;
-    tsg_rc rc = run_cmds(s, &l, &reps);
-    if (rc) return rc;
+    /* which plans can wait for the candidates */
+    char *def = tsg_arena_zalloc(s->a, l.n ? l.n : 1);
+    char *pdef = tsg_arena_zalloc(s->a, n ? n : 1);
+    redisReply **view = tsg_arena_zalloc(s->a, (l.n ? l.n : 1) * sizeof *view);
+    if (!def || !pdef || !view) return nomem(s);
+    int have_set = 0, ndef = 0;
+    for (size_t i = 0; i < n; i++) {
+        const plan *p = &plans[i];
+        if (p->direct) {
+            have_set = 1;
+            continue;
+        }
+        if (p->negate || p->everything || !p->nt) continue;
+        int sets = 1;
+        for (size_t t = 0; t < p->nt; t++)
+            if (p->t[t].ncmd != 1 || p->t[t].mem != MEM_ID) sets = 0;
+        if (sets) {
+            have_set = 1;
+        } else {
+            pdef[i] = 1;
+            ndef++;
+        }
+    }
+    if (!have_set) ndef = 0;
+    if (ndef)
+        for (size_t i = 0; i < n; i++)
+            for (size_t t = 0; pdef[i] && t < plans[i].nt; t++)
+                for (int c = 0; c < plans[i].t[t].ncmd; c++) def[plans[i].t[t].cmd[c]] = 1;
+    else
+        memset(pdef, 0, n ? n : 1);
+
+    redisReply **r1 = NULL, **r2 = NULL, *keep = NULL;
+    size_t n1 = 0, n2 = 0;
+    tsg_rc rc = run_some(s, &l, def, 0, view, &r1, &n1);
     idset all = {0};
-    if (need_all) {
-        rc = reply_strings(s, reps[all_cmd], &all);
+    if (!rc && need_all) {
+        rc = reply_strings(s, view[all_cmd], &all);
         set_normalize(&all);
     }
     int first = 1;
@@ -843,40 +1058,30 @@ static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size
         *out = all;
         first = 0;
     }
-    for (size_t i = 0; i < n && !rc; i++) {
-        idset r;
-        if (plans[i].everything) {
-            r.v = tsg_arena_alloc(s->a, (all.n ? all.n : 1) * sizeof *r.v);
-            if (!r.v) {
-                rc = nomem(s);
-                break;
-            }
-            memcpy(r.v, all.v, all.n * sizeof *r.v);
-            r.n = all.n;
-        } else {
-            rc = plan_ids(s, reps, &plans[i], &r);
-            if (rc) break;
-            if (plans[i].negate) {
-                idset neg;
-                neg.v = tsg_arena_alloc(s->a, (all.n ? all.n : 1) * sizeof *neg.v);
-                if (!neg.v) {
-                    rc = nomem(s);
-                    break;
-                }
-                memcpy(neg.v, all.v, all.n * sizeof *neg.v);
-                neg.n = all.n;
-                set_minus(&neg, &r);
-                r = neg;
-            }
+    for (int phase = 0; phase < 2 && !rc; phase++) {
+        if (phase == 1) {
+            if (!ndef || !out->n) break;
+            if (out->n <= REST_FILTER_MAX)
+                rc = filter_candidates(s, type, &l, def, out, view, &keep);
+            else
+                rc = run_some(s, &l, def, 1, view, &r2, &n2);
         }
-        if (first) {
-            *out = r;
-            first = 0;
-        } else {
-            set_and(out, &r);
+        for (size_t i = 0; i < n && !rc; i++) {
+            if (pdef[i] != phase) continue;
+            idset r;
+            rc = plan_result(s, view, &plans[i], &all, &r);
+            if (rc) break;
+            if (first) {
+                *out = r;
+                first = 0;
+            } else {
+                set_and(out, &r);
+            }
         }
     }
-    free_replies(reps, l.n);
+    free_replies(r1, n1);
+    free_replies(r2, n2);
+    freeReplyObject(keep);
     return rc;
 }
 

@@ -281,6 +281,24 @@ def test_chains_has(c):
     expect_set(c, "Practitioner?_has:Observation:performer:code=8867-4", ["pr1"])
 
 
+def test_candidate_filter(c):
+    # a SET clause (token/reference) narrows the candidates; range clauses
+    # (date, quantity, string) are then checked on the candidates only
+    expect_set(c, "Observation?code=8867-4&value-quantity=gt72", ["o2", "o4"])
+    expect_set(c, "Observation?code=8867-4&date=2024-01", ["o1", "o4"])
+    # ap widens by 10% of the distance to now (here more than a month)
+    expect_set(c, "Observation?code=8867-4&date=ap2024-01-10", ["o1", "o2", "o4"])
+    expect_set(c, "Observation?date=ap2024-01-10", ["o1", "o2", "o4"])
+    expect_set(c, "Observation?code=8867-4&date=ne2024-01", ["o2"])
+    expect_set(c, "Observation?patient=p2&value-quantity=60|http://unitsofmeasure.org|kg", ["o3"])
+    expect_set(c, "Patient?gender=male&family=" + q("ﾔﾏ"), ["p1", "p3"])
+    expect_set(c, "Patient?gender=male&family:contains=" + q("まだ"), ["p1", "p3"])
+    expect_set(c, "Patient?gender=female&family=suz", [])
+    expect_set(c, "Patient?identifier=urn:mrn|123&name=suz", ["p4"])
+    expect_set(c, "Patient?gender=male,female&birthdate=ge1985&birthdate=lt1995", ["p2"])
+    expect_set(c, "Observation?patient=nobody&date=ge2000", [])
+
+
 def test_sort_and_order(c):
     expect_order(c, "Observation", ["o5", "o4", "o3", "o2", "o1"])  # lastUpdated desc
     expect_order(c, "Observation?_sort=date", ["o5", "o3", "o4", "o1", "o2"])
@@ -559,6 +577,7 @@ def main():
             test_quantities,
             lambda c: test_references(c, base),
             test_chains_has,
+            test_candidate_filter,
             test_sort_and_order,
             test_totals,
             lambda c: test_includes(c, base),

@@ -22,13 +22,21 @@ Gateway(binary, data_dir=None, env=None, keep_dir=False):
     stop(timeout=30)    SIGTERM, wait, then SIGKILL; checks stderr for sanitizer reports.
     kill9()             SIGKILL the gateway (crash); its log is still checked at the end.
     restart()           kill nothing: start again on the same data dir (after stop or kill9).
-    redis_pid()         pid of the embedded redis-server child, None while it is down.
+    wait_ready(timeout) polls /readyz until 200 (True) or timeout (False).
+    redis_pid()         pid of the embedded redis-server child, None while it is down (or
+                        when TSUNAGU_REDIS_URL is set). wait_redis_pid(timeout, other_than):
+                        waits for a (new) child, e.g. after killing it.
+    sigstop_redis() / sigcont_redis(pid)   freeze / resume the child; stop() resumes it.
     request(method, path, body=None, headers=None, timeout=30) -> Response
     port, base ("http://127.0.0.1:N"), data_dir, log_path, proc.
 
 Response: status, reason, headers (case-insensitive get), body (bytes), json (parsed body or
 None), elapsed (seconds). Module helpers: request(port, ...) without a Gateway, free_port(),
 sanitizer_report(text).
+
+Checks / Skip: a tiny runner — checks.run(name, fn, *args) runs one test, prints PASS/FAIL/SKIP
+(an exception fails only that test; raise Skip("why") to skip), checks.finish() prints the
+summary and returns the exit status.
 
 Sanitizers: a report ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", UBSan's
 "runtime error:") in the gateway's stderr fails the test at stop()/exit, also after kill9().

@@ -620,6 +620,59 @@ def t_external_redis():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def _without_version(res):
+    """res with meta.versionId and meta.lastUpdated removed (the server sets those)."""
+    out = dict(res)
+    meta = {k: v for k, v in (res.get("meta") or {}).items()
+            if k not in ("versionId", "lastUpdated")}
+    out.pop("meta", None)
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+def t_corpus_roundtrip():
+    """Every R4 example and JP Core example of the shared corpus, stored by PUT with its own
+    id and read back (JSON and XML): the content is what was sent, meta aside."""
+    corpus = os.environ.get("TSUNAGU_CORPUS", os.path.join(os.path.dirname(__file__),
+                                                           "../../../shared/corpus"))
+    files = []
+    for sub in ("r4-examples/json", "jp-core-examples"):
+        d = os.path.join(corpus, sub)
+        if os.path.isdir(d):
+            files += [os.path.join(d, f) for f in sorted(os.listdir(d)) if f.endswith(".json")]
+    if not files:
+        raise harness.Skip("no corpus at %s (TSUNAGU_CORPUS)" % corpus)
+    bad, stored, noid = [], 0, 0
+    with harness.Gateway(S.binary) as gw:
+        for f in files:
+            with open(f, encoding="utf-8") as fh:
+                res = json.load(fh)
+            typ, rid = res.get("resourceType"), res.get("id")
+            if not typ or not rid:
+                noid += 1
+                continue
+            name = os.path.basename(f)
+            path = "/fhir/%s/%s" % (typ, urllib.parse.quote(rid))
+            r = gw.request("PUT", path, res)
+            if r.status not in (200, 201):
+                bad.append("%s: PUT %s -> %r" % (name, path, r))
+                continue
+            r = gw.get(path)
+            if r.status != 200 or _without_version(r.json) != _without_version(res):
+                bad.append("%s: read back differs: %r" % (name, r))
+                continue
+            x = gw.get(path + "?_format=xml")
+            if x.status != 200 or not x.body.lstrip().startswith(b"<" + typ.encode()):
+                bad.append("%s: XML read %r" % (name, x))
+                continue
+            stored += 1
+    print("  %d of %d corpus resources stored and read back unchanged (%d without an id)"
+          % (stored, len(files) - noid, noid), flush=True)
+    assert not bad, "%d corpus resources failed:\n  %s" % (len(bad), "\n  ".join(
+        b[:300] for b in bad[:15]))
+
+
 def t_body_limit():
     with harness.Gateway(S.binary, env={"TSUNAGU_MAX_BODY_BYTES": "2048"}) as gw:
         small = dict(PATIENT)
@@ -669,6 +722,7 @@ def main():
             checks.run(name, fn)
         checks.run("body_limit", t_body_limit)
         checks.run("external_redis", t_external_redis)
+        checks.run("corpus_roundtrip", t_corpus_roundtrip)
     finally:
         try:
             S.gw.close()

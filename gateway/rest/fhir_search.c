@@ -833,30 +833,32 @@ static tsg_rc plan_result(sx *s, redisReply **view, const plan *p, const idset *
 
 /*
  * Filters candidates by index reads without reading whole indexes: for each
- * candidate id, the script walks its index-entry list tsg:x:<Type>/<id> and
- * returns the entries on the wanted keys: key number, member, score ("" for
- * SET/LEX entries).
+ * candidate id, the script finds the wanted keys in its index-entry list
+ * tsg:x:<Type>/<id> (LPOS: kind, key, member triples) and returns the entries
+ * on them: key number, member, score ("" for SET/LEX entries).
  */
 static redis_script filter_script = REDIS_SCRIPT(
-    "search_filter",
-    "local nk = tonumber(ARGV[1])\n"
-    "local want = {}\n"
-    "for i = 1, nk do want[ARGV[1 + i]] = i end\n"
-    "local out = {}\n"
-    "for j = nk + 2, #ARGV do\n"
-    "  local x = redis.call('LRANGE', ARGV[j], 0, -1)\n"
-    "  for k = 1, #x, 3 do\n"
-    "    local ki = want[x[k + 1]]\n"
-    "    if ki then\n"
-    "      local sc = ''\n"
-    "      if x[k] == 'z' then sc = redis.call('ZSCORE', x[k + 1], x[k + 2]) or '' end\n"
-    "      out[#out + 1] = ki\n"
-    "      out[#out + 1] = x[k + 2]\n"
-    "      out[#out + 1] = sc\n"
-    "    end\n"
-    "  end\n"
-    "end\n"
-    "return out\n");
+    "search_filter", "local nk = tonumber(ARGV[1])\n"
+                     "local out = {}\n"
+                     "for j = nk + 2, #ARGV do\n"
+                     "  local xk = ARGV[j]\n"
+                     "  for i = 1, nk do\n"
+                     "    local key = ARGV[1 + i]\n"
+                     "    local pos = redis.call('LPOS', xk, key, 'COUNT', 0)\n"
+                     "    for _, p in ipairs(pos) do\n"
+                     "      if p % 3 == 1 then\n"
+                     "        local kind = redis.call('LINDEX', xk, p - 1)\n"
+                     "        local m = redis.call('LINDEX', xk, p + 1)\n"
+                     "        local sc = ''\n"
+                     "        if kind == 'z' then sc = redis.call('ZSCORE', key, m) or '' end\n"
+                     "        out[#out + 1] = i\n"
+                     "        out[#out + 1] = m\n"
+                     "        out[#out + 1] = sc\n"
+                     "      end\n"
+                     "    end\n"
+                     "  end\n"
+                     "end\n"
+                     "return out\n");
 
 /* A ZRANGEBYSCORE bound ("-inf", "+inf", "(x", "x"). */
 static double score_bound(const char *b, int *excl)

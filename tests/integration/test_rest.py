@@ -488,6 +488,79 @@ def t_history():
     assert b"<Bundle" in r.body and b'<type value="history"/>' in r.body
 
 
+def t_concurrent_updates():
+    """Optimistic concurrency end to end: N clients update one resource at once. With
+    If-Match on the same version exactly one wins (the others 412); without If-Match every
+    update lands as its own version (or 409 after the retries), never a lost version."""
+    import threading
+    gw = S.gw
+    rid = "conc-%d" % os.getpid()
+    r = gw.request("PUT", "/fhir/Patient/%s" % rid, dict(PATIENT, id=rid))
+    expect(r, 201)
+    n = 8
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def upd(i, if_match):
+        body = dict(PATIENT, id=rid, birthDate="1970-01-%02d" % (i + 1))
+        hdrs = {"If-Match": 'W/"1"'} if if_match else None
+        barrier.wait()
+        try:
+            results[i] = gw.request("PUT", "/fhir/Patient/%s" % rid, body, headers=hdrs).status
+        except Exception as e:  # recorded and asserted below
+            results[i] = repr(e)
+
+    ths = [threading.Thread(target=upd, args=(i, True)) for i in range(n)]
+    [t.start() for t in ths]
+    [t.join(30) for t in ths]
+    assert sorted(results) == [200] + [412] * (n - 1), results
+    r = gw.get("/fhir/Patient/%s" % rid)
+    assert r.json["meta"]["versionId"] == "2", r.json["meta"]
+
+    barrier = threading.Barrier(n)
+    results = [None] * n
+    ths = [threading.Thread(target=upd, args=(i, False)) for i in range(n)]
+    [t.start() for t in ths]
+    [t.join(30) for t in ths]
+    assert all(x in (200, 409) for x in results), results
+    ok = results.count(200)
+    r = gw.get("/fhir/Patient/%s" % rid)
+    assert r.json["meta"]["versionId"] == str(2 + ok), (r.json["meta"], results)
+    h = gw.get("/fhir/Patient/%s/_history?_count=100" % rid).json
+    assert h["total"] == 2 + ok, (h["total"], results)
+    days = sorted(e["resource"]["birthDate"] for e in h["entry"][:ok])
+    assert len(set(days)) == ok, days
+
+
+def t_keep_alive():
+    """Many requests on one keep-alive connection, errors among them."""
+    import http.client
+    gw = S.gw
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    try:
+        for i in range(40):
+            if i % 4 == 0:
+                c.request("GET", "/fhir/Patient/%s" % S.pid, headers={"Accept": FHIR_JSON})
+                want = 200
+            elif i % 4 == 1:
+                c.request("GET", "/fhir/Patient/nope-%d" % i)
+                want = 404
+            elif i % 4 == 2:
+                c.request("POST", "/fhir/Patient", body=json.dumps(PATIENT).encode(),
+                          headers={"Content-Type": FHIR_JSON})
+                want = 201
+            else:
+                c.request("POST", "/fhir/Patient", body=b"{", headers={"Content-Type": FHIR_JSON})
+                want = 400
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == want, (i, r.status, body[:200])
+            if want != 201:
+                assert json.loads(body)["resourceType"] in ("Patient", "OperationOutcome")
+    finally:
+        c.close()
+
+
 def t_metrics():
     gw = S.gw
     r = gw.get("/metrics")
@@ -717,7 +790,8 @@ def main():
                          ("update_vread", t_update_vread), ("bad_requests", t_bad_requests),
                          ("invalid_primitives", t_invalid_primitives),
                          ("prefer", t_prefer), ("methods", t_methods), ("delete", t_delete),
-                         ("history", t_history), ("metrics", t_metrics),
+                         ("history", t_history), ("concurrent_updates", t_concurrent_updates),
+                         ("keep_alive", t_keep_alive), ("metrics", t_metrics),
                          ("redis_down", t_redis_down), ("restart", t_restart_keeps_data)):
             checks.run(name, fn)
         checks.run("body_limit", t_body_limit)

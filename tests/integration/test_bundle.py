@@ -35,6 +35,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 FAILURES = []
@@ -463,6 +464,86 @@ def test_batch(srv):
           "batch: a GET entry carries the resource")
 
 
+def test_formats_and_urls(srv):
+    xml = ('<Bundle xmlns="http://hl7.org/fhir"><type value="transaction"/><entry>'
+           '<fullUrl value="urn:uuid:aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"/>'
+           '<resource><Patient><id value="xml-1"/><gender value="male"/></Patient></resource>'
+           '<request><method value="PUT"/><url value="Patient/xml-1"/></request></entry>'
+           '<entry><resource><Observation><status value="final"/><code><text value="x"/></code>'
+           '<subject><reference value="urn:uuid:aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"/></subject>'
+           '</Observation></resource><request><method value="POST"/><url value="Observation"/>'
+           '</request></entry></Bundle>')
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.request("POST", "/fhir", body=xml.encode(),
+                 headers={"Content-Type": "application/fhir+xml", "Accept": "application/fhir+xml"})
+    r = conn.getresponse()
+    body = r.read().decode()
+    conn.close()
+    check(r.status == 200 and "<Bundle" in body and 'value="transaction-response"' in body
+          and "201 Created" in body, "an XML transaction answered in XML (%d)" % r.status)
+    st, _, js = srv.request("GET", "/fhir/Patient/xml-1")
+    check(st == 200 and js.get("gender") == "male", "  ... the XML entry was stored")
+    # an absolute request.url on this server, and one on another server
+    base = "http://127.0.0.1:%d/fhir" % srv.port
+    st, _, js = srv.request("POST", "/fhir", tx([
+        {"resource": {"resourceType": "Patient", "id": "abs-1"},
+         "request": {"method": "PUT", "url": base + "/Patient/abs-1"}}]))
+    check(st == 200 and loc_ref(js["entry"][0]) == "Patient/abs-1",
+          "an absolute request.url on this server (%s)" % diag(js))
+    st, _, js = srv.request("POST", "/fhir", tx([
+        {"resource": {"resourceType": "Patient", "id": "abs-2"},
+         "request": {"method": "PUT", "url": "http://elsewhere.example/fhir/Patient/abs-2"}}]))
+    check(st == 400 and expr(js) == "Bundle.entry[0]", "an absolute url on another server: 400")
+    # a search entry (when search is available)
+    if search_works(srv):
+        st, _, js = srv.request("POST", "/fhir", tx([
+            {"request": {"method": "GET", "url": "Patient?_id=abs-1"}}], "batch"))
+        res = js["entry"][0].get("resource", {}) if st == 200 else {}
+        check(res.get("type") == "searchset" and res.get("total") == 1
+              and res["entry"][0]["resource"]["id"] == "abs-1",
+              "a search entry in a batch answers a searchset Bundle")
+
+
+def test_concurrency(srv, threads=3, rounds=15):
+    """Transactions updating the same two resources from several clients:
+    every version of A was written together with the same version of B."""
+    for pid in ("cc-a", "cc-b"):
+        srv.request("PUT", "/fhir/Patient/" + pid, {"resourceType": "Patient", "id": pid})
+    results = []
+
+    def worker(k):
+        c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60)
+        for i in range(rounds):
+            mark = "w%d-%d" % (k, i)
+            b = tx([{"resource": {"resourceType": "Patient", "id": pid,
+                                  "name": [{"family": mark}]},
+                     "request": {"method": "PUT", "url": "Patient/" + pid}}
+                    for pid in ("cc-a", "cc-b")])
+            c.request("POST", "/fhir", body=json.dumps(b).encode(),
+                      headers={"Content-Type": "application/fhir+json"})
+            r = c.getresponse()
+            r.read()
+            results.append(r.status)
+        c.close()
+
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    check(all(st in (200, 409) for st in results) and results.count(200) > 0,
+          "concurrent transactions: 200 or 409 only (%d ok, %d conflict)"
+          % (results.count(200), results.count(409)))
+    hist = {}
+    for pid in ("cc-a", "cc-b"):
+        st, _, js = srv.request("GET", "/fhir/Patient/%s/_history?_count=1000" % pid)
+        hist[pid] = {e["resource"]["meta"]["versionId"]: e["resource"].get("name", [{}])[0].get("family")
+                     for e in js.get("entry", [])}
+    check(hist["cc-a"] == hist["cc-b"] and len(hist["cc-a"]) == results.count(200) + 1,
+          "concurrent transactions: every version of A has the same writer as that version of B "
+          "(%d versions each)" % len(hist["cc-a"]))
+
+
 # ---------------------------------------------------------------------------
 # PATCH
 # ---------------------------------------------------------------------------
@@ -639,6 +720,8 @@ def main():
         test_atomicity(srv)
         test_conditions(srv)
         test_batch(srv)
+        test_formats_and_urls(srv)
+        test_concurrency(srv)
         test_patch(srv)
     finally:
         srv.stop()

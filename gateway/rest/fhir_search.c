@@ -1728,17 +1728,75 @@ static void sx_init(sx *s, const http_request *req, rest_ctx *ctx)
 }
 
 /* Parses p into a query and runs it: rows sorted. Fails with s->err set. */
+/*
+ * All live resources of a type newest first (no clauses, default order or
+ * _lastUpdated): straight from tsg:t:<Type>, at most REST_SNAPSHOT_MAX_IDS
+ * of them; *total is the type's count.
+ */
+static tsg_rc newest_rows(sx *s, const char *type, int ascending, row **rows_out, size_t *n,
+                          size_t *total)
+{
+    cmdlist l = {0};
+    const char *k = aprintf(s, "tsg:t:%s", type);
+    char last[24];
+    snprintf(last, sizeof last, "%u", REST_SNAPSHOT_MAX_IDS - 1);
+    const char *ls = tsg_arena_strndup(s->a, last, strlen(last));
+    const char *argv[5] = {ascending ? "ZRANGE" : "ZREVRANGE", k, "0", ls, "WITHSCORES"};
+    if (!k || !ls || cmd_addv(s, &l, 5, argv) < 0 || cmd_add(s, &l, "ZCARD", k, NULL, NULL) < 0)
+        return nomem(s);
+    redisReply **reps;
+    tsg_rc rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    const redisReply *r = reps[0];
+    size_t m = r && r->type == REDIS_REPLY_ARRAY ? r->elements / 2 : 0;
+    row *rows = tsg_arena_zalloc(s->a, (m ? m : 1) * sizeof *rows);
+    if (!rows) {
+        free_replies(reps, l.n);
+        return nomem(s);
+    }
+    for (size_t i = 0; i < m; i++) {
+        rows[i].id = tsg_arena_strndup(s->a, r->element[2 * i]->str, r->element[2 * i]->len);
+        rows[i].lu = strtod(r->element[2 * i + 1]->str, NULL);
+        if (!rows[i].id) {
+            free_replies(reps, l.n);
+            return nomem(s);
+        }
+    }
+    *total = reps[1] && reps[1]->integer > 0 ? (size_t)reps[1]->integer : m;
+    if (*total < m) *total = m;
+    free_replies(reps, l.n);
+    /* ties: id ascending (Redis orders them by member) */
+    qsort(rows, m, sizeof *rows, cmp_row);
+    if (ascending)
+        for (size_t i = 0; i < m / 2; i++) {
+            row t = rows[i];
+            rows[i] = rows[m - 1 - i];
+            rows[m - 1 - i] = t;
+        }
+    *rows_out = rows;
+    *n = m;
+    return TSG_OK;
+}
+
+/* Parses p into a query and runs it: rows sorted, *total the number of
+ * matches (rows may stop at REST_SNAPSHOT_MAX_IDS for a whole type). Fails
+ * with s->err set. */
 static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, search_query **qo,
-                          row **rows, size_t *n)
+                          row **rows, size_t *n, size_t *total)
 {
     search_query *q = NULL;
     tsg_rc rc = search_query_parse(type, p->n, p->names, p->values, len, s->a, &q, &s->err);
     if (rc) return rc;
     *qo = q;
+    if (!q->nclauses &&
+        (!q->nsort || (q->nsort == 1 && !strcmp(q->sort[0].param->code, "_lastUpdated"))))
+        return newest_rows(s, type, q->nsort && !q->sort[0].descending, rows, n, total);
     idset ids;
     rc = run_clauses(s, type, q->clauses, q->nclauses, &ids, 0);
     if (rc) return rc;
-    return live_sorted(s, type, &ids, q, rows, n);
+    rc = live_sorted(s, type, &ids, q, rows, n);
+    *total = *n;
+    return rc;
 }
 
 void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type)
@@ -1767,7 +1825,8 @@ void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, co
     search_query *q = NULL;
     row *rows = NULL;
     size_t n = 0;
-    if (search_rows(&s, type, &p, lenient(req), &q, &rows, &n)) {
+    size_t total = 0;
+    if (search_rows(&s, type, &p, lenient(req), &q, &rows, &n, &total)) {
         rest_fail_err(req, resp, 400, &s.err);
         return;
     }
@@ -1790,7 +1849,7 @@ void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, co
         }
     }
     page_info pi = {.count = count,
-                    .total = n,
+                    .total = total,
                     .show_total = q->total != SEARCH_TOTAL_NONE,
                     .count_only = count_only,
                     .q = q,
@@ -1931,7 +1990,8 @@ static long count_match(sx *s, http_response *resp, const char *type, const para
     search_query *q = NULL;
     row *rows = NULL;
     size_t n = 0;
-    if (search_rows(s, type, p, 0, &q, &rows, &n)) {
+    size_t total = 0;
+    if (search_rows(s, type, p, 0, &q, &rows, &n, &total)) {
         rest_fail_err(s->req, resp, 400, &s->err);
         return -1;
     }
@@ -1950,7 +2010,10 @@ long rest_search_count_match(const http_request *req, http_response *resp, rest_
     sx s;
     sx_init(&s, req, ctx);
     params p = {0};
-    if (*query == '?') query++;
+    /* "Patient?identifier=…" as some clients write it: the query part */
+    const char *qm = strchr(query, '?');
+    const char *eq = strchr(query, '=');
+    if (qm && (!eq || qm < eq)) query = qm + 1;
     if (params_from_form(&s, &p, query, strlen(query))) {
         rest_fail_err(req, resp, 400, &s.err);
         return -1;

@@ -306,6 +306,8 @@ def test_sort_and_order(c):
     expect_order(c, "Observation?_sort=_id", ["o1", "o2", "o3", "o4", "o5"])
     expect_order(c, "Observation?_sort=-_id", ["o5", "o4", "o3", "o2", "o1"])
     expect_order(c, "Observation?_sort=_lastUpdated", ["o1", "o2", "o3", "o4", "o5"])
+    expect_order(c, "Observation?_sort=-_lastUpdated", ["o5", "o4", "o3", "o2", "o1"])
+    expect_order(c, "Observation?_sort=_lastUpdated&status=final,amended", ["o1", "o2", "o3", "o4", "o5"])
     expect_order(c, "Observation?_sort=value-quantity", ["o3", "o1", "o4", "o5", "o2"])
     # missing values sort last in both directions
     expect_order(c, "Patient?_sort=birthdate", ["p1", "p2", "p3", "p4"])
@@ -454,6 +456,9 @@ def test_conditional(c):
     st, doc, h = c.request("POST", "/fhir/Patient", new, headers={"If-None-Exist": "identifier=urn:mrn|123"})
     if st != 200 or not isinstance(doc, dict) or doc.get("id") != "p4":
         fail("If-None-Exist with one match: %d %s" % (st, short(doc)))
+    st, doc, _ = c.request("POST", "/fhir/Patient", new, headers={"If-None-Exist": "Patient?identifier=urn:mrn|123"})
+    if st != 200 or not isinstance(doc, dict) or doc.get("id") != "p4":
+        fail("If-None-Exist written as Type?query: %d %s" % (st, short(doc)))
     st, doc, _ = c.request("POST", "/fhir/Patient", new, headers={"If-None-Exist": "family=" + q("やまだ")})
     if st != 412:
         fail("If-None-Exist with 3 matches: %d" % st)

@@ -2112,7 +2112,8 @@ void rest_conditional(const http_request *req, http_response *resp, rest_ctx *ct
             return;
         }
         if (!bid) rest_new_id(nid);
-        rest_write_resource(req, resp, ctx, root, bid ? bid : nid, 0, 0);
+        /* no match: create; an id given that already exists is 409 (R4 3.1.0.4.3) */
+        rest_write_resource(req, resp, ctx, root, bid ? bid : nid, 0, 1);
         return;
     }
     if (req->method == HTTP_DELETE) {

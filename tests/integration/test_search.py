@@ -488,6 +488,16 @@ def test_conditional(c):
     st, doc, _ = c.request("PUT", "/fhir/Patient?identifier=urn:mrn|999", cre)
     if st != 201 or doc.get("id") != "pnew":
         fail("conditional update creating: %d %s" % (st, short(doc)))
+    # no match but the body's id exists → 409
+    st, doc, _ = c.request("PUT", "/fhir/Patient?identifier=urn:mrn|777", patient("p3", "ﾔﾏﾀﾞ"))
+    if st != 409:
+        fail("conditional update, no match, existing id: %d %s" % (st, short(doc)))
+    # no match, no id → created with a new id
+    anon = patient("x", "Mori", ident=("urn:mrn", "888"))
+    del anon["id"]
+    st, doc, _ = c.request("PUT", "/fhir/Patient?identifier=urn:mrn|888", anon)
+    if st != 201 or not doc.get("id") or doc.get("id") == "x":
+        fail("conditional update creating with a new id: %d %s" % (st, short(doc)))
     # several matches → 412
     st, doc, _ = c.request("PUT", "/fhir/Patient?family=" + q("やまだ"), patient("p1", "ヤマダ"))
     if st != 412:

@@ -15,6 +15,10 @@ and its embedded redis-server (AOF, appendfsync always):
       gap get 503 (never a hang, never another status); afterwards every 201 is readable.
   (d) SIGTERM during a stream: exit status 0 (drained, Redis stopped in order, no sanitizer
       or leak report), and every 201 is there after a restart.
+  (e) a stream of updates to a few resources, kill -9 of the gateway (e1) and of
+      redis-server (e2): every resource's history is a contiguous version chain, every
+      acknowledged version reads back as sent, and (when search answers) only the current
+      version is indexed.
   (c) when transactions are implemented (POST /fhir with a transaction Bundle answers 200;
       on 501 the part is skipped with a message): a stream of transactions each PUTting a
       Patient and 3 Observations with known ids; kill -9 of the gateway (c1) and of
@@ -81,6 +85,7 @@ class Stream:
         self.nthreads = threads
         self.lock = threading.Lock()
         self.acked = []  # (status, [(type, id, content)], t_done)
+        self.acked_etag = []  # the ETag of each acked answer (same order)
         self.unanswered = []  # [(type, id, content)] sent without a complete answer
         self.statuses = collections.Counter()
         self.bad = []  # unexpected answers
@@ -139,6 +144,7 @@ class Stream:
                         parts = loc.split("/_history/")[0].rsplit("/", 1)
                         expect = [(expect[0][0], parts[-1], expect[0][2])]
                     self.acked.append((r.status, expect, time.monotonic()))
+                    self.acked_etag.append(r.header("ETag"))
                 elif r.status == 503:
                     ok = r.json and r.json.get("resourceType") == "OperationOutcome"
                     if not ok:
@@ -194,6 +200,51 @@ def wait_for(pred, timeout, step=0.02):
     return False
 
 
+_SEARCH = {}
+
+
+def search_available(gw):
+    """True when token search answers (the search helper's work has landed); cached."""
+    if "ok" not in _SEARCH:
+        r = gw.get("/fhir/Patient?identifier=urn:example:crash%7Cprobe")
+        _SEARCH["ok"] = r.status == 200
+        if not _SEARCH["ok"]:
+            print("  (search answers %d: index checks skipped)" % r.status, flush=True)
+    return _SEARCH["ok"]
+
+
+def search_ids(gw, query):
+    r = gw.get("/fhir/" + query.replace("|", "%7C") + "&_count=100", timeout=REQUEST_TIMEOUT_S)
+    assert r.status == 200, "search %s: %r" % (query, r)
+    return [e["resource"]["id"] for e in r.json.get("entry", []) if "resource" in e]
+
+
+def index_query(typ, rid, content):
+    """A search that finds exactly this resource through its index entries."""
+    if typ == "Patient":
+        return "Patient?identifier=urn:example:crash|" + content["identifier"][0]["value"]
+    return "Observation?subject=%s&value-quantity=%s" % (content["subject"]["reference"],
+                                                          content["valueQuantity"]["value"])
+
+
+def check_index(gw, items, present):
+    """Index entries were written with the resource, atomically: a present resource is found
+    by a search on its values, an absent one is not (no index without its resource)."""
+    if not search_available(gw):
+        return 0
+    wrong = []
+    for typ, rid, content in items:
+        if rid is None:
+            continue
+        ids = search_ids(gw, index_query(typ, rid, content))
+        if present and ids != [rid]:
+            wrong.append("%s/%s present but search finds %r" % (typ, rid, ids))
+        if not present and ids:
+            wrong.append("%s/%s absent but search finds %r" % (typ, rid, ids))
+    assert not wrong, "index out of step with the resources:\n" + "\n".join(wrong[:10])
+    return len(items)
+
+
 def verify_acked(gw, st):
     acked = [it for _, items, _ in st.acked for it in items]
     present, absent, wrong = read_back(gw, acked)
@@ -203,6 +254,10 @@ def verify_acked(gw, st):
     unans = [it for items in st.unanswered for it in items if it[1] is not None]
     up, ua, uw = read_back(gw, unans)
     assert not uw, "unanswered writes read back wrong:\n" + "\n".join(uw[:10])
+    check_index(gw, acked, True)
+    for it in unans:
+        r = gw.get("/fhir/%s/%s" % (it[0], it[1]))
+        check_index(gw, [it], r.status == 200)
     print("  %s\n  read back: %d acknowledged all present; of %d unanswered PUTs %d present, "
           "%d absent" % (st.summary(), present, len(unans), up, ua), flush=True)
     return present
@@ -234,8 +289,10 @@ def part_a(binary):
                   "(old redis-server %s)" % (rnd + 1, killed_at, time.monotonic() - t0, old_redis),
                   flush=True)
             assert gw.redis_pid() != old_redis
-            for s_ in streams:
-                verify_acked(gw, s_)
+            verify_acked(gw, st)
+        print("  all rounds again after the last restart:", flush=True)
+        for s_ in streams[:-1]:
+            verify_acked(gw, s_)
         r = gw.request("POST", "/fhir/Observation", observation("Patient/x", 1))
         assert r.status == 201, "create after restart: %r" % r
 
@@ -349,6 +406,87 @@ def part_d(binary):
         verify_acked(gw, st)
 
 
+UPDATE_SET = 4  # resources each thread of (e) keeps updating
+
+
+def update_writes(tag):
+    """Each thread updates its own UPDATE_SET Patients over and over (no conflicts between
+    threads); each body has a unique family name so stale index entries are visible."""
+    def make(t, n):
+        pid = "%s-%d-%d" % (tag, t, n % UPDATE_SET)
+        body = patient(pid, n)
+        body["name"][0]["family"] = "F%s%dx%d" % (tag, t, n)
+        return "PUT", "/fhir/Patient/" + pid, body, [("Patient", pid, body)], 200
+    return make
+
+
+def verify_versions(gw, st, ids):
+    """After a crash: every resource's history is a contiguous chain 1..current, every
+    acknowledged version reads back as sent, the current version is at least the newest
+    acknowledged one, and (with search) only the current version is indexed."""
+    acked = collections.defaultdict(dict)  # id -> {version: content}
+    for (_, items, _), etag in zip(st.acked, st.acked_etag):
+        v = int(etag.split('"')[1])
+        acked[items[0][1]][v] = items[0][2]
+    checked = 0
+    for rid in ids:
+        cur = gw.get("/fhir/Patient/" + rid)
+        assert cur.status == 200, "%s: %r" % (rid, cur)
+        v = int(cur.json["meta"]["versionId"])
+        assert v >= max(acked[rid], default=1), (rid, v, sorted(acked[rid]))
+        h = gw.get("/fhir/Patient/%s/_history?_count=1000" % rid).json
+        vs = [int(e["resource"]["meta"]["versionId"]) for e in h["entry"]]
+        assert h["total"] == v and vs == list(range(v, 0, -1)), \
+            "%s: current %d, history %r" % (rid, v, vs)
+        assert h["entry"][0]["resource"] == cur.json, rid
+        for ver, content in acked[rid].items():
+            r = gw.get("/fhir/Patient/%s/_history/%d" % (rid, ver))
+            assert r.status == 200 and strip_meta(r.json) == strip_meta(content), \
+                "%s version %d: %r" % (rid, ver, r)
+            checked += 1
+        if search_available(gw):
+            fam = cur.json["name"][0]["family"]
+            assert search_ids(gw, "Patient?family:exact=" + fam) == [rid], (rid, fam)
+            for ver, content in acked[rid].items():
+                old = content["name"][0]["family"]
+                if ver != v and old != fam:
+                    assert search_ids(gw, "Patient?family:exact=" + old) == [], \
+                        "%s: version %d's name %s is still indexed" % (rid, ver, old)
+    print("  %s\n  %d resources: version chains contiguous, %d acknowledged versions read "
+          "back" % (st.summary(), len(ids), checked), flush=True)
+
+
+def part_e(binary, kill_redis):
+    """Updates (not creates) under kill -9: no version lost, no gap, no stale index."""
+    with harness.Gateway(binary) as gw:
+        tag = "e2" if kill_redis else "e1"
+        ids = ["%s-%d-%d" % (tag, t, k) for t in range(THREADS) for k in range(UPDATE_SET)]
+        for rid in ids:
+            b = patient(rid, 0)
+            b["name"][0]["family"] = "F%sinit%s" % (tag, rid.replace("-", ""))
+            assert gw.request("PUT", "/fhir/Patient/" + rid, b).status == 201
+        st = Stream("(e) updates, kill -9 %s" % ("redis-server" if kill_redis else "gateway"),
+                    gw.port, update_writes(tag)).start()
+        assert wait_for(lambda: st.acked_count() >= 200, 30), "stream too slow: " + st.summary()
+        if kill_redis:
+            old = gw.redis_pid()
+            os.kill(old, signal.SIGKILL)
+            assert gw.wait_redis_pid(15, other_than=old), gw.log_tail()
+            assert gw.wait_ready(15)
+            back_t = time.monotonic()
+            assert wait_for(lambda: sum(1 for _, _, t in list(st.acked) if t > back_t) >= 100,
+                            30), "no updates succeed after Redis came back: " + st.summary()
+            st.stop()
+            assert not st.slow, "requests took too long:\n" + "\n".join(st.slow[:10])
+        else:
+            gw.kill9()
+            time.sleep(0.3)
+            st.stop()
+            gw.restart()
+        assert not st.bad, "unexpected answers:\n" + "\n".join(st.bad[:10])
+        verify_versions(gw, st, ids)
+
+
 def tx_bundle(tag):
     def make(t, n):
         base = "%s-%d-%d" % (tag, t, n)
@@ -388,8 +526,10 @@ def check_all_or_nothing(gw, st):
         assert not w, "transaction members differ:\n" + "\n".join(w)
         if p == len(items):
             whole += 1
+            check_index(gw, items, True)
         elif a == len(items):
             none += 1
+            check_index(gw, items, False)
             assert items[0][1] not in answered, "transaction %s answered 200 but absent" \
                 % items[0][1]
         else:
@@ -436,8 +576,9 @@ def part_c(binary, kill_redis):
             st.stop()
             assert not st.bad, "unexpected answers:\n" + "\n".join(st.bad[:10])
             gw.restart()
-            for s_ in streams:
-                check_all_or_nothing(gw, s_)
+            check_all_or_nothing(gw, st)
+        for s_ in streams[:-1]:
+            check_all_or_nothing(gw, s_)
 
 
 def main():
@@ -450,6 +591,8 @@ def main():
     checks.run("a2_orphaned_redis", part_a2, binary)
     checks.run("b_kill_redis", part_b, binary)
     checks.run("d_sigterm_under_load", part_d, binary)
+    checks.run("e1_updates_kill_gateway", part_e, binary, False)
+    checks.run("e2_updates_kill_redis", part_e, binary, True)
     checks.run("c1_transactions_kill_gateway", part_c, binary, False)
     checks.run("c2_transactions_kill_redis", part_c, binary, True)
     return checks.finish()

@@ -1633,13 +1633,38 @@ static void write_page(sx *s, http_response *resp, const char *const *refs, size
                              pages_url(s, pi->snap, pi->offset + pi->count, pi->count));
         rest_bundle_link(&bb, "last", pages_url(s, pi->snap, last, pi->count));
     }
+    /* _summary / _elements on the matches: rest_respond_resource() subsets
+     * one resource for a request carrying only those parameters, in JSON */
+    const char *summ = pi->q ? pi->q->summary : NULL, *elem = pi->q ? pi->q->elements : NULL;
+    if (summ && !strcmp(summ, "false")) summ = NULL;
+    http_param sub[2];
+    size_t nsub = 0;
+    if (summ) sub[nsub++] = (http_param){"_summary", 8, summ, strlen(summ)};
+    if (elem) sub[nsub++] = (http_param){"_elements", 9, elem, strlen(elem)};
+    http_request sreq = *req;
+    sreq.format = HTTP_FORMAT_JSON;
+    sreq.pretty = false;
+    sreq.params = sub;
+    sreq.n_params = nsub;
     for (size_t i = 0; i < nread; i++) {
         store_resource *r = &res[i];
         if (r->found && !r->deleted && r->body) {
             const char *url = aprintf(s, "%s/%s", s->base, all[i]);
-            rest_bundle_entry(&bb, url, r->body, r->body_len,
+            const char *body = r->body;
+            size_t blen = r->body_len;
+            http_response tmp = {.status = 200, .arena = s->a};
+            tsg_buf_init(&tmp.body, TSG_LIMIT_BODY_BYTES);
+            if (nsub && i < n) {
+                rest_respond_resource(&sreq, &tmp, 200, r->body, r->body_len, 0, 0);
+                if (tmp.status == 200 && !tsg_buf_rc(&tmp.body) && tmp.body.len) {
+                    body = tmp.body.data;
+                    blen = tmp.body.len;
+                }
+            }
+            rest_bundle_entry(&bb, url, body, blen,
                               i < n ? "\"search\":{\"mode\":\"match\"}"
                                     : "\"search\":{\"mode\":\"include\"}");
+            tsg_buf_free(&tmp.body);
         }
         store_resource_clear(r);
     }
@@ -1832,6 +1857,12 @@ void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, co
     }
     size_t count = q->count < 0 ? REST_LIMIT_COUNT_DEFAULT : (size_t)q->count;
     if (count > REST_LIMIT_COUNT_MAX) count = REST_LIMIT_COUNT_MAX;
+    if (q->summary && strcmp(q->summary, "count") && strcmp(q->summary, "true") &&
+        strcmp(q->summary, "text") && strcmp(q->summary, "data") && strcmp(q->summary, "false")) {
+        rest_fail(req, resp, 400, "invalid",
+                  "_summary=%s is not supported (true, text, data, count, false)", q->summary);
+        return;
+    }
     int count_only = count == 0 || (q->summary && !strcmp(q->summary, "count"));
     size_t np = count_only ? 0 : n < count ? n : count;
     size_t nrefs = n > count && !count_only ? n : np;

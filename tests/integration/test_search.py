@@ -384,6 +384,24 @@ def test_totals(c):
         fail("Bundle type %s" % doc.get("type"))
 
 
+def test_subsets(c):
+    doc = c.search("Patient?_id=p1&_elements=gender")
+    r = doc["entry"][0]["resource"] if doc.get("entry") else {}
+    if r.get("gender") != "male" or "name" in r or "birthDate" in r or r.get("id") != "p1":
+        fail("_elements on entries: %s" % short(doc))
+    if "SUBSETTED" not in json.dumps(r):
+        fail("_elements entries are tagged SUBSETTED: %s" % short(r))
+    doc = c.search("Patient?_id=p1&_summary=true")
+    r = doc["entry"][0]["resource"] if doc.get("entry") else {}
+    if r.get("birthDate") != "1980-01-01" or r.get("id") != "p1":
+        fail("_summary=true on entries: %s" % short(doc))
+    c.search("Patient?_summary=bogus", status=400)
+    # XML output of a searchset
+    st, data, h = c.request("GET", "/fhir/Patient?_id=p1&_format=xml")
+    if st != 200 or not isinstance(data, bytes) or b"<Bundle" not in data or b"p1" not in data:
+        fail("XML searchset: %d %r" % (st, data[:200] if isinstance(data, bytes) else data))
+
+
 def test_includes(c, base):
     doc = c.search("Observation?code=29463-7&_include=Observation:patient")
     if sorted(ids(doc)) != ["o3", "o5"] or sorted(ids(doc, "include")) != ["p2", "p4"]:
@@ -596,6 +614,7 @@ def main():
             test_sort_and_order,
             test_totals,
             lambda c: test_includes(c, base),
+            test_subsets,
             test_errors,
             test_paging,
             test_post_search,

@@ -390,6 +390,11 @@ static int parse_url(tx *t, tx_entry *e)
         if (!sl) break;
         p = sl + 1;
     }
+    for (size_t i = 0; i < nseg; i++)
+        if (seg[i][0] == '$')
+            return entry_fail(t, e, 501, "not-supported",
+                              "request.url %s: operations (%s) in Bundle entries are not supported",
+                              e->url, seg[i]);
     const model_type *mt = model_resource_find(seg[0], strlen(seg[0]));
     if (!mt)
         return entry_fail(t, e, 400, "not-supported",

@@ -29,6 +29,8 @@ Gateway(binary, data_dir=None, env=None, keep_dir=False):
     sigstop_redis() / sigcont_redis(pid)   freeze / resume the child; stop() resumes it.
     request(method, path, body=None, headers=None, timeout=30) -> Response
     port, base ("http://127.0.0.1:N"), data_dir, log_path, proc.
+    print_logs()        prints the tails of the gateway's and redis-server's logs (the with
+                        block does it when its body raises).
 
 Response: status, reason, headers (case-insensitive get), body (bytes), json (parsed body or
 None), elapsed (seconds). Module helpers: request(port, ...) without a Gateway, free_port(),
@@ -295,6 +297,8 @@ class Gateway:
         return self
 
     def __exit__(self, et, ev, tb):
+        if et is not None and et is not Skip:
+            self.print_logs()
         try:
             self.close()
         except AssertionError:
@@ -371,6 +375,18 @@ class Gateway:
 
     def log_tail(self, n=40):
         return "\n".join(self.log().splitlines()[-n:])
+
+    def redis_log_tail(self, n=20):
+        """The last lines of the embedded redis-server's log (redis.log in the data dir)."""
+        return "\n".join(self.log(os.path.join(self.data_dir, "redis.log")).splitlines()[-n:])
+
+    def print_logs(self, n=30):
+        """Prints the tails of the gateway's and redis-server's logs (for a failing test)."""
+        print("--- gateway log (%s), last %d lines ---\n%s" % (self.log_path, n, self.log_tail(n)))
+        red = self.redis_log_tail(n // 2)
+        if red:
+            print("--- redis.log, last %d lines ---\n%s" % (n // 2, red))
+        print("---", flush=True)
 
     def check_sanitizers(self):
         """Raises AssertionError with the report when any log of this gateway holds one."""

@@ -798,6 +798,8 @@ def main():
         checks.run("external_redis", t_external_redis)
         checks.run("corpus_roundtrip", t_corpus_roundtrip)
     finally:
+        if checks.failed:
+            S.gw.print_logs()
         try:
             S.gw.close()
         except AssertionError as e:

@@ -746,6 +746,24 @@ def t_corpus_roundtrip():
         b[:300] for b in bad[:15]))
 
 
+def t_second_gateway_same_dir():
+    """A second gateway on a data dir in use refuses to start (exit 1, a clear message) and
+    leaves the first one serving."""
+    g2 = harness.Gateway(S.binary, data_dir=S.gw.data_dir)
+    try:
+        try:
+            g2.start(timeout=30)
+        except RuntimeError as e:
+            msg = str(e)
+            assert "exited with 1" in msg and "in use by another tsunagu" in msg, msg
+        else:
+            raise AssertionError("a second gateway started on the same data dir")
+    finally:
+        g2.close()
+    expect(S.gw.get("/readyz"), 200, "the first gateway after the refused second one")
+    expect(S.gw.get("/fhir/Patient/%s" % S.pid), 200)
+
+
 def t_body_limit():
     with harness.Gateway(S.binary, env={"TSUNAGU_MAX_BODY_BYTES": "2048"}) as gw:
         small = dict(PATIENT)
@@ -792,7 +810,8 @@ def main():
                          ("prefer", t_prefer), ("methods", t_methods), ("delete", t_delete),
                          ("history", t_history), ("concurrent_updates", t_concurrent_updates),
                          ("keep_alive", t_keep_alive), ("metrics", t_metrics),
-                         ("redis_down", t_redis_down), ("restart", t_restart_keeps_data)):
+                         ("redis_down", t_redis_down),
+                         ("second_gateway", t_second_gateway_same_dir), ("restart", t_restart_keeps_data)):
             checks.run(name, fn)
         checks.run("body_limit", t_body_limit)
         checks.run("external_redis", t_external_redis)

@@ -626,7 +626,7 @@ static tsg_rc plan_chain(sx *s, cmdlist *l, plan *p, const char *type, const sea
         tsg_rc rc = run_clauses(s, tt, &inner, 1, &ids, depth + 1);
         if (rc) return rc;
         if (ids.n > REST_CHAIN_TARGETS)
-            return tsg_error_set(&s->err, TSG_ELIMIT, "too-costly",
+            return tsg_error_set(&s->err, TSG_EINVAL, "too-costly",
                                  "%s: the chained search matches more than %u %s resources",
                                  c->name, REST_CHAIN_TARGETS, tt);
         for (size_t k = 0; k < ids.n; k++) {
@@ -651,7 +651,7 @@ static tsg_rc plan_has(sx *s, plan *p, const char *type, const search_clause *c,
     tsg_rc rc = run_clauses(s, c->has_type, &inner, 1, &ids, depth + 1);
     if (rc) return rc;
     if (ids.n > REST_CHAIN_TARGETS)
-        return tsg_error_set(&s->err, TSG_ELIMIT, "too-costly",
+        return tsg_error_set(&s->err, TSG_EINVAL, "too-costly",
                              "%s: the _has search matches more than %u %s resources", c->name,
                              REST_CHAIN_TARGETS, c->has_type);
     cmdlist l = {0};
@@ -1142,6 +1142,14 @@ static int cmp_row(const void *pa, const void *pb)
     return strcmp(a->id, b->id);
 }
 
+/* lastUpdated ascending, then id. */
+static int cmp_row_lu_asc(const void *pa, const void *pb)
+{
+    const row *a = pa, *b = pb;
+    if (a->lu != b->lu) return a->lu < b->lu ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
 /* The index key holding the sort value of a parameter, and whether LEX. */
 static const char *sort_key(sx *s, const char *type, const search_param *p, int *lex)
 {
@@ -1321,7 +1329,7 @@ typedef struct params {
 static tsg_rc param_add(sx *s, params *p, const char *name, const char *value)
 {
     if (p->n >= REST_SEARCH_PARAMS)
-        return tsg_error_set(&s->err, TSG_ELIMIT, "too-costly",
+        return tsg_error_set(&s->err, TSG_EINVAL, "too-costly",
                              "a search takes at most %u parameters", REST_SEARCH_PARAMS);
     if (p->n == p->cap) {
         size_t nc = p->cap ? 2 * p->cap : 16;
@@ -1791,13 +1799,7 @@ static tsg_rc newest_rows(sx *s, const char *type, int ascending, row **rows_out
     if (*total < m) *total = m;
     free_replies(reps, l.n);
     /* ties: id ascending (Redis orders them by member) */
-    qsort(rows, m, sizeof *rows, cmp_row);
-    if (ascending)
-        for (size_t i = 0; i < m / 2; i++) {
-            row t = rows[i];
-            rows[i] = rows[m - 1 - i];
-            rows[m - 1 - i] = t;
-        }
+    qsort(rows, m, sizeof *rows, ascending ? cmp_row_lu_asc : cmp_row);
     *rows_out = rows;
     *n = m;
     return TSG_OK;

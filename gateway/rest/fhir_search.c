@@ -1101,6 +1101,7 @@ typedef struct row {
     const char *id;
     double lu;
     sortval *k;
+    store_resource *res; /* read already (one-page results), else NULL */
 } row;
 
 typedef struct sort_spec {
@@ -1582,6 +1583,7 @@ typedef struct page_info {
     const search_query *q;    /* includes; NULL: none */
     int everything_refs;      /* $everything: include what the page references */
     const search_query *outq; /* lenient: ignored parameters to report */
+    const row *pre;           /* rows whose resources are read already (aligned with refs) */
 } page_info;
 
 static const char *pages_url(sx *s, const char *snap, size_t off, size_t count)
@@ -1616,10 +1618,12 @@ static void write_page(sx *s, http_response *resp, const char *const *refs, size
         rest_fail(req, resp, 500, "exception", "out of memory");
         return;
     }
+    size_t from = pi->pre ? n : 0; /* the matches may be read already */
     if (nread) {
         memcpy(all, refs, n * sizeof *all);
         if (inc.n) memcpy(all + n, inc.v, inc.n * sizeof *all);
-        if (store_read_many(s->ctx->st, nread, all, res, &s->err)) {
+        if (nread > from &&
+            store_read_many(s->ctx->st, nread - from, all + from, res + from, &s->err)) {
             free(res);
             rest_fail_err(req, resp, 500, &s->err);
             return;
@@ -1655,7 +1659,7 @@ static void write_page(sx *s, http_response *resp, const char *const *refs, size
     sreq.params = sub;
     sreq.n_params = nsub;
     for (size_t i = 0; i < nread; i++) {
-        store_resource *r = &res[i];
+        store_resource *r = i < from ? pi->pre[i].res : &res[i];
         if (r->found && !r->deleted && r->body) {
             const char *url = aprintf(s, "%s/%s", s->base, all[i]);
             const char *body = r->body;
@@ -1674,7 +1678,7 @@ static void write_page(sx *s, http_response *resp, const char *const *refs, size
                                     : "\"search\":{\"mode\":\"include\"}");
             tsg_buf_free(&tmp.body);
         }
-        store_resource_clear(r);
+        if (i >= from) store_resource_clear(r);
     }
     free(res);
     if (pi->outq && pi->outq->nignored) {
@@ -1760,7 +1764,6 @@ static void sx_init(sx *s, const http_request *req, rest_ctx *ctx)
     s->base = rest_base_url(req);
 }
 
-/* Parses p into a query and runs it: rows sorted. Fails with s->err set. */
 /*
  * All live resources of a type newest first (no clauses, default order or
  * _lastUpdated): straight from tsg:t:<Type>, at most REST_SNAPSHOT_MAX_IDS
@@ -1805,12 +1808,21 @@ static tsg_rc newest_rows(sx *s, const char *type, int ascending, row **rows_out
     return TSG_OK;
 }
 
-/* Parses p into a query and runs it: rows sorted, *total the number of
- * matches (rows may stop at REST_SNAPSHOT_MAX_IDS for a whole type). Fails
- * with s->err set. */
-static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, search_query **qo,
-                          row **rows, size_t *n, size_t *total)
+/*
+ * Parses p into a query and runs it: rows sorted, *total the number of
+ * matches (rows may stop at REST_SNAPSHOT_MAX_IDS for a whole type). When
+ * want_pre and the matches fit one page in an order the bodies give
+ * (default, _lastUpdated, _id), the resources are read at once instead of
+ * asking tsg:t for liveness and lastUpdated first: rows[i].res point into
+ * *pre (malloc'd, *npre entries; the caller clears each and frees it).
+ * Fails with s->err set.
+ */
+static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, int want_pre,
+                          search_query **qo, row **rows, size_t *n, size_t *total,
+                          store_resource **pre, size_t *npre)
 {
+    *pre = NULL;
+    *npre = 0;
     search_query *q = NULL;
     tsg_rc rc = search_query_parse(type, p->n, p->names, p->values, len, s->a, &q, &s->err);
     if (rc) return rc;
@@ -1821,10 +1833,62 @@ static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, sea
     idset ids;
     rc = run_clauses(s, type, q->clauses, q->nclauses, &ids, 0);
     if (rc) return rc;
-    rc = live_sorted(s, type, &ids, q, rows, n);
-    *total = *n;
-    return rc;
+    size_t count = q->count < 0 ? REST_LIMIT_COUNT_DEFAULT : (size_t)q->count;
+    int direct =
+        want_pre && ids.n && ids.n <= count && !(q->summary && !strcmp(q->summary, "count"));
+    for (size_t i = 0; direct && i < q->nsort; i++)
+        if (strcmp(q->sort[i].param->code, "_id") && strcmp(q->sort[i].param->code, "_lastUpdated"))
+            direct = 0;
+    if (!direct) {
+        rc = live_sorted(s, type, &ids, q, rows, n);
+        *total = *n;
+        return rc;
+    }
+    const char **refs = tsg_arena_alloc(s->a, ids.n * sizeof *refs);
+    row *rw = tsg_arena_zalloc(s->a, ids.n * sizeof *rw);
+    store_resource *res = calloc(ids.n, sizeof *res);
+    if (!refs || !rw || !res) {
+        free(res);
+        return nomem(s);
+    }
+    for (size_t i = 0; i < ids.n; i++)
+        if (!(refs[i] = aprintf(s, "%s/%s", type, ids.v[i]))) {
+            free(res);
+            return nomem(s);
+        }
+    rc = store_read_many(s->ctx->st, ids.n, refs, res, &s->err);
+    if (rc) {
+        free(res);
+        return rc;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < ids.n; i++) {
+        if (!res[i].found || res[i].deleted || !res[i].body) continue;
+        rw[m].id = ids.v[i];
+        rw[m].lu = (double)res[i].lu_ms;
+        rw[m].res = &res[i];
+        m++;
+    }
+    sort_spec spec = {q->nsort, q->nsort ? q->sort : NULL};
+    g_sort = &spec;
+    qsort(rw, m, sizeof *rw, cmp_row);
+    g_sort = NULL;
+    *rows = rw;
+    *n = *total = m;
+    *pre = res;
+    *npre = ids.n;
+    return TSG_OK;
 }
+
+/* Releases what search_rows() read ahead. */
+static void pre_free(store_resource *pre, size_t n)
+{
+    for (size_t i = 0; pre && i < n; i++) store_resource_clear(&pre[i]);
+    free(pre);
+}
+
+static void answer_search(sx *sp, http_response *resp, const char *type, const params *pp,
+                          const search_query *q, const row *rows, size_t n, size_t total, int pre);
 
 void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type)
 {
@@ -1851,12 +1915,24 @@ void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, co
     }
     search_query *q = NULL;
     row *rows = NULL;
-    size_t n = 0;
-    size_t total = 0;
-    if (search_rows(&s, type, &p, lenient(req), &q, &rows, &n, &total)) {
+    size_t n = 0, total = 0, npre = 0;
+    store_resource *pre = NULL;
+    if (search_rows(&s, type, &p, lenient(req), 1, &q, &rows, &n, &total, &pre, &npre)) {
         rest_fail_err(req, resp, 400, &s.err);
         return;
     }
+    answer_search(&s, resp, type, &p, q, rows, n, total, pre != NULL);
+    pre_free(pre, npre);
+}
+
+/* Answers the first page of a search that gave rows[0..n) (total matches);
+ * pre: the rows' resources are read already. */
+static void answer_search(sx *sp, http_response *resp, const char *type, const params *pp,
+                          const search_query *q, const row *rows, size_t n, size_t total, int pre)
+{
+    sx s = *sp;
+    const params p = *pp;
+    const http_request *req = s.req;
     size_t count = q->count < 0 ? REST_LIMIT_COUNT_DEFAULT : (size_t)q->count;
     if (count > REST_LIMIT_COUNT_MAX) count = REST_LIMIT_COUNT_MAX;
     if (q->summary && strcmp(q->summary, "count") && strcmp(q->summary, "true") &&
@@ -1886,7 +1962,8 @@ void rest_search(const http_request *req, http_response *resp, rest_ctx *ctx, co
                     .show_total = q->total != SEARCH_TOTAL_NONE,
                     .count_only = count_only,
                     .q = q,
-                    .outq = q};
+                    .outq = q,
+                    .pre = pre ? rows : NULL};
     /* self: the search as understood (ignored parameters left out) */
     tsg_buf b;
     tsg_buf_init(&b, 1u << 20);
@@ -2023,8 +2100,9 @@ static long count_match(sx *s, http_response *resp, const char *type, const para
     search_query *q = NULL;
     row *rows = NULL;
     size_t n = 0;
-    size_t total = 0;
-    if (search_rows(s, type, p, 0, &q, &rows, &n, &total)) {
+    size_t total = 0, npre = 0;
+    store_resource *pre = NULL;
+    if (search_rows(s, type, p, 0, 0, &q, &rows, &n, &total, &pre, &npre)) {
         rest_fail_err(s->req, resp, 400, &s->err);
         return -1;
     }

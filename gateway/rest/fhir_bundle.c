@@ -14,8 +14,11 @@
  *      new id (or, when ifNoneExist matches one resource, the existing one and
  *      no write); conditional PUT/DELETE/PATCH urls and conditional references
  *      are resolved through search (several matches: 412; no match for a
- *      conditional reference: 400); every placeholder reference becomes
- *      `Type/id`; two entries for the same resource are 400;
+ *      conditional reference: 400). A conditional reference whose text is
+ *      `Type?` + the ifNoneExist (or conditional PUT criteria) of an entry of
+ *      this transaction names that entry's resource; each distinct one is
+ *      searched once. Every placeholder reference becomes `Type/id`; two
+ *      entries for the same resource are 400;
  *   3. read: the current versions of every target with one store_read_many()
  *      pipeline; ifMatch is checked (412);
  *   4. prepare: each resource gets id, meta, its JSON body and index entries;
@@ -92,6 +95,13 @@ typedef struct tx_entry {
     const char *fail_msg;
 } tx_entry;
 
+/* A string-keyed table (open addressing, a power-of-two size) in the arena. */
+typedef struct smap {
+    size_t cap;
+    const char **key;
+    long *val;
+} smap;
+
 /* A reference to rewrite: node (a Reference.reference primitive) had text orig. */
 typedef struct tx_ref {
     fhir_node *n;
@@ -108,8 +118,8 @@ typedef struct tx {
     size_t n;
     tx_entry *e;
     tx_entry **order; /* processing order */
-    size_t map_cap;   /* fullUrl table: power of two, entry index or -1 */
-    long *map;
+    smap full;        /* fullUrl -> entry (POST and PUT entries) */
+    smap cond;        /* "Type?criteria" of ifNoneExist / conditional PUT -> entry */
     tx_ref *refs;
     size_t nrefs, refs_cap;
     const model_type *reference_t;
@@ -338,28 +348,37 @@ static uint64_t hash(const char *s)
     return h;
 }
 
-/* The entry whose fullUrl is s, or -1. */
-static long map_find(const tx *t, const char *s)
+/* Creates an empty table for about n keys in arena a; 0 or -1 (out of memory). */
+static int smap_init(tsg_arena *a, smap *m, size_t n)
 {
-    if (!t->map_cap) return -1;
-    for (size_t i = hash(s) & (t->map_cap - 1);; i = (i + 1) & (t->map_cap - 1)) {
-        long k = t->map[i];
-        if (k < 0) return -1;
-        if (!strcmp(t->e[k].full_url, s)) return k;
+    m->cap = 16;
+    while (m->cap < 2 * n) m->cap *= 2;
+    m->key = tsg_arena_zalloc(a, m->cap * sizeof *m->key);
+    m->val = tsg_arena_alloc(a, m->cap * sizeof *m->val);
+    return m->key && m->val ? 0 : -1;
+}
+
+/* The value of key k, or -1. */
+static long smap_get(const smap *m, const char *k)
+{
+    if (!m->cap) return -1;
+    for (size_t i = hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->key[i]) return -1;
+        if (!strcmp(m->key[i], k)) return m->val[i];
     }
 }
 
-/* Adds entry k under its fullUrl; the other entry with that fullUrl, or -1. */
-static long map_add(tx *t, long k)
+/* Adds k -> v (k must outlive the table); when k is there already, keeps it
+ * and returns its value, otherwise returns -1. At most cap/2 keys. */
+static long smap_put(smap *m, const char *k, long v)
 {
-    const char *s = t->e[k].full_url;
-    for (size_t i = hash(s) & (t->map_cap - 1);; i = (i + 1) & (t->map_cap - 1)) {
-        long o = t->map[i];
-        if (o < 0) {
-            t->map[i] = k;
+    for (size_t i = hash(k) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->key[i]) {
+            m->key[i] = k;
+            m->val[i] = v;
             return -1;
         }
-        if (!strcmp(t->e[o].full_url, s)) return o;
+        if (!strcmp(m->key[i], k)) return m->val[i];
     }
 }
 
@@ -515,7 +534,7 @@ static int note_ref(tx *t, size_t owner, fhir_node *n)
     if (!v) return 0;
     long k = -2;
     if (!strncmp(v, "urn:uuid:", 9) || !strncmp(v, "urn:oid:", 8)) {
-        k = map_find(t, v);
+        k = smap_get(&t->full, v);
         if (k < 0)
             return entry_fail(t, &t->e[owner], 400, "invalid",
                               "the reference %s names no POST or PUT entry's fullUrl", v);
@@ -640,11 +659,19 @@ static int resolve(tx *t, tx_entry **set, size_t n)
                               "%s is the target of Bundle.entry[%zu] and Bundle.entry[%zu]; a "
                               "transaction may change a resource only once",
                               w[i]->ref, w[i - 1]->idx, w[i]->idx);
-    /* placeholders and conditional references */
+    /* placeholders and conditional references (each distinct one searched once) */
+    smap seen = {0};
+    if (t->nrefs && smap_init(t->a, &seen, t->nrefs)) return t->oom = 1, -1;
     for (size_t i = 0; i < t->nrefs; i++) {
         tx_ref *r = &t->refs[i];
+        long same = r->entry < 0 ? smap_get(&t->cond, r->orig) : -1;
+        long before = r->entry < 0 && same < 0 ? smap_put(&seen, r->orig, (long)i) : -1;
         if (r->entry >= 0) {
             r->n->value = t->e[r->entry].ref;
+        } else if (same >= 0) {
+            r->n->value = t->e[same].ref;
+        } else if (before >= 0) {
+            r->n->value = t->refs[before].n->value;
         } else {
             const char *q = strchr(r->orig, '?');
             char type[64];
@@ -1157,14 +1184,10 @@ void rest_bundle_post(const http_request *req, http_response *resp, rest_ctx *ct
     t.prefer_repr = pf && strstr(pf, "return=representation") != NULL;
     t.e = tsg_arena_zalloc(t.a, (n ? n : 1) * sizeof *t.e);
     t.order = tsg_arena_alloc(t.a, (n ? n : 1) * sizeof *t.order);
-    t.map_cap = 16;
-    while (t.map_cap < 2 * n) t.map_cap *= 2;
-    t.map = tsg_arena_alloc(t.a, t.map_cap * sizeof *t.map);
-    if (!t.e || !t.order || !t.map) {
+    if (!t.e || !t.order || smap_init(t.a, &t.full, n) || smap_init(t.a, &t.cond, n)) {
         rest_fail(req, resp, 500, "exception", "out of memory");
         return;
     }
-    for (size_t i = 0; i < t.map_cap; i++) t.map[i] = -1;
 
     /* step 1: entries, fullUrls, references */
     size_t k = 0;
@@ -1174,10 +1197,25 @@ void rest_bundle_post(const http_request *req, http_response *resp, rest_ctx *ct
         e->idx = k++;
         if (parse_entry(&t, e, &root->kids[i]) || batch) continue;
         if (e->full_url && (e->m == M_POST || e->m == M_PUT)) {
-            long o = map_add(&t, (long)e->idx);
+            long o = smap_put(&t.full, e->full_url, (long)e->idx);
             if (o >= 0)
                 entry_fail(&t, e, 400, "invalid",
                            "fullUrl %s is also the fullUrl of Bundle.entry[%ld]", e->full_url, o);
+        }
+        /* a conditional reference with the same criteria as a conditional
+         * create or update of this transaction names that entry's resource */
+        const char *crit = e->m == M_POST                ? e->if_none_exist
+                           : e->m == M_PUT && !e->url_id ? e->query
+                                                         : NULL;
+        if (crit) {
+            size_t len = strlen(e->type) + strlen(crit) + 2;
+            char *key = tsg_arena_alloc(t.a, len);
+            if (!key) {
+                t.oom = 1;
+                break;
+            }
+            snprintf(key, len, "%s?%s", e->type, crit);
+            smap_put(&t.cond, key, (long)e->idx);
         }
     }
     for (size_t i = 0; i < n && !batch && !t.failed && !t.oom; i++)

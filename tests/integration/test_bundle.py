@@ -431,6 +431,24 @@ def test_conditions(srv):
          "request": {"method": "POST", "url": "Observation"}}]))
     check(st in (400, 404, 412) and expr(js) == "Bundle.entry[0]",
           "a conditional reference with no match fails the transaction (%s %s)" % (st, diag(js)))
+    # the same conditional reference twice, and one naming a conditional create
+    # of the same transaction (a new identifier: no stored match)
+    ident2 = {"system": "urn:oid:1.2.392.100495.20.3.51.1", "value": "tx-cond-2"}
+    cond2 = "identifier=%s|%s" % (ident2["system"], ident2["value"])
+    obs_c = lambda ref: {"resourceType": "Observation", "status": "final",  # noqa: E731
+                         "code": {"text": "c"}, "subject": {"reference": ref}}
+    st, _, js = srv.request("POST", "/fhir", tx([
+        {"resource": obs_c("Patient?" + cond), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": obs_c("Patient?" + cond), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": obs_c("Patient?" + cond2), "request": {"method": "POST", "url": "Observation"}},
+        {"resource": {"resourceType": "Patient", "identifier": [ident2]},
+         "request": {"method": "POST", "url": "Patient", "ifNoneExist": cond2}}]))
+    if check(st == 200, "conditional references repeated and naming a conditional create of the "
+             "same transaction: 200 (%s)" % diag(js)):
+        subj = [srv.request("GET", "/fhir/" + loc_ref(js["entry"][i]))[2]["subject"]["reference"]
+                for i in range(3)]
+        check(subj[0] == first and subj[1] == first and subj[2] == loc_ref(js["entry"][3]),
+              "  ... resolved to the stored patient twice and to the new one (%s)" % subj)
     st, _, js = srv.request("POST", "/fhir", tx([
         {"resource": {"resourceType": "Patient", "identifier": [ident], "gender": "female"},
          "request": {"method": "PUT", "url": "Patient?" + cond}}]))

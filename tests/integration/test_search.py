@@ -17,6 +17,7 @@ stopped with SIGTERM in every case.
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,6 +28,7 @@ import urllib.parse
 
 FAILURES = []
 PENDING = []
+SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer", "MemorySanitizer", "runtime error:")
 
 
 def free_port():
@@ -645,6 +647,13 @@ def main():
             proc.kill()
             proc.wait()
         log.close()
+    text = open(os.path.join(tmp, "serve.log"), errors="replace").read()
+    if any(m in text for m in SANITIZER_MARKERS):
+        fail("the gateway's log shows a sanitizer report")
+    if FAILURES:
+        print("--- gateway log (tail) ---")
+        print("\n".join(text.splitlines()[-40:]))
+    shutil.rmtree(tmp, ignore_errors=True)
     for p in PENDING:
         print("PENDING:", p)
     if FAILURES:

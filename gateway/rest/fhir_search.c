@@ -1941,6 +1941,12 @@ static void answer_search(sx *sp, http_response *resp, const char *type, const p
                   "_summary=%s is not supported (true, text, data, count, false)", q->summary);
         return;
     }
+    for (size_t i = 0; i < q->ninclude; i++)
+        if (q->include[i].reverse && !q->include[i].source_type) {
+            rest_fail(req, resp, 501, "not-supported",
+                      "_revinclude=* is not supported; name the type and parameter");
+            return;
+        }
     int count_only = count == 0 || (q->summary && !strcmp(q->summary, "count"));
     size_t np = count_only ? 0 : n < count ? n : count;
     size_t nrefs = n > count && !count_only ? n : np;

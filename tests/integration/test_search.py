@@ -17,6 +17,7 @@ stopped with SIGTERM in every case.
 import http.client
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -445,6 +446,7 @@ def test_errors(c):
     c.search("Location?near=35.6|139.7|10|km", status=501)
     c.search("Observation?_sort=nonsense", status=400)
     c.search("Observation?_include=Patient:organization", status=400)
+    c.search("Patient?_revinclude=*", status=501)
     doc = c.search("Patient?foo=bar&family=" + q("やまだ"), headers={"Prefer": "handling=lenient"})
     if sorted(ids(doc)) != ["p1", "p2", "p3"]:
         fail("lenient: %s" % refs(doc))
@@ -453,6 +455,34 @@ def test_errors(c):
         fail("lenient outcome entry: %s" % short(doc))
     if "foo" in (link(doc, "self") or ""):
         fail("lenient self link keeps the ignored parameter: %s" % link(doc, "self"))
+
+
+def test_random_queries(c):
+    """Random combinations of parameters, modifiers and odd values: never a
+    5xx other than 501, always an OperationOutcome or a searchset."""
+    rnd = random.Random(20261125)
+    names = ["family", "given", "name", "birthdate", "gender", "identifier", "_id", "_lastUpdated",
+             "organization", "_has:Observation:patient:code", "_has:Observation:subject:date",
+             "organization.name", "general-practitioner.name", "_sort", "_count", "_total",
+             "_include", "_revinclude", "_include:iterate", "_summary", "_elements", "address",
+             "family:exact", "family:contains", "gender:not", "birthdate:missing",
+             "identifier:of-type", "name:text", "_profile:below", "_profile:above", "_tag",
+             "subject", "patient", "code", "date", "value-quantity", "code:text", "status:not"]
+    vals = ["x", "やまだ", "ﾔﾏ", "1990", "ge1990", "ap2020-01-01", "eq", "ne2000-01-01T00:00:00Z",
+            "lt1900", "a|b", "|x", "x|", "http://a|b|c", "Patient/p1", "p1", "true", "false",
+            "-birthdate", "_id,-_lastUpdated", "0", "5", "1000", "99999", "none", "accurate",
+            "Patient:organization", "Observation:subject", "*", "count", "id,name", "%", "\\,",
+            "a\\|b", "", "http://x/fhir/Patient/p1", "urn:oid:1.2", "9" * 40, "ge", "2020-13-45",
+            "\u2603", "gt1e3", "60||kg"]
+    for _ in range(300):
+        t = rnd.choice(["Patient", "Observation", "Organization"])
+        params = [(rnd.choice(names), rnd.choice(vals)) for _ in range(rnd.randint(0, 4))]
+        qs = "&".join("%s=%s" % (urllib.parse.quote(k, safe=":._-"), urllib.parse.quote(v, safe="|,:/"))
+                      for k, v in params)
+        st, doc, _ = c.request("GET", "/fhir/%s?%s" % (t, qs))
+        kind = doc.get("resourceType") if isinstance(doc, dict) else None
+        if (st >= 500 and st != 501) or (st == 200 and kind != "Bundle") or (st != 200 and kind != "OperationOutcome"):
+            fail("random query %s?%s: %d %s" % (t, qs, st, short(doc)))
 
 
 def test_post_search(c):
@@ -635,6 +665,7 @@ def main():
             test_errors,
             test_paging,
             test_post_search,
+            test_random_queries,
             lambda c: test_everything(c, base),
             test_conditional,
         ):

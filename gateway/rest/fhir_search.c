@@ -49,6 +49,7 @@
 #include "rest_internal.h"
 
 #include "../store/redis.h"
+#include "../fhirpath/fp_value.h"
 #include "../text/text.h"
 
 #include <math.h>
@@ -382,38 +383,132 @@ static tsg_rc score_both(sx *s, cmdlist *l, plan *p, const char *k1, double lo1,
 }
 
 /* Number/quantity comparison on one SCORE key. */
-static tsg_rc plan_number(sx *s, cmdlist *l, plan *p, const char *key, const search_value *v)
+/* A number's comparison points: the value, the range its written precision
+ * implies (100 → [99.5, 100.5)) and the ap range (±10%). */
+typedef struct nrange {
+    double x, elo, ehi, alo, ahi;
+} nrange;
+
+static void number_range(const search_value *v, nrange *r)
 {
-    double x = v->number;
-    /* eq: the range implied by the written precision (100 → [99.5, 100.5)) */
     double half = 0.5;
     const char *dot = v->number_text ? strchr(v->number_text, '.') : NULL;
     if (dot) {
         size_t d = strspn(dot + 1, "0123456789");
         half = 0.5 * pow(10.0, -(double)d);
     }
-    double ap = fabs(x) * 0.1;
-    switch (v->prefix) {
+    r->x = v->number;
+    r->elo = r->x - half;
+    r->ehi = r->x + half;
+    r->alo = r->x - fabs(r->x) * 0.1;
+    r->ahi = r->x + fabs(r->x) * 0.1;
+}
+
+/* Number/quantity comparison on one SCORE key. */
+static tsg_rc plan_nrange(sx *s, cmdlist *l, plan *p, const char *key, search_prefix pf,
+                          const nrange *r)
+{
+    switch (pf) {
     case SEARCH_PFX_EQ:
-        return score_range(s, l, p, key, x - half, 0, x + half, 1);
+        return score_range(s, l, p, key, r->elo, 0, r->ehi, 1);
     case SEARCH_PFX_NE: {
-        tsg_rc rc = score_range(s, l, p, key, -INFINITY, 0, x - half, 1);
-        return rc ? rc : score_range(s, l, p, key, x + half, 0, INFINITY, 0);
+        tsg_rc rc = score_range(s, l, p, key, -INFINITY, 0, r->elo, 1);
+        return rc ? rc : score_range(s, l, p, key, r->ehi, 0, INFINITY, 0);
     }
     case SEARCH_PFX_GT:
     case SEARCH_PFX_SA:
-        return score_range(s, l, p, key, x, 1, INFINITY, 0);
+        return score_range(s, l, p, key, r->x, 1, INFINITY, 0);
     case SEARCH_PFX_LT:
     case SEARCH_PFX_EB:
-        return score_range(s, l, p, key, -INFINITY, 0, x, 1);
+        return score_range(s, l, p, key, -INFINITY, 0, r->x, 1);
     case SEARCH_PFX_GE:
-        return score_range(s, l, p, key, x, 0, INFINITY, 0);
+        return score_range(s, l, p, key, r->x, 0, INFINITY, 0);
     case SEARCH_PFX_LE:
-        return score_range(s, l, p, key, -INFINITY, 0, x, 0);
+        return score_range(s, l, p, key, -INFINITY, 0, r->x, 0);
     case SEARCH_PFX_AP:
-        return score_range(s, l, p, key, x - ap, 0, x + ap, 0);
+        return score_range(s, l, p, key, r->alo, 0, r->ahi, 0);
     }
     return TSG_OK;
+}
+
+static tsg_rc plan_number(sx *s, cmdlist *l, plan *p, const char *key, const search_value *v)
+{
+    nrange r;
+    number_range(v, &r);
+    return plan_nrange(s, l, p, key, v->prefix, &r);
+}
+
+/* The canonical UCUM units of the qc: index, in the order search_extract.c
+ * (CANONICAL_UNITS) tries them: a value converts to the first that fits. */
+static const char *const CANONICAL_UNITS[] = {"1",   "g",  "m",  "s",  "K",    "L",   "m2",
+                                              "g/L", "/L", "/s", "Pa", "g/m2", "g/s", NULL};
+
+/* x in UCUM unit `code` converted to *unit (one of CANONICAL_UNITS, or the
+ * one given when *unit is set); 0 when it does not convert. */
+static int to_canonical(double x, const char *code, const char **unit, double *out)
+{
+    char t[64];
+    snprintf(t, sizeof t, "%.17g", x);
+    fp_decimal d;
+    fp_quantity q, c;
+    if (fp_dec_parse(t, strlen(t), FP_DEC_FHIR, &d) != FP_OK ||
+        fp_qty_make(d, code, strlen(code), false, &q) != FP_OK)
+        return 0;
+    for (size_t i = 0; CANONICAL_UNITS[i]; i++) {
+        const char *u = *unit ? *unit : CANONICAL_UNITS[i];
+        if (fp_qty_convert(&q, u, strlen(u), false, &c) == FP_OK) {
+            *out = (double)fp_dec_to_ld(c.value);
+            *unit = u;
+            return 1;
+        }
+        if (*unit) return 0;
+    }
+    return 0;
+}
+
+/* The comparison points of r converted to the canonical unit (*unit). */
+static int canonical_range(const nrange *r, const char *code, const char **unit, nrange *c)
+{
+    *unit = NULL;
+    if (!to_canonical(r->x, code, unit, &c->x)) return 0;
+    return to_canonical(r->elo, code, unit, &c->elo) && to_canonical(r->ehi, code, unit, &c->ehi) &&
+           to_canonical(r->alo, code, unit, &c->alo) && to_canonical(r->ahi, code, unit, &c->ahi);
+}
+
+/*
+ * Quantity: no unit → qn (any unit). A UCUM unit → the qc: index in the
+ * canonical unit (1 g finds 1000 mg). No system → the unit without a system
+ * and the UCUM unit. Another system → q:<system>|<code>.
+ */
+static tsg_rc plan_quantity(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
+                            const search_value *v)
+{
+    nrange r, c;
+    number_range(v, &r);
+    if (!v->code) {
+        const char *k = ix_key(s, type, code, "qn");
+        return k ? plan_nrange(s, l, p, k, v->prefix, &r) : nomem(s);
+    }
+    static const char ucum[] = "http://unitsofmeasure.org";
+    int no_system = !v->system || !*v->system;
+    if (no_system) {
+        const char *suf = aprintf(s, "q:|%s", v->code);
+        const char *k = suf ? ix_key(s, type, code, suf) : NULL;
+        if (!k) return nomem(s);
+        tsg_rc rc = plan_nrange(s, l, p, k, v->prefix, &r);
+        if (rc) return rc;
+    }
+    if (no_system || !strcmp(v->system, ucum)) {
+        const char *unit;
+        if (canonical_range(&r, v->code, &unit, &c)) {
+            const char *suf = aprintf(s, "qc:%s", unit);
+            const char *k = suf ? ix_key(s, type, code, suf) : NULL;
+            return k ? plan_nrange(s, l, p, k, v->prefix, &c) : nomem(s);
+        }
+    }
+    const char *suf = aprintf(s, "q:%s|%s", no_system ? ucum : v->system, v->code);
+    const char *k = suf ? ix_key(s, type, code, suf) : NULL;
+    return k ? plan_nrange(s, l, p, k, v->prefix, &r) : nomem(s);
 }
 
 /*
@@ -484,22 +579,8 @@ static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const sea
         const char *k = ix_key(s, type, code, "n");
         return k ? plan_number(s, l, p, k, v) : nomem(s);
     }
-    case SEARCH_QUANTITY: {
-        if (!v->code) {
-            const char *k = ix_key(s, type, code, "qn");
-            return k ? plan_number(s, l, p, k, v) : nomem(s);
-        }
-        const char *sys[2] = {v->system, NULL};
-        if (!v->system || !*v->system) sys[0] = "", sys[1] = "http://unitsofmeasure.org";
-        for (int i = 0; i < 2 && sys[i]; i++) {
-            const char *suf = aprintf(s, "q:%s|%s", sys[i], v->code);
-            const char *k = suf ? ix_key(s, type, code, suf) : NULL;
-            if (!k) return nomem(s);
-            tsg_rc rc = plan_number(s, l, p, k, v);
-            if (rc) return rc;
-        }
-        return TSG_OK;
-    }
+    case SEARCH_QUANTITY:
+        return plan_quantity(s, l, p, type, code, v);
     case SEARCH_DATE:
         return plan_date(s, l, p, type, code, v);
     case SEARCH_STRING:

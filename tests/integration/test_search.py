@@ -257,6 +257,12 @@ def test_quantities(c):
     expect_set(c, "Observation?value-quantity=ne70", ["o2", "o3", "o4", "o5"])
     expect_set(c, "Observation?value-quantity=60|http://unitsofmeasure.org|kg", ["o3"])
     expect_set(c, "Observation?value-quantity=gt50||kg", ["o3", "o5"])
+    # UCUM units compare through the canonical unit: 60 kg = 60000 g, 70 /min ≈ 1.17 /s
+    expect_set(c, "Observation?value-quantity=60000|http://unitsofmeasure.org|g", ["o3"])
+    expect_set(c, "Observation?value-quantity=gt50000||g", ["o3", "o5"])
+    expect_set(c, "Observation?value-quantity=1.2|http://unitsofmeasure.org|/s", ["o1"])
+    expect_set(c, "Observation?value-quantity=lt0.07|http://unitsofmeasure.org|t", ["o3"])
+    expect_set(c, "Observation?value-quantity=60|http://example.org/units|kg", [])
     expect_set(c, "Observation?value-quantity=gt50|http://unitsofmeasure.org|/min", ["o1", "o2", "o4"])
 
 

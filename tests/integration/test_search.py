@@ -574,17 +574,20 @@ def test_conditional(c):
     st, doc, _ = c.request("DELETE", "/fhir/Patient")
     if st != 400:
         fail("conditional delete without criteria: %d" % st)
-    patch = [{"op": "replace", "path": "/gender", "value": "other"}]
-    st, doc, _ = c.request(
-        "PATCH", "/fhir/Patient?identifier=urn:mrn|none", json.dumps(patch), headers={"Content-Type": "application/json-patch+json"}
-    )
-    if st not in (404, 415):
+    patch = json.dumps([{"op": "add", "path": "/gender", "value": "other"}])
+    ct = {"Content-Type": "application/json"}
+    st, doc, _ = c.request("PATCH", "/fhir/Patient?identifier=urn:mrn|123", patch, headers=ct)
+    if st != 200 or doc.get("id") != "p4" or doc.get("gender") != "other":
+        fail("conditional patch: %d %s" % (st, short(doc)))
+    st, doc, _ = c.request("PATCH", "/fhir/Patient?identifier=urn:mrn|none", patch, headers=ct)
+    if st != 404:
         fail("conditional patch without match: %d" % st)
-    st, doc, _ = c.request(
-        "PATCH", "/fhir/Patient?family=" + q("やまだ"), json.dumps(patch), headers={"Content-Type": "application/json-patch+json"}
-    )
-    if st not in (412, 415):
+    st, doc, _ = c.request("PATCH", "/fhir/Patient?family=" + q("やまだ"), patch, headers=ct)
+    if st != 412:
         fail("conditional patch with several matches: %d" % st)
+    st, doc, _ = c.request("PATCH", "/fhir/Patient?bogus=1", patch, headers=ct)
+    if st != 400:
+        fail("conditional patch with an unknown parameter: %d" % st)
 
 
 def test_everything(c, base):

@@ -1667,9 +1667,22 @@ typedef struct page_info {
     const row *pre;           /* rows whose resources are read already (aligned with refs) */
 } page_info;
 
+/* A page link; _format and _pretty of the request carry over. */
 static const char *pages_url(sx *s, const char *snap, size_t off, size_t count)
 {
-    return aprintf(s, "%s?_getpages=%s&_offset=%zu&_count=%zu", s->base, snap, off, count);
+    tsg_buf b;
+    tsg_buf_init(&b, 1u << 16);
+    tsg_buf_printf(&b, "%s?_getpages=%s&_offset=%zu&_count=%zu", s->base, snap, off, count);
+    static const char *const carry[] = {"_format", "_pretty"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *v = http_param_get(s->req, carry[i]);
+        if (!v) continue;
+        tsg_buf_printf(&b, "&%s=", carry[i]);
+        url_encode(&b, v);
+    }
+    const char *u = tsg_buf_rc(&b) ? NULL : tsg_arena_strndup(s->a, b.data, b.len);
+    tsg_buf_free(&b);
+    return u ? u : s->base;
 }
 
 /* Writes the Bundle of refs[0..n) (this page's matches) and answers. */

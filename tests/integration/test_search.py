@@ -370,6 +370,10 @@ def test_paging(c):
     st, doc, _ = c.request("GET", "/fhir?_getpages=bad/id")
     if st not in (400, 404):
         fail("bad snapshot id: %d" % st)
+    # _format carries over to the page links
+    st, data, _ = c.request("GET", "/fhir/Observation?_count=2&_format=xml")
+    if st != 200 or b"_format=xml" not in (data if isinstance(data, bytes) else b""):
+        fail("page links keep _format: %d" % st)
     # a search fitting one page has only self
     doc = c.search("Observation?_count=50")
     if link(doc, "next") or len(ids(doc)) != 6:

@@ -627,6 +627,41 @@ def test_everything(c, base):
     c.search("Patient/p1/$everything?foo=1", status=400)
 
 
+def test_more_modifiers(c):
+    c.put({
+        "resourceType": "Encounter", "id": "e1", "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "meta": {"profile": ["http://example.org/fhir/StructureDefinition/jp-encounter"],
+                 "tag": [{"system": "urn:tag", "code": "demo"}]},
+        "subject": {"identifier": {"system": "urn:mrn", "value": "123"}},
+    })
+    c.put({
+        "resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
+        "code": {"text": "Diabetes mellitus type 2",
+                 "coding": [{"system": "http://snomed.info/sct", "code": "44054006", "display": "Diabetes"}]},
+    })
+    c.put({
+        "resourceType": "Practitioner", "id": "pr2",
+        "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MD"}]},
+                        "system": "urn:lic", "value": "L-1"}],
+    })
+    expect_set(c, "Encounter?subject:identifier=urn:mrn|123", ["e1"])
+    expect_set(c, "Encounter?subject:identifier=urn:mrn|124", [])
+    expect_set(c, "Encounter?_profile=http://example.org/fhir/StructureDefinition/jp-encounter", ["e1"])
+    expect_set(c, "Encounter?_profile:below=http://example.org/fhir", ["e1"])
+    expect_set(c, "Encounter?_profile:below=http://example.org/other", [])
+    expect_set(c, "Encounter?_profile:above=http://example.org/fhir/StructureDefinition/jp-encounter/x", ["e1"])
+    expect_set(c, "Encounter?_tag=urn:tag|demo", ["e1"])
+    expect_set(c, "Encounter?_tag:not=urn:tag|demo", [])
+    expect_set(c, "Encounter?class=AMB&_tag=demo", ["e1"])
+    expect_set(c, "Condition?code:text=diab", ["c1"])
+    expect_set(c, "Condition?code:text=" + q("DIABETES mellitus"), ["c1"])
+    expect_set(c, "Condition?code:text=asthma", [])
+    expect_set(c, "Condition?code=http://snomed.info/sct|44054006&patient.gender=male", ["c1"])
+    expect_set(c, "Practitioner?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MD|L-1", ["pr2"])
+    expect_set(c, "Practitioner?identifier:of-type=http://terminology.hl7.org/CodeSystem/v2-0203|MD|L-2", [])
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: test_search.py PATH/TO/tsunagu", file=sys.stderr)
@@ -681,6 +716,7 @@ def main():
             test_random_queries,
             lambda c: test_everything(c, base),
             test_conditional,
+            test_more_modifiers,
         ):
             t(c)
     finally:

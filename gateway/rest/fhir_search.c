@@ -23,28 +23,42 @@
  * store keeps): the `r:<Type>/<id>` keys of `ref` name the resources wanted.
  * Includes read the same lists (_include) or the `r:` sets (_revinclude).
  *
+ * Clauses on SET indexes (tokens, references, chains, _has) run first; when
+ * they leave at most REST_FILTER_MAX candidates, the range clauses (dates,
+ * numbers, quantities, strings) are checked on those candidates only, by one
+ * script over their index-entry lists (filter_candidates), instead of reading
+ * whole ranges. Quantities in UCUM units are compared in the canonical unit of
+ * the qc: index (1 g finds 1000 mg).
+ *
  * Then one ZMSCORE on tsg:t:<Type> gives lastUpdated of every id and drops
- * ids that are no longer live. Sorting (_sort) reads the whole SCORE/LEX index
- * of the sort parameter (date: range low, number/quantity: value, string and
- * uri: the folded text); default order is _lastUpdated descending, then id.
+ * ids that are no longer live — or, when the result fits one page in the
+ * default/_lastUpdated/_id order, the resources are read at once and their
+ * bodies give liveness and lastUpdated. Sorting (_sort) reads the whole
+ * SCORE/LEX index of the sort parameter (date: range low, number/quantity:
+ * value, string and uri: the folded text; token and reference: 400); default
+ * order is _lastUpdated descending, then id. A search without clauses in that
+ * order reads tsg:t:<Type> alone.
  *
  * ## Paging
  *
  * A result longer than one page is kept as a snapshot: tsg:snap:<uuid> (LIST,
  * TTL REST_SNAPSHOT_TTL_S): element 0 is a header "<Type>\x01<total mode>
  * \x01<name>\x02<value>…" (the result parameters: _include, _revinclude,
- * _total, _summary, _elements), then "Type/id" of every match in order. Links
- * next/previous/first/last are <base>?_getpages=<uuid>&_offset=N&_count=M,
- * answered by rest_search_page() from the snapshot (so paging is stable while
- * data changes). A one-page result writes no snapshot.
+ * _total, _summary, _elements), then "Type/id" of every match in order (at
+ * most REST_SNAPSHOT_MAX_IDS). Links next/previous/first/last are
+ * <base>?_getpages=<uuid>&_offset=N&_count=M (with the request's _format and
+ * _pretty), answered by rest_search_page() from the snapshot, so paging is
+ * stable while data changes. A one-page result writes no snapshot.
  *
  * ## Not supported
  *
  * Composite parameters (501), `near` (501: not indexed), token :above/:below/
- * :in/:not-in (501: no terminology server), reference :above/:below (501).
- * Quantities given without a system match the unit code with the UCUM system
- * or with no system. _summary other than count and _elements are not applied
- * to the entries of a Bundle.
+ * :in/:not-in (the parser refuses :in/:not-in; 501 otherwise: no terminology
+ * server), reference :above/:below (501), _revinclude=* (501), chains of more
+ * than one level and nested _has (the parser refuses them). `:contains`
+ * and uri `:above` scan the parameter's whole LEX index (unless candidates
+ * from other clauses narrow them). _summary and _elements apply to the
+ * matched entries, not to included ones.
  */
 #include "rest_internal.h"
 

@@ -562,7 +562,12 @@ static tsg_rc parse_primitive(jr *r, const model_type *t, pending *pe)
     if (rc) return rc;
     if (pe->value_len == 0)
         return FAIL(r, at, TSG_EINVAL, "value", "empty string: a %s must have a value", t->name);
-    if (t->flags & MODEL_TYPE_XHTML) {
+    if (!(t->flags & MODEL_TYPE_XHTML)) {
+        rc = model_check_lexical(t, pe->value, pe->value_len, r->err);
+        if (rc) set_location(r, at);
+        return rc;
+    }
+    {
         /* whitespace around the div is not content: XML would not keep it either */
         char *v = (char *)pe->value; /* our arena copy */
         uint32_t b = 0, e = pe->value_len;

@@ -12,9 +12,11 @@
  * must agree on, because JSON writes it bare: integer, positiveInt and
  * unsignedInt (an optional minus, digits, no leading zeros, within 32 bits;
  * positiveInt ≥ 1, unsignedInt ≥ 0), decimal (the R4 decimal grammar, which is
- * also JSON's number grammar) and boolean (`true`/`false`). Other types only
- * need to be non-empty. Returns TSG_OK or TSG_EINVAL with err->message set
- * (location left to the caller).
+ * also JSON's number grammar), boolean (`true`/`false`), date, dateTime,
+ * instant and time (the R4 regexes, and the day must exist in its month), id,
+ * code (no leading, trailing or doubled whitespace), oid and uuid (their
+ * `urn:` prefixes). Other types only need to be non-empty. Returns TSG_OK or
+ * TSG_EINVAL with err->message set (location left to the caller).
  */
 tsg_rc model_check_lexical(const model_type *t, const char *s, size_t n, tsg_error *err);
 

@@ -1187,8 +1187,7 @@ static const char *xml_attr_value(xml_parser *p, const xml_attr *a, const model_
                  NAME_ARG(a->name_len), a->name);
         return NULL;
     }
-    if ((t->flags & (MODEL_TYPE_JSON_NUMBER | MODEL_TYPE_JSON_BOOL)) &&
-        model_check_lexical(t, v, n, p->err) != TSG_OK) {
+    if (model_check_lexical(t, v, n, p->err) != TSG_OK) {
         xml_locate(p, a->val, TSG_EINVAL);
         return NULL;
     }

@@ -75,7 +75,7 @@ typedef struct tx_entry {
     const char *id;  /* the resolved target id */
     const char *ref; /* "Type/id" */
     int exists;      /* POST whose ifNoneExist matched: no write */
-    int noop;        /* DELETE of nothing */
+    int noop;        /* DELETE of nothing, or a PATCH that changes nothing */
     long cur_version;
     int cur_live;
     const char *cur_body;
@@ -773,6 +773,10 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
             if (st)
                 return entry_fail(t, e, st, err.code ? err.code : "invalid", "%s%s%s", err.message,
                                   err.location[0] ? " at " : "", err.location);
+            if (!root) { /* the patch changes nothing: no new version */
+                e->noop = 1;
+                continue;
+            }
             how = "patch";
             break;
         }
@@ -842,8 +846,16 @@ static int commit(tx *t, tx_entry **set, size_t n, long long now)
                 e->body_len = e->w.body_len;
             }
             break;
-        case M_PUT:
         case M_PATCH:
+            if (e->noop) {
+                e->status = 200;
+                e->version = e->cur_version;
+                e->body = e->cur_body;
+                e->body_len = e->cur_len;
+                break;
+            }
+            /* fall through */
+        case M_PUT:
             e->status = e->cur_live ? 200 : 201;
             e->version = e->cur_version + 1;
             e->body = e->w.body;

@@ -351,15 +351,23 @@ int rest_patch_apply(tsg_arena *a, const char *type, const char *id, const char 
                       id);
         return 500;
     }
+    json_t *orig = json_deep_copy(s.doc);
     for (size_t i = 0; i < json_array_size(ops); i++) {
         if (apply_op(&s, json_array_get(ops, i))) {
             snprintf(err->location, sizeof err->location, "patch[%zu]", i);
             json_decref(ops);
             json_decref(s.doc);
+            json_decref(orig);
             return s.status;
         }
     }
     json_decref(ops);
+    int same = orig && json_equal(orig, s.doc);
+    json_decref(orig);
+    if (same) {
+        json_decref(s.doc);
+        return 0; /* *out NULL: unchanged */
+    }
     int status = 0;
     const char *rt =
         json_is_object(s.doc) ? json_string_value(json_object_get(s.doc, "resourceType")) : NULL;
@@ -479,6 +487,12 @@ void rest_patch(const http_request *req, http_response *resp, rest_ctx *ctx, con
         fhir_node *root = NULL;
         int st = rest_patch_apply(req->arena, type, id, r.body, r.body_len, req->body,
                                   req->body_len, &root, &err);
+        if (!st && !root) {
+            /* nothing changed: the current version stands */
+            rest_respond_resource(req, resp, 200, r.body, r.body_len, r.version, r.lu_ms);
+            store_resource_clear(&r);
+            return;
+        }
         store_resource_clear(&r);
         if (st) {
             http_respond_error(resp, st, &err, req->format);

@@ -460,10 +460,15 @@ void fhir_handle(const http_request *req, http_response *resp, void *user_data)
     http_method m = req->method;
 
     if (n == 0) {
+        if (m == HTTP_GET && http_param_get(req, "_getpages")) {
+            rest_search_page(req, resp, ctx);
+            return;
+        }
         if (m == HTTP_POST) {
             rest_bundle_post(req, resp, ctx);
             return;
         }
+        http_response_header_add(resp, "Allow", "POST, OPTIONS");
         rest_fail(req, resp, 405, "not-supported",
                   "the FHIR base takes POST (a transaction or batch Bundle)");
         return;
@@ -551,8 +556,17 @@ void fhir_handle(const http_request *req, http_response *resp, void *user_data)
                   req->path);
         return;
     }
-    rest_fail(req, resp, 405, "not-supported", "%s is not supported on %s", req->method_name,
-              req->path);
+    /* the path is known but not the method: 405 with what it takes */
+    const char *allow = "GET, HEAD, OPTIONS";
+    if (n == 1 && is_type(s[0]))
+        allow = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
+    else if (n == 2 && !strcmp(s[1], "_search"))
+        allow = "POST, OPTIONS";
+    else if (n == 2 && strcmp(s[1], "_history"))
+        allow = "GET, HEAD, PUT, DELETE, PATCH, OPTIONS";
+    http_response_header_add(resp, "Allow", allow);
+    rest_fail(req, resp, 405, "not-supported", "%s is not supported on %s (allowed: %s)",
+              req->method_name, req->path, allow);
 }
 
 /* Exposed to fhir_bundle.c: one write through the same path as PUT/POST. */

@@ -252,7 +252,9 @@ int http_negotiate_response(const http_request *req, http_format *fmt, bool *pre
 /*
  * Decides the body format from Content-Type (parameters allowed; a charset
  * other than utf-8 is refused). Returns 0 and sets *fmt, or 415 with *why.
- * A missing Content-Type is 415 too.
+ * A missing Content-Type is 415 too. Two non-FHIR bodies pass (0, *fmt JSON)
+ * for their handlers to read: application/json-patch+json on PATCH and
+ * application/x-www-form-urlencoded on POST (a search's form).
  */
 int http_negotiate_body(const http_request *req, http_format *fmt, const char **why);
 

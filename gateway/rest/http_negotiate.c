@@ -182,6 +182,11 @@ int http_negotiate_body(const http_request *req, http_format *fmt, const char **
         return 415;
     }
     size_t n = strlen(ct);
+    /* two bodies that are not FHIR resources pass through to the handler,
+     * which reads them itself: a JSON Patch, and a search's form body */
+    if (req->method == HTTP_PATCH && !strncasecmp(ct, "application/json-patch+json", 27)) return 0;
+    if (req->method == HTTP_POST && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
+        return 0;
     if (!http_format_from_mime(ct, n, fmt)) {
         *why = "unsupported Content-Type (use application/fhir+json or application/fhir+xml)";
         return 415;

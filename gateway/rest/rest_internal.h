@@ -17,6 +17,7 @@
 #define REST_LIMIT_COUNT_MAX     1000u  /* largest _count */
 #define REST_LIMIT_RETRIES       8u     /* optimistic-concurrency retries of one write */
 #define REST_LIMIT_BUNDLE        10000u /* entries of a transaction or batch */
+#define REST_DEFAULT_THREADS     16u    /* HTTP threads of serve when not configured (min) */
 
 /* What every handler shares (set up by rest_serve). */
 typedef struct rest_ctx {
@@ -203,7 +204,9 @@ void rest_search_page(const http_request *req, http_response *resp, rest_ctx *ct
  * Returns 0, or the HTTP status of the failure with err filled (location
  * `patch[i]` for a failed operation i): 400 a malformed patch document, 422 a
  * patch that cannot be applied (missing path, failed test, invalid result),
- * 500 out of memory. Nothing to free (the tree is in a).
+ * 500 out of memory. Nothing to free (the tree is in a). A patch that leaves
+ * the resource as it was (only `test` operations, or changes that cancel
+ * out) returns 0 with *out NULL: nothing to store, no new version.
  */
 int rest_patch_apply(tsg_arena *a, const char *type, const char *id, const char *cur,
                      size_t cur_len, const char *patch, size_t patch_len, fhir_node **out,

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* /readyz: Redis answers PING on this thread's connection. */
 static bool ready(void *user_data, tsg_buf *why)
@@ -65,6 +66,14 @@ int rest_serve(const char *config_file)
         return 1;
     }
     search_params_load();
+    /* A request holds its thread while it waits for Redis (and, on a write,
+     * for the AOF fsync), so the FHIR gateway wants more threads than cores:
+     * more writes in flight let Redis fsync them together. */
+    if (!cfg.threads) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.threads =
+            cpus > 0 && cpus * 8 > REST_DEFAULT_THREADS ? (unsigned)cpus * 8 : REST_DEFAULT_THREADS;
+    }
 
     int status = 1;
     redis_embedded *emb = NULL;

@@ -61,7 +61,7 @@ function patient(n) {
     identifier: [{ system: 'urn:example:fhirkit', value: `${tag}-${n}` }],
     name: [{ family: `${tag}Family`, given: [`Given${n}`] }],
     gender: n % 2 ? 'female' : 'male',
-    birthDate: `198${n}-01-0${n + 1}`,
+    birthDate: `198${n}-01-${String(n + 1).padStart(2, '0')}`,
   };
 }
 

@@ -41,6 +41,7 @@
 #ifndef TSG_FP_AST_H
 #define TSG_FP_AST_H
 
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -145,11 +146,29 @@ struct fp_node {
     };
 };
 
+/* A regular expression of matches() or matchesFull() whose
+ * pattern is a string literal, compiled once with the expression. regexec()
+ * on it is thread-safe, so evaluations share it. */
+typedef struct fp_regex {
+    const fp_node *call; /* the function call it belongs to */
+    bool whole;          /* matchesFull(): anchored at both ends */
+    bool ok;             /* compiled (false: a bad pattern, reported at evaluation) */
+    regex_t re;
+} fp_regex;
+
 struct fp_expr {
     tsg_arena *arena; /* owns everything below */
     const fp_node *root;
-    fp_str source; /* a copy of the compiled text */
+    fp_str source;     /* a copy of the compiled text */
+    fp_regex *regexes; /* malloc'd; regfree()d by fp_expr_free */
+    uint32_t nregexes;
 };
+
+/* fp_eval.c: compiles the literal patterns of e's regex functions into
+ * e->regexes (best effort: on ENOMEM there is simply no cache), and releases
+ * them. */
+void fp_regex_precompile(fp_expr *e);
+void fp_regex_release(fp_expr *e);
 
 /* The 1-based character (code point) position of byte offset pos in the
  * expression's source, counting from its start across newlines. */

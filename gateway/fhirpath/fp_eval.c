@@ -1359,6 +1359,81 @@ static int compile_regex(fp_ctx *c, const char *p, size_t n, regex_t *re, int wh
     return ok;
 }
 
+/* ------------------------------------------------------------------------
+ * Regular expressions compiled with the expression
+ * ------------------------------------------------------------------------ */
+
+/* Collects (count only when e->regexes is NULL) the regex calls under n. */
+static void regex_walk(fp_expr *e, const fp_node *n, uint32_t *k)
+{
+    if (!n) return;
+    switch ((fp_kind)n->kind) {
+    case FP_MEMBER:
+    case FP_CALL:
+    case FP_THIS:
+    case FP_INDEX:
+    case FP_TOTAL:
+        regex_walk(e, n->call.target, k);
+        if (n->kind != FP_CALL) return;
+        for (uint32_t i = 0; i < n->call.nargs; i++) regex_walk(e, n->call.args[i], k);
+        {
+            const char *fn = n->call.name.s;
+            const size_t fnl = n->call.name.len;
+            int whole = IS_FN("matchesFull");
+            if ((IS_FN("matches") || whole) && n->call.nargs >= 1 &&
+                n->call.args[0]->kind == FP_STRING) {
+                if (e->regexes) {
+                    fp_regex *r = &e->regexes[*k];
+                    const fp_str *pat = &n->call.args[0]->text;
+                    r->call = n;
+                    r->whole = whole;
+                    r->ok = compile_regex(NULL, pat->s, pat->len, &r->re, whole);
+                }
+                (*k)++;
+            }
+        }
+        return;
+    case FP_INDEXER:
+    case FP_UNARY:
+    case FP_BINARY:
+        regex_walk(e, n->bin.lhs, k);
+        regex_walk(e, n->bin.rhs, k);
+        return;
+    case FP_TYPE:
+        regex_walk(e, n->type.operand, k);
+        return;
+    default:
+        return;
+    }
+}
+
+void fp_regex_precompile(fp_expr *e)
+{
+    uint32_t k = 0;
+    regex_walk(e, e->root, &k);
+    if (!k || !(e->regexes = calloc(k, sizeof *e->regexes))) return;
+    uint32_t j = 0;
+    regex_walk(e, e->root, &j);
+    e->nregexes = j;
+}
+
+void fp_regex_release(fp_expr *e)
+{
+    for (uint32_t i = 0; i < e->nregexes; i++)
+        if (e->regexes[i].ok) regfree(&e->regexes[i].re);
+    free(e->regexes);
+    e->regexes = NULL;
+    e->nregexes = 0;
+}
+
+/* The precompiled regex of call n, or NULL (the pattern is not a literal). */
+static const regex_t *regex_cached(fp_ctx *c, const fp_node *n)
+{
+    for (uint32_t i = 0; i < c->e->nregexes; i++)
+        if (c->e->regexes[i].call == n) return c->e->regexes[i].ok ? &c->e->regexes[i].re : NULL;
+    return NULL;
+}
+
 /* Code points of the UTF-8 text s[0..n) (continuation bytes not counted). */
 static size_t cp_count(const char *s, size_t n)
 {
@@ -1426,17 +1501,14 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
             for (size_t i = 0; !f && i + al <= sl; i++) f = !memcmp(s + i, a, al);
             return push_bool(c, out, f);
         }
+        const regex_t *cached = regex_cached(c, n);
         regex_t re;
-        if (!compile_regex(c, a, al, &re, 0))
+        if (!cached && !compile_regex(c, a, al, &re, 0))
             return fail(c, n, TSG_EINVAL, "invalid regular expression");
         char *z = arena_cat(c, s, sl, "", 0);
-        if (!z) {
-            regfree(&re);
-            return nomem(c);
-        }
-        int m = regexec(&re, z, 0, NULL, 0) == 0;
-        regfree(&re);
-        return push_bool(c, out, m);
+        int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
+        if (!cached) regfree(&re);
+        return z ? push_bool(c, out, m) : nomem(c);
     }
     if (IS_FN("substring")) {
         ARGS(1, 2);
@@ -2033,12 +2105,13 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
         if (!have || !ha) return TSG_OK;
+        const regex_t *cached = regex_cached(c, n);
         regex_t re;
-        if (!compile_regex(c, a, al, &re, 1))
+        if (!cached && !compile_regex(c, a, al, &re, 1))
             return fail(c, n, TSG_EINVAL, "invalid regular expression");
         char *z = arena_cat(c, s, sl, "", 0);
-        int m = z && regexec(&re, z, 0, NULL, 0) == 0;
-        regfree(&re);
+        int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
+        if (!cached) regfree(&re);
         return z ? push_bool(c, out, m) : nomem(c);
     }
     if (IS_FN("encode") || IS_FN("decode") || IS_FN("escape") || IS_FN("unescape")) {

@@ -1321,13 +1321,16 @@ tsg_rc fp_compile(const char *src, size_t len, fp_expr **out, tsg_error *err)
         return p.rc;
     }
     e->root = root;
+    fp_regex_precompile(e);
     *out = e;
     return TSG_OK;
 }
 
 void fp_expr_free(fp_expr *e)
 {
-    if (e) tsg_arena_free(e->arena);
+    if (!e) return;
+    fp_regex_release(e);
+    tsg_arena_free(e->arena);
 }
 
 unsigned fp_expr_column(const fp_expr *e, uint32_t pos)

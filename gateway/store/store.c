@@ -57,13 +57,19 @@ static redis_script commit_script = REDIS_SCRIPT(
     "    if o.oldc ~= '' then redis.call('SREM', 'tsg:{' .. o.oldc .. '}:comp', o.ref) end\n"
     "    if o.op == 'P' then\n"
     "      redis.call('HSET', rk, 'v', nv, 'lu', now, 'del', '0', 'body', o.body, 'c', o.comp)\n"
+    "      local xl = {}\n"
     "      for j = 0, o.nidx - 1 do\n"
     "        local b = o.ix + 4 * j\n"
     "        local kind, key, mem = ARGV[b], ARGV[b + 1], ARGV[b + 2]\n"
     "        if kind == 's' then redis.call('SADD', key, mem)\n"
     "        elseif kind == 'z' then redis.call('ZADD', key, ARGV[b + 3], mem)\n"
     "        else redis.call('ZADD', key, 0, mem) end\n"
-    "        redis.call('RPUSH', xk, kind, key, mem)\n"
+    "        xl[#xl + 1] = kind\n"
+    "        xl[#xl + 1] = key\n"
+    "        xl[#xl + 1] = mem\n"
+    "      end\n"
+    "      for j = 1, #xl, 6000 do\n"
+    "        redis.call('RPUSH', xk, unpack(xl, j, math.min(j + 5999, #xl)))\n"
     "      end\n"
     "      redis.call('ZADD', 'tsg:t:' .. o.type, now, o.id)\n"
     "      if o.comp ~= '' then redis.call('SADD', 'tsg:{' .. o.comp .. '}:comp', o.ref) end\n"
@@ -267,7 +273,7 @@ tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, 
     for (size_t i = 0; i < n; i++) nargs += 8 + 4 * w[i].nindex;
     const char **args = malloc(nargs * sizeof *args);
     size_t *lens = malloc(nargs * sizeof *lens);
-    /* numbers: now, n, and per write expect + nidx, per entry a score */
+    /* numbers: now, n, and per write expect + nidx, per scored entry a score */
     size_t nnum = 2 + 2 * n;
     for (size_t i = 0; i < n; i++) nnum += w[i].nindex;
     char(*num)[32] = malloc(nnum * sizeof *num);
@@ -298,7 +304,10 @@ tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, 
             ARG(kinds[e->kind == STORE_IX_SET ? 0 : e->kind == STORE_IX_SCORE ? 1 : 2], 1);
             ARG(e->key, e->key_len);
             ARG(e->member, e->member_len);
-            NUM("%.17g", e->kind == STORE_IX_SCORE ? e->score : 0.0);
+            if (e->kind == STORE_IX_SCORE)
+                NUM("%.17g", e->score);
+            else
+                ARG("", 0);
         }
     }
 #undef ARG

@@ -892,36 +892,6 @@ static int run_set(tx *t, tx_entry **set, size_t n)
  * Step 6: reads and searches
  * ------------------------------------------------------------------------ */
 
-static int hexv(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes %XX and '+' of s[0..n) into the arena; NULL when an escape is bad. */
-static char *url_decode(tsg_arena *a, const char *s, size_t n)
-{
-    char *o = tsg_arena_alloc(a, n + 1);
-    if (!o) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            o[k++] = ' ';
-        } else if (s[i] == '%') {
-            int hi = i + 2 < n ? hexv(s[i + 1]) : -1, lo = i + 2 < n ? hexv(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) return NULL;
-            o[k++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            o[k++] = s[i];
-        }
-    }
-    o[k] = 0;
-    return o;
-}
-
 /* A search entry: runs rest_search on a request built from the entry's url. */
 static void do_search(tx *t, tx_entry *e)
 {
@@ -940,8 +910,8 @@ static void do_search(tx *t, tx_entry *e)
         const char *eq = memchr(p, '=', len);
         size_t nl = eq ? (size_t)(eq - p) : len;
         if (nl) {
-            ps[k].name = url_decode(t->a, p, nl);
-            ps[k].value = eq ? url_decode(t->a, eq + 1, len - nl - 1) : "";
+            ps[k].name = rest_url_decode(t->a, p, nl);
+            ps[k].value = eq ? rest_url_decode(t->a, eq + 1, len - nl - 1) : "";
             if (!ps[k].name || !ps[k].value) {
                 entry_fail(t, e, 400, "invalid", "request.url %s has a bad %%-escape", e->url);
                 return;

@@ -130,6 +130,13 @@ fhir_node *rest_parse_body(const http_request *req, http_response *resp)
     return root;
 }
 
+char *rest_url_decode(tsg_arena *a, const char *s, size_t n)
+{
+    size_t len;
+    bool bad = false;
+    return http_url_decode(a, s, n, true, &len, &bad);
+}
+
 const char *rest_child_value(const fhir_node *n, const char *name)
 {
     for (uint32_t i = 0; i < n->nkids; i++)

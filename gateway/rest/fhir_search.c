@@ -1389,34 +1389,6 @@ static tsg_rc live_sorted(sx *s, const char *type, const idset *ids, const searc
  * Query strings and parameters
  * ------------------------------------------------------------------------ */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) ('+' is a space) into the arena. */
-static char *url_decode(tsg_arena *a, const char *s, size_t n)
-{
-    char *o = tsg_arena_alloc(a, n + 1);
-    if (!o) return NULL;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '+') {
-            o[k++] = ' ';
-        } else if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            o[k++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            o[k++] = s[i];
-        }
-    }
-    o[k] = 0;
-    return o;
-}
-
 typedef struct params {
     const char **names, **values;
     size_t n, cap;
@@ -1456,9 +1428,12 @@ static tsg_rc params_from_form(sx *s, params *p, const char *q, size_t n)
         if (j > i) {
             const char *eq = memchr(q + i, '=', j - i);
             size_t nl = eq ? (size_t)(eq - (q + i)) : j - i;
-            char *name = url_decode(s->a, q + i, nl);
-            char *value = eq ? url_decode(s->a, eq + 1, (size_t)(q + j - eq - 1)) : (char *)"";
-            if (!name || !value) return nomem(s);
+            char *name = rest_url_decode(s->a, q + i, nl);
+            char *value = eq ? rest_url_decode(s->a, eq + 1, (size_t)(q + j - eq - 1)) : (char *)"";
+            if (!name || !value)
+                return tsg_error_set(&s->err, TSG_EINVAL, "invalid",
+                                     "the query has a bad %%-escape or invalid UTF-8 near '%.*s'",
+                                     (int)(j - i > 40 ? 40 : j - i), q + i);
             tsg_rc rc = param_add(s, p, name, value);
             if (rc) return rc;
         }

@@ -179,6 +179,11 @@ typedef struct http_request {
  * NULL when absent (or not valid UTF-8: ulfius drops those). */
 const char *http_header(const http_request *req, const char *name);
 
+/* Decodes s[0..n) into arena a (%XX; '+' → ' ' when plus), NUL-terminated,
+ * its length in *out_len. NULL on a bad escape or invalid UTF-8 (*bad set to
+ * true) or when the arena is exhausted (*bad untouched). */
+char *http_url_decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *out_len, bool *bad);
+
 /* The decoded value of the first query parameter called name, NULL if none. */
 const char *http_param_get(const http_request *req, const char *name);
 

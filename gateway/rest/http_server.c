@@ -298,9 +298,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Decodes s[0..n) into the arena (%XX; '+' → ' ' when plus). NULL on a bad
- * escape, invalid UTF-8, or no memory (*bad tells the first two apart). */
-static char *decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *out_len, bool *bad)
+char *http_url_decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *out_len, bool *bad)
 {
     char *d = tsg_arena_alloc(a, n + 1);
     if (!d) return NULL;
@@ -349,7 +347,7 @@ static int parse_path(http_request *r, const char *rest, size_t n, const char **
         if (j > i) {
             size_t dl;
             bool bad = false;
-            char *d = decode(r->arena, rest + i, j - i, false, &dl, &bad);
+            char *d = http_url_decode(r->arena, rest + i, j - i, false, &dl, &bad);
             if (!d) {
                 *why = "the request path has a malformed %-escape or is not valid UTF-8";
                 return bad ? 400 : 500;
@@ -380,11 +378,11 @@ static int parse_query(http_request *r, const char **why)
             size_t nl = eq ? (size_t)(eq - (q + i)) : j - i;
             bool bad = false;
             http_param *p = &ps[k];
-            p->name = decode(r->arena, q + i, nl, true, &p->name_len, &bad);
+            p->name = http_url_decode(r->arena, q + i, nl, true, &p->name_len, &bad);
             if (p->name) {
                 if (eq)
-                    p->value = decode(r->arena, eq + 1, (size_t)(q + j - eq - 1), true,
-                                      &p->value_len, &bad);
+                    p->value = http_url_decode(r->arena, eq + 1, (size_t)(q + j - eq - 1), true,
+                                               &p->value_len, &bad);
                 else
                     p->value = "", p->value_len = 0;
             }

@@ -77,6 +77,10 @@ fhir_node *rest_parse_body(const http_request *req, http_response *resp);
  */
 tsg_rc rest_set_meta(tsg_arena *a, fhir_node *root, const char *id, long version, long long lu_ms);
 
+/* Percent-decodes a query component s[0..n) ('+' is a space) into arena a;
+ * NULL on a bad escape, invalid UTF-8 or no memory. */
+char *rest_url_decode(tsg_arena *a, const char *s, size_t n);
+
 /* The text of the single primitive child `name` of n, or NULL. */
 const char *rest_child_value(const fhir_node *n, const char *name);
 

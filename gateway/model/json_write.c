@@ -137,13 +137,15 @@ static void write_property(jw *w, const fhir_node *kids, uint32_t i, uint32_t j,
     int many = kids[i].elem->max != 1;
     put_key(w, name, nl, what == PART_EXT, first);
     if (many) tsg_buf_putc(w->b, '[');
-    w->indent++;
+    /* an array's items sit one level deeper; a single value goes on the
+     * key's line at the key's level */
+    if (many) w->indent++;
     for (uint32_t x = i; x < j; x++) {
         if (x > i) tsg_buf_putc(w->b, ',');
         if (many) newline(w);
         write_item(w, &kids[x], what);
     }
-    w->indent--;
+    if (many) w->indent--;
     if (many) {
         newline(w);
         tsg_buf_putc(w->b, ']');

@@ -337,7 +337,9 @@ static void test_pretty(void **state)
 {
     (void)state;
     const char *in =
-        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"name\":[{\"given\":[\"A\",\"B\"]}]}";
+        "{\"resourceType\":\"Patient\",\"id\":\"a\",\"name\":[{\"given\":[\"A\",\"B\"],"
+        "\"period\":{\"start\":\"2020\"}}],\"managingOrganization\":{\"reference\":"
+        "\"Organization/1\"}}";
     tsg_arena *a = tsg_arena_new(0);
     fhir_node *root;
     assert_int_equal(fhir_json_parse(a, in, strlen(in), NULL, &root, NULL), TSG_OK);
@@ -346,8 +348,10 @@ static void test_pretty(void **state)
     assert_int_equal(fhir_json_write(root, &b, FHIR_WRITE_PRETTY), TSG_OK);
     assert_string_equal(b.data,
                         "{\n  \"resourceType\": \"Patient\",\n  \"id\": \"a\",\n  \"name\": [\n"
-                        "    {\n      \"given\": [\n        \"A\",\n        \"B\"\n      ]\n"
-                        "    }\n  ]\n}\n");
+                        "    {\n      \"given\": [\n        \"A\",\n        \"B\"\n      ],\n"
+                        "      \"period\": {\n        \"start\": \"2020\"\n      }\n"
+                        "    }\n  ],\n  \"managingOrganization\": {\n"
+                        "    \"reference\": \"Organization/1\"\n  }\n}\n");
     /* the pretty form reads back to the same tree */
     fhir_node *again;
     assert_int_equal(fhir_json_parse(a, b.data, b.len, NULL, &again, NULL), TSG_OK);

@@ -47,7 +47,9 @@ void rest_capabilities(const http_request *req, http_response *resp)
         int firstp = 1;
         for (size_t k = 0; k < np; k++) {
             const search_param *p = ps[k];
-            if (!p->expr || p->type == SEARCH_COMPOSITE || p->type == SEARCH_SPECIAL) continue;
+            if (!p->expr || p->type == SEARCH_COMPOSITE ||
+                (p->type == SEARCH_SPECIAL && strcmp(p->code, "near")))
+                continue;
             tsg_buf_printf(b, "%s{\"name\":\"%s\",\"type\":\"%s\"}",
                            firstp ? ",\"searchParam\":[" : ",", p->code, search_type_name(p->type));
             firstp = 0;

@@ -22,9 +22,10 @@
  *               ul                 LEX  "<uri>\0<id>" (:above / :below)
  *   any value   has                SET of ids   (:missing)
  *
+ *   near        g                  GEO  "<id>\0<n>" at Location.position (GEOSEARCH)
+ *
  * The "\0<n>" suffix makes the member unique per value, so a resource with two
- * dates keeps two ranges. Location `near` is not indexed yet (a search using
- * it answers "not supported").
+ * dates keeps two ranges.
  */
 #include "rest_internal.h"
 
@@ -63,7 +64,7 @@ static void add(ix_builder *b, store_index_kind kind, const char *code, const ch
         return;
     }
     int len = snprintf(key, kl, "tsg:ix:%s:%s:%s%s", b->type, code, k1, k2 ? k2 : "");
-    b->e[b->n++] = (store_index_entry){kind, key, (size_t)len, member, member_len, score};
+    b->e[b->n++] = (store_index_entry){kind, key, (size_t)len, member, member_len, score, 0};
 }
 
 /* "<text>\0<id>" in the arena (a LEX member). */
@@ -176,7 +177,14 @@ static void index_entry(ix_builder *b, const search_entry *e)
         add(b, STORE_IX_LEX, code, "ul", NULL, m, ml, 0);
         break;
     case SEARCH_ENTRY_NEAR:
-        return; /* not indexed yet (see the header) */
+        /* Redis' geo index covers latitudes within ±85.05112878 */
+        if (e->number < -85.05112878 || e->number > 85.05112878 || e->canonical_number < -180 ||
+            e->canonical_number > 180)
+            break;
+        m = seq_member(b, &ml);
+        add(b, STORE_IX_GEO, code, "g", NULL, m, ml, e->canonical_number);
+        if (!b->rc && b->n) b->e[b->n - 1].score2 = e->number;
+        break;
     }
 }
 

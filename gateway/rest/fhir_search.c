@@ -52,7 +52,7 @@
  *
  * ## Not supported
  *
- * Composite parameters (501), `near` (501: not indexed), token :above/:below/
+ * Composite parameters (501), token :above/:below/
  * :in/:not-in (the parser refuses :in/:not-in; 501 otherwise: no terminology
  * server), reference :above/:below (501), _revinclude=* (501), chains of more
  * than one level and nested _has (the parser refuses them). `:contains`
@@ -580,6 +580,40 @@ static tsg_rc unsupported(sx *s, const search_clause *c, const char *what)
                          what);
 }
 
+/* Location `near=lat|lon|distance|unit`: GEOSEARCH on the geo index (members
+ * "<id>\0<n>"). The distance defaults to REST_NEAR_DEFAULT_KM km; units are
+ * the UCUM ones Redis knows (m, km, [mi_i], [ft_i]; mi and ft too). */
+static tsg_rc plan_near(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
+                        const search_clause *c, const search_value *v)
+{
+    double lat = v->number, lon = v->longitude;
+    if (!(lat >= -85.05112878 && lat <= 85.05112878) || !(lon >= -180 && lon <= 180))
+        return tsg_error_set(&s->err, TSG_EINVAL, "invalid",
+                             "%s: latitude %g / longitude %g out of range (±85.05 / ±180)", c->name,
+                             lat, lon);
+    const char *unit = "km";
+    double d = REST_NEAR_DEFAULT_KM;
+    if (v->distance > 0) {
+        d = v->distance;
+        const char *u = v->distance_unit ? v->distance_unit : "km";
+        unit = !strcmp(u, "km")                           ? "km"
+               : !strcmp(u, "m")                          ? "m"
+               : !strcmp(u, "[mi_i]") || !strcmp(u, "mi") ? "mi"
+               : !strcmp(u, "[ft_i]") || !strcmp(u, "ft") ? "ft"
+                                                          : NULL;
+        if (!unit)
+            return tsg_error_set(&s->err, TSG_EINVAL, "invalid",
+                                 "%s: distance unit '%s' is not one of km, m, [mi_i], [ft_i]",
+                                 c->name, u);
+    }
+    const char *key = ix_key(s, type, code, "g");
+    const char *slon = aprintf(s, "%.10g", lon), *slat = aprintf(s, "%.10g", lat);
+    const char *sd = aprintf(s, "%.10g", d);
+    if (!key || !slon || !slat || !sd) return nomem(s);
+    const char *argv[] = {"GEOSEARCH", key, "FROMLONLAT", slon, slat, "BYRADIUS", sd, unit};
+    return term1(s, p, cmd_addv(s, l, 8, argv), MEM_SCORE);
+}
+
 /*
  * Plans one value of a plain clause (param of `type` with modifier) into p.
  */
@@ -662,7 +696,8 @@ static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const sea
     case SEARCH_COMPOSITE:
         return unsupported(s, c, "a composite parameter");
     case SEARCH_SPECIAL:
-        return unsupported(s, c, "this special parameter (near is not indexed)");
+        if (!strcmp(code, "near")) return plan_near(s, l, p, type, code, c, v);
+        return unsupported(s, c, "this special parameter");
     }
     return TSG_OK;
 }

@@ -17,6 +17,7 @@
 #define REST_LIMIT_COUNT_MAX     1000u  /* largest _count */
 #define REST_LIMIT_RETRIES       8u     /* optimistic-concurrency retries of one write */
 #define REST_LIMIT_BUNDLE        10000u /* entries of a transaction or batch */
+#define REST_NEAR_DEFAULT_KM     5.0    /* near= without a distance */
 #define REST_DEFAULT_THREADS     16u    /* HTTP threads of serve when not configured (min) */
 
 /* What every handler shares (set up by rest_serve). */

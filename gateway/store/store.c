@@ -21,9 +21,9 @@ struct store {
  * ARGV: now_ms, n (writes), g (index groups); then per write: op (P|D),
  * type, id, expect, body, compartment, interaction, nx, and nx × (kind, key,
  * member) — the resource's index entries, kept as its tsg:x list; then per
- * group: kind, key, count, and count members (s) or count × (score, member)
- * (z, and l with score 0) — every entry of the write set, grouped by key so
- * that one SADD/ZADD adds all members a key gets (a Bundle of Observations
+ * group: kind, key, count, and count members (s), count × (score, member)
+ * (z, and l with score 0) or count × (longitude, latitude, member) (g) — every entry of the write
+ * set, grouped by key so that one SADD/ZADD adds all members a key gets (a Bundle of Observations
  * shares most of its index keys). Members go straight from ARGV to the
  * command with unpack(), in chunks of 3,000 (Lua 5.1 unpack() stops near 8,000).
  * Returns {"ok"} or {"conflict", i (0-based), current version}.
@@ -88,11 +88,12 @@ static redis_script commit_script = REDIS_SCRIPT(
     "for g = 1, ng do\n"
     "  local kind, key, cnt = ARGV[pos], ARGV[pos + 1], tonumber(ARGV[pos + 2])\n"
     "  pos = pos + 3\n"
-    "  local w = kind == 's' and 1 or 2\n"
+    "  local w = kind == 's' and 1 or (kind == 'g' and 3 or 2)\n"
     "  local last = pos + w * cnt - 1\n"
     "  for j = pos, last, 3000 do\n"
     "    local e = math.min(j + 2999, last)\n"
     "    if kind == 's' then redis.call('SADD', key, unpack(ARGV, j, e))\n"
+    "    elseif kind == 'g' then redis.call('GEOADD', key, unpack(ARGV, j, e))\n"
     "    else redis.call('ZADD', key, unpack(ARGV, j, e)) end\n"
     "  end\n"
     "  pos = last + 1\n"
@@ -288,7 +289,7 @@ static int ix_ref_cmp(const void *a, const void *b)
 
 static const char *kind_text(store_index_kind k)
 {
-    return k == STORE_IX_SET ? "s" : k == STORE_IX_SCORE ? "z" : "l";
+    return k == STORE_IX_SET ? "s" : k == STORE_IX_SCORE ? "z" : k == STORE_IX_GEO ? "g" : "l";
 }
 
 tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, int *conflict,
@@ -303,12 +304,12 @@ tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, 
     size_t nix = 0;
     for (size_t i = 0; i < n; i++)
         if (w[i].op == STORE_PUT) nix += w[i].nindex;
-    /* arguments: 3 + per write 8 + 3 per entry; per group at most 3 + 2 per entry */
-    size_t nargs = 3 + 8 * n + 3 * nix + 5 * nix;
+    /* arguments: 3 + per write 8 + 3 per entry; per group at most 3 + 3 per entry */
+    size_t nargs = 3 + 8 * n + 3 * nix + 6 * nix;
     const char **args = malloc(nargs * sizeof *args);
     size_t *lens = malloc(nargs * sizeof *lens);
     /* number texts: now, n, g, per write expect + nx, per group a count, per scored entry */
-    size_t nnum = 3 + 2 * n + 2 * nix;
+    size_t nnum = 3 + 2 * n + 3 * nix;
     char(*num)[32] = malloc(nnum * sizeof *num);
     ix_ref *refs = malloc((nix ? nix : 1) * sizeof *refs);
     tsg_rc rc = TSG_OK;
@@ -353,9 +354,12 @@ tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, 
         NUM("%zu", j - i);
         for (size_t q = i; q < j; q++) {
             const store_index_entry *x = refs[q].e;
-            if (x->kind == STORE_IX_SCORE)
+            if (x->kind == STORE_IX_SCORE) {
                 NUM("%.17g", x->score);
-            else if (x->kind == STORE_IX_LEX)
+            } else if (x->kind == STORE_IX_GEO) {
+                NUM("%.17g", x->score);
+                NUM("%.17g", x->score2);
+            } else if (x->kind == STORE_IX_LEX)
                 ARG("0", 1);
             ARG(x->member, x->member_len);
         }

@@ -125,7 +125,8 @@ tsg_rc store_read_many(store *s, size_t n, const char *const *refs, store_resour
 typedef enum store_index_kind {
     STORE_IX_SET = 's',   /* SADD key member */
     STORE_IX_SCORE = 'z', /* ZADD key score member */
-    STORE_IX_LEX = 'l'    /* ZADD key 0 member (ZRANGEBYLEX) */
+    STORE_IX_LEX = 'l',   /* ZADD key 0 member (ZRANGEBYLEX) */
+    STORE_IX_GEO = 'g'    /* GEOADD key longitude latitude member (GEOSEARCH) */
 } store_index_kind;
 
 typedef struct store_index_entry {
@@ -134,7 +135,8 @@ typedef struct store_index_entry {
     size_t key_len;
     const char *member;
     size_t member_len;
-    double score; /* STORE_IX_SCORE only */
+    double score;  /* STORE_IX_SCORE: the score; STORE_IX_GEO: the longitude */
+    double score2; /* STORE_IX_GEO: the latitude (within ±85.05112878) */
 } store_index_entry;
 
 typedef enum store_op { STORE_PUT, STORE_DELETE } store_op;

@@ -440,6 +440,24 @@ def test_includes(c, base):
         fail("_revinclude:iterate: %s" % refs(doc))
 
 
+def test_near(c):
+    # two clinics about 1.4 km apart in Sapporo, one in Tokyo, one without a position
+    for lid, lat, lon in (("l1", 43.01, 141.31), ("l2", 43.02, 141.32), ("l3", 35.68, 139.76)):
+        c.put({"resourceType": "Location", "id": lid, "name": lid,
+               "position": {"latitude": lat, "longitude": lon}})
+    c.put({"resourceType": "Location", "id": "l4", "name": "no position"})
+    expect_set(c, "Location?near=43.01|141.31|1|km", ["l1"])
+    expect_set(c, "Location?near=43.01|141.31|2000|m", ["l1", "l2"])
+    expect_set(c, "Location?near=43.01|141.31|1000|km", ["l1", "l2", "l3"])
+    expect_set(c, "Location?near=43.01|141.31|1|[mi_i]", ["l1", "l2"])
+    expect_set(c, "Location?near=43.01|141.31", ["l1", "l2"])  # the default distance (5 km)
+    # moving a Location moves its index entry
+    c.put({"resourceType": "Location", "id": "l2", "name": "l2",
+           "position": {"latitude": 35.69, "longitude": 139.77}})
+    expect_set(c, "Location?near=43.01|141.31|2|km", ["l1"])
+    expect_set(c, "Location?near=35.68|139.76|5|km", ["l2", "l3"])
+
+
 def test_errors(c):
     doc = c.search("Patient?foo=bar", status=400)
     if not isinstance(doc, dict) or doc.get("resourceType") != "OperationOutcome" or "foo" not in short(doc):
@@ -453,7 +471,8 @@ def test_errors(c):
         fail("code:in (no terminology server): %d" % st)
     expect_set(c, "Patient?_id:not=p1,p2", ["p3", "p4"])
     c.search("Observation?code-value-quantity=8867-4$70", status=501)
-    c.search("Location?near=35.6|139.7|10|km", status=501)
+    c.search("Location?near=95|139.7|10|km", status=400)
+    c.search("Location?near=35.6|139.7|10|parsec", status=400)
     c.search("Observation?_sort=nonsense", status=400)
     c.search("Observation?_include=Patient:organization", status=400)
     c.search("Patient?_revinclude=*", status=501)
@@ -710,6 +729,7 @@ def main():
             test_totals,
             lambda c: test_includes(c, base),
             test_subsets,
+            test_near,
             test_errors,
             test_paging,
             test_post_search,

@@ -20,12 +20,13 @@
  *               ri:<sys>|<value>   SET of ids   (:identifier)
  *   uri         u:<uri>            SET of ids
  *               ul                 LEX  "<uri>\0<id>" (:above / :below)
- *   any value   has                SET of ids   (:missing)
  *
  *   near        g                  GEO  "<id>\0<n>" at Location.position (GEOSEARCH)
  *
  * The "\0<n>" suffix makes the member unique per value, so a resource with two
- * dates keeps two ranges.
+ * dates keeps two ranges. `:missing` has no index of its own (it would cost a
+ * write per parameter of every resource): search scans the resources'
+ * index-entry lists for the parameter's key prefix instead (fhir_search.c).
  */
 #include "rest_internal.h"
 
@@ -208,7 +209,6 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
     if (rc) return rc;
     const char *type = root->type->name;
     ix_builder b = {.a = a, .type = type, .id = id};
-    const search_param *last = NULL;
     const rest_compartment_rule *rule = rule_of(type);
     if (!strcmp(type, "Patient")) *compartment = id;
     for (size_t i = 0; i < ns && !b.rc; i++) {
@@ -217,10 +217,6 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
         /* _id is answered from the resource keys themselves, not an index */
         if (!strcmp(e->param->code, "_id")) continue;
         index_entry(&b, e);
-        if (e->param != last) {
-            add_set(&b, e->param->code, "has", NULL);
-            last = e->param;
-        }
         if (!*compartment && rule && e->kind == SEARCH_ENTRY_REFERENCE && e->text &&
             !strncmp(e->text, "Patient/", 8) && rest_id_valid(e->text + 8)) {
             for (int k = 0; k < 4 && rule->params[k]; k++)

@@ -334,6 +334,21 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
     return aprintf(s, "tsg:ix:%s:%s:%s", type, code, suffix);
 }
 
+/* The live ids of a type with at least one index entry of a parameter (key
+ * prefix ARGV[2]), for :missing: a scan of their index-entry lists, since
+ * keeping a "has" set would cost a write per parameter of every resource.
+ * O(resources of the type); sent as EVAL text (rare) inside the pipeline. */
+#define HAS_SCRIPT                                                                                 \
+    "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
+    "local pre, out = ARGV[2], {}\n"                                                               \
+    "for _, id in ipairs(ids) do\n"                                                                \
+    "  local x = redis.call('LRANGE', 'tsg:x:' .. ARGV[1] .. '/' .. id, 0, -1)\n"                  \
+    "  for j = 2, #x, 3 do\n"                                                                      \
+    "    if string.sub(x[j], 1, #pre) == pre then out[#out + 1] = id break end\n"                  \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "return out\n"
+
 /* SMEMBERS of an index SET. */
 static tsg_rc read_set(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
                        const char *suffix)
@@ -815,7 +830,10 @@ static tsg_rc plan_clause(sx *s, cmdlist *l, plan *p, const char *type, const se
             return TSG_OK;
         }
         p->negate = t > 0;
-        return read_set(s, l, p, type, sp->code, "has");
+        const char *prefix = aprintf(s, "tsg:ix:%s:%s:", type, sp->code);
+        if (!prefix) return nomem(s);
+        const char *argv[] = {"EVAL", HAS_SCRIPT, "0", type, prefix};
+        return term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
     }
     if (c->modifier == SEARCH_MOD_NOT) p->negate = 1;
     if (!strcmp(sp->code, "_id") && (c->modifier == SEARCH_MOD_NONE || p->negate)) {

@@ -18,7 +18,8 @@
 #define REST_LIMIT_RETRIES       8u     /* optimistic-concurrency retries of one write */
 #define REST_LIMIT_BUNDLE        10000u /* entries of a transaction or batch */
 #define REST_NEAR_DEFAULT_KM     5.0    /* near= without a distance */
-#define REST_DEFAULT_THREADS     16u    /* HTTP threads of serve when not configured (min) */
+#define REST_DEFAULT_THREADS     64u    /* HTTP threads of serve when not configured (min) */
+#define REST_MAX_DEFAULT_THREADS 256u   /* … and at most, whatever the core count */
 
 /* What every handler shares (set up by rest_serve). */
 typedef struct rest_ctx {

@@ -67,12 +67,15 @@ int rest_serve(const char *config_file)
     }
     search_params_load();
     /* A request holds its thread while it waits for Redis (and, on a write,
-     * for the AOF fsync), so the FHIR gateway wants more threads than cores:
-     * more writes in flight let Redis fsync them together. */
+     * for the AOF fsync), so the FHIR gateway wants many more threads than
+     * cores: more writes in flight let Redis fsync them together (creates/s
+     * here: 16 threads 2,500, 64 threads 3,400). */
     if (!cfg.threads) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        cfg.threads =
-            cpus > 0 && cpus * 8 > REST_DEFAULT_THREADS ? (unsigned)cpus * 8 : REST_DEFAULT_THREADS;
+        unsigned want = cpus > 0 ? (unsigned)cpus * 32 : REST_DEFAULT_THREADS;
+        cfg.threads = want < REST_DEFAULT_THREADS       ? REST_DEFAULT_THREADS
+                      : want > REST_MAX_DEFAULT_THREADS ? REST_MAX_DEFAULT_THREADS
+                                                        : want;
     }
 
     int status = 1;

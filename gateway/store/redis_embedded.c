@@ -270,6 +270,9 @@ static tsg_rc write_config(redis_embedded *e, tsg_error *err)
                    "\nappendonly yes\nappendfsync %s\n"
                    "# RDB-encoded base file on AOF rewrite: faster restart, same durability\n"
                    "aof-use-rdb-preamble yes\naof-load-truncated yes\n"
+                   "# every FHIR write appends tens of index commands: rewrite (a fork and a\n"
+                   "# full dump) at 256 MB of growth rather than Redis' 64 MB\n"
+                   "auto-aof-rewrite-min-size 256mb\n"
                    "save \"\"\ndaemonize no\nsupervised no\nprotected-mode yes\n"
                    "loglevel notice\nalways-show-logo no\nlogfile ",
                    e->opt.appendfsync);

@@ -13,13 +13,15 @@
 #include "../store/store.h"
 
 /* Limits of the REST layer. */
-#define REST_LIMIT_COUNT_DEFAULT 20u    /* _count when not given */
-#define REST_LIMIT_COUNT_MAX     1000u  /* largest _count */
-#define REST_LIMIT_RETRIES       8u     /* optimistic-concurrency retries of one write */
-#define REST_LIMIT_BUNDLE        10000u /* entries of a transaction or batch */
-#define REST_NEAR_DEFAULT_KM     5.0    /* near= without a distance */
-#define REST_DEFAULT_THREADS     64u    /* HTTP threads of serve when not configured (min) */
-#define REST_MAX_DEFAULT_THREADS 256u   /* … and at most, whatever the core count */
+#define REST_LIMIT_COUNT_DEFAULT   20u    /* _count when not given */
+#define REST_LIMIT_COUNT_MAX       1000u  /* largest _count */
+#define REST_LIMIT_RETRIES         8u     /* optimistic-concurrency retries of one write */
+#define REST_LIMIT_BUNDLE          10000u /* entries of a transaction or batch */
+#define REST_MALLOC_MMAP_THRESHOLD (32 * 1024 * 1024)  /* blocks above this are mmap()ed */
+#define REST_MALLOC_TRIM_THRESHOLD (256 * 1024 * 1024) /* free heap kept before trimming */
+#define REST_NEAR_DEFAULT_KM       5.0                 /* near= without a distance */
+#define REST_DEFAULT_THREADS       64u  /* HTTP threads of serve when not configured (min) */
+#define REST_MAX_DEFAULT_THREADS   256u /* … and at most, whatever the core count */
 
 /* What every handler shares (set up by rest_serve). */
 typedef struct rest_ctx {

@@ -115,6 +115,12 @@ typedef struct fp_item fp_item;
  * can hold a thread for long; about a second of work on this machine. */
 #define FP_LIMIT_STEPS 200000000ull
 
+/* Regular expressions (matches(), replaceMatches()…): the pattern's length,
+ * and the product of its repetition bounds ({m,n}), which glibc expands into
+ * its automaton. A pattern beyond either is refused as invalid. */
+#define FP_LIMIT_REGEX_BYTES     4096u
+#define FP_LIMIT_REGEX_EXPANSION 2000.0
+
 /* A collection: count items in order, allocated in an arena. */
 typedef struct fp_collection {
     fp_item *items;

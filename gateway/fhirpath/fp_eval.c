@@ -1327,9 +1327,56 @@ static char *arena_cat(fp_ctx *c, const char *a, size_t la, const char *b, size_
     return s;
 }
 
+/*
+ * True when a pattern could make regcomp() build a huge automaton: glibc
+ * expands counted repetition, so `((a{1,100}){1,100}){1,100}` costs seconds
+ * and gigabytes. The product of all repetition bounds (as if nested, which
+ * over-counts) must stay within FP_LIMIT_REGEX_EXPANSION and the pattern
+ * within FP_LIMIT_REGEX_BYTES; real patterns (`\d{4}-\d{2}`) are far below.
+ */
+static int regex_too_costly(const char *p, size_t n)
+{
+    if (n > FP_LIMIT_REGEX_BYTES) return 1;
+    double product = 1;
+    int after_quantifier = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '\\') {
+            i++;
+            after_quantifier = 0;
+            continue;
+        }
+        if (ch == '*' || ch == '+' || ch == '?' || ch == '{') {
+            /* a quantifier of a quantifier (`a++`, `a{2}*`): glibc copies the
+             * operand for each, exponentially */
+            if (after_quantifier) return 1;
+            after_quantifier = 1;
+            if (ch == '+') product *= 2; /* a+ is compiled as aa* */
+            if (ch == '{') {
+                unsigned long bound = 0;
+                size_t j = i + 1;
+                for (; j < n && p[j] != '}'; j++) {
+                    unsigned long v = 0;
+                    while (j < n && p[j] >= '0' && p[j] <= '9' && v < 1000000)
+                        v = v * 10 + (unsigned long)(p[j++] - '0');
+                    if (v > bound) bound = v;
+                    if (j < n && p[j] == '}') break;
+                }
+                product *= bound > 1 ? (double)bound : 1;
+                i = j; /* the closing brace */
+            }
+            if (product > FP_LIMIT_REGEX_EXPANSION) return 1;
+            continue;
+        }
+        after_quantifier = 0;
+    }
+    return 0;
+}
+
 /* Compiles a FHIRPath regex (POSIX ERE with \d \w \s expanded). */
 static int compile_regex(fp_ctx *c, const char *p, size_t n, regex_t *re, int whole)
 {
+    if (regex_too_costly(p, n)) return 0;
     tsg_buf b;
     tsg_buf_init(&b, 64 * 1024);
     if (whole) tsg_buf_puts(&b, "^(");
@@ -1504,7 +1551,9 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
         const regex_t *cached = regex_cached(c, n);
         regex_t re;
         if (!cached && !compile_regex(c, a, al, &re, 0))
-            return fail(c, n, TSG_EINVAL, "invalid regular expression");
+            return fail(c, n, TSG_EINVAL,
+                        "invalid regular expression (or beyond FP_LIMIT_REGEX_BYTES or "
+                        "FP_LIMIT_REGEX_EXPANSION)");
         char *z = arena_cat(c, s, sl, "", 0);
         int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
         if (!cached) regfree(&re);
@@ -1553,7 +1602,9 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
             regex_t re;
             if (!compile_regex(c, a, al, &re, 0)) {
                 tsg_buf_free(&o);
-                return fail(c, n, TSG_EINVAL, "invalid regular expression");
+                return fail(c, n, TSG_EINVAL,
+                            "invalid regular expression (or beyond FP_LIMIT_REGEX_BYTES or "
+                            "FP_LIMIT_REGEX_EXPANSION)");
             }
             char *z = arena_cat(c, s, sl, "", 0);
             size_t off = 0;
@@ -2108,7 +2159,9 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         const regex_t *cached = regex_cached(c, n);
         regex_t re;
         if (!cached && !compile_regex(c, a, al, &re, 1))
-            return fail(c, n, TSG_EINVAL, "invalid regular expression");
+            return fail(c, n, TSG_EINVAL,
+                        "invalid regular expression (or beyond FP_LIMIT_REGEX_BYTES or "
+                        "FP_LIMIT_REGEX_EXPANSION)");
         char *z = arena_cat(c, s, sl, "", 0);
         int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
         if (!cached) regfree(&re);

@@ -293,6 +293,13 @@ static void test_work_budget(void **state)
                        &env, &err, &n);
     assert_int_equal(rc, TSG_ELIMIT);
     assert_non_null(strstr(err.message, "FP_LIMIT_STEPS"));
+    /* a regex whose repetition bounds would explode the automaton is refused */
+    assert_int_equal(strncmp(ev(NULL, "'a'.matches('((a{1,100}){1,100}){1,100}')"), "ERR 1", 5), 0);
+    assert_int_equal(strncmp(ev(NULL, "'1'.matches('l+++++++++++++++++++++++++')"), "ERR 1", 5), 0);
+    assert_non_null(
+        strstr(ev(NULL, "'a'.matches('((a{1,100}){1,100}){1,100}')"), "FP_LIMIT_REGEX_EXPANSION"));
+    EXPECT(NULL, "'2020-01-02'.matches('\\\\d{4}-\\\\d{2}-\\\\d{2}')",
+           "[{\"type\":\"System.Boolean\",\"value\":\"true\"}]");
     /* the same expression within the default budget */
     assert_int_equal(ev_env("(1|2|3|4|5|6|7|8|9|10).combine(1|2|3|4|5|6|7|8|9|10)"
                             ".combine(1|2|3|4|5|6|7|8|9|10).combine(11|12|13|14|15|16|17|18|19|20)"

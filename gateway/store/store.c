@@ -42,11 +42,12 @@ static redis_script commit_script = REDIS_SCRIPT(
     "    inter = ARGV[pos + 6], nx = tonumber(ARGV[pos + 7]), xs = pos + 8}\n"
     "  pos = pos + 8 + 3 * o.nx\n"
     "  o.ref = o.type .. '/' .. o.id\n"
-    "  local cur = redis.call('HMGET', 'tsg:r:' .. o.ref, 'v', 'del', 'c')\n"
+    "  local cur = redis.call('HMGET', 'tsg:r:' .. o.ref, 'v', 'del', 'c', 'lu')\n"
     "  o.v = tonumber(cur[1] or '0')\n"
     "  if o.v ~= o.expect then return {'conflict', i - 1, o.v} end\n"
     "  o.del = cur[2] == '1'\n"
     "  o.oldc = cur[3] or ''\n"
+    "  o.oldlu = cur[4] or ''\n"
     "  ops[i] = o\n"
     "end\n"
     "for i = 1, n do\n"
@@ -56,6 +57,10 @@ static redis_script commit_script = REDIS_SCRIPT(
     "    local xk = 'tsg:x:' .. o.ref\n"
     "    local nv = o.v + 1\n"
     "    if o.v > 0 then\n"
+    "      if not o.del then\n"
+    "        local ob = redis.call('HGET', rk, 'body')\n"
+    "        if ob then redis.call('HSET', 'tsg:h:' .. o.ref, o.v, o.oldlu .. '\\n' .. ob) end\n"
+    "      end\n"
     "      local old = redis.call('LRANGE', xk, 0, -1)\n"
     "      for j = 1, #old, 3 do\n"
     "        if old[j] == 's' then redis.call('SREM', old[j + 1], old[j + 2])\n"
@@ -72,7 +77,6 @@ static redis_script commit_script = REDIS_SCRIPT(
     "      end\n"
     "      redis.call('ZADD', 'tsg:t:' .. o.type, now, o.id)\n"
     "      if o.comp ~= '' then redis.call('SADD', 'tsg:{' .. o.comp .. '}:comp', o.ref) end\n"
-    "      redis.call('HSET', 'tsg:h:' .. o.ref, nv, now .. '\\n' .. o.body)\n"
     "    else\n"
     "      redis.call('HSET', rk, 'v', nv, 'lu', now, 'del', '1', 'c', '')\n"
     "      redis.call('HDEL', rk, 'body')\n"
@@ -207,6 +211,23 @@ static tsg_rc version_from_value(const char *p, size_t n, long v, store_resource
     return TSG_OK;
 }
 
+/*
+ * Version v of a resource from the replies of HGET tsg:h:<ref> v and HMGET
+ * tsg:r:<ref> v lu del body c: the history hash holds every version except a
+ * live current one, whose body is only in tsg:r (written once). r->found 0
+ * when neither has it.
+ */
+static tsg_rc version_from_replies(const redisReply *h, const redisReply *cur, long v,
+                                   store_resource *r, tsg_error *err)
+{
+    if (h && h->type == REDIS_REPLY_STRING) return version_from_value(h->str, h->len, v, r, err);
+    tsg_rc rc = current_from_reply(cur, r, err);
+    if (rc) return rc;
+    if (r->found && r->version == v && !r->deleted) return TSG_OK;
+    store_resource_clear(r);
+    return TSG_OK;
+}
+
 tsg_rc store_read(store *s, const char *type, const char *id, long version, store_resource *r,
                   tsg_error *err)
 {
@@ -220,12 +241,18 @@ tsg_rc store_read(store *s, const char *type, const char *id, long version, stor
         rc = redis_command_argv(s->client, 7, argv, NULL, &rep, err);
         if (!rc) rc = current_from_reply(rep, r, err);
     } else {
+        char rkey[160];
         snprintf(key, sizeof key, "tsg:h:%s/%s", type, id);
+        snprintf(rkey, sizeof rkey, "tsg:r:%s/%s", type, id);
         snprintf(field, sizeof field, "%ld", version);
-        const char *argv[] = {"HGET", key, field};
-        rc = redis_command_argv(s->client, 3, argv, NULL, &rep, err);
-        if (!rc && rep->type == REDIS_REPLY_STRING)
-            rc = version_from_value(rep->str, rep->len, version, r, err);
+        const char *hget[] = {"HGET", key, field};
+        const char *cur[] = {"HMGET", rkey, "v", "lu", "del", "body", "c"};
+        redis_cmd cmds[2] = {{3, hget, NULL}, {7, cur, NULL}};
+        redisReply *reps[2] = {NULL, NULL};
+        rc = redis_pipeline(s->client, 2, cmds, reps, err);
+        if (!rc) rc = version_from_replies(reps[0], reps[1], version, r, err);
+        freeReplyObject(reps[0]);
+        freeReplyObject(reps[1]);
     }
     freeReplyObject(rep);
     if (rc) store_resource_clear(r);
@@ -416,22 +443,42 @@ static tsg_rc history_instance(store *s, const char *type, const char *id, long 
                                size_t offset, size_t max, store_history_entry **out, size_t *n,
                                size_t *total, tsg_error *err)
 {
-    char key[160];
+    char key[160], rkey[160];
     snprintf(key, sizeof key, "tsg:h:%s/%s", type, id);
+    snprintf(rkey, sizeof rkey, "tsg:r:%s/%s", type, id);
     const char *argv[] = {"HGETALL", key};
-    redisReply *rep = NULL;
-    tsg_rc rc = redis_command_argv(s->client, 2, argv, NULL, &rep, err);
-    if (rc) return rc;
+    const char *cur[] = {"HMGET", rkey, "v", "lu", "del", "body", "c"};
+    redis_cmd cmds[2] = {{2, argv, NULL}, {7, cur, NULL}};
+    redisReply *reps[2] = {NULL, NULL};
+    tsg_rc rc = redis_pipeline(s->client, 2, cmds, reps, err);
+    if (rc) {
+        freeReplyObject(reps[0]);
+        freeReplyObject(reps[1]);
+        return rc;
+    }
+    redisReply *rep = reps[0];
     size_t nv = rep->type == REDIS_REPLY_ARRAY ? rep->elements / 2 : 0;
-    store_history_entry *all = calloc(nv ? nv : 1, sizeof *all);
+    store_history_entry *all = calloc(nv + 1, sizeof *all);
     if (!all) {
         freeReplyObject(rep);
+        freeReplyObject(reps[1]);
         return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     }
     size_t kept = 0;
+    /* the current version, when live, is only in tsg:r */
+    rc = current_from_reply(reps[1], &all[0].res, err);
+    freeReplyObject(reps[1]);
+    if (!rc && all[0].res.found && !all[0].res.deleted && all[0].res.lu_ms >= since_ms) {
+        snprintf(all[0].type, sizeof all[0].type, "%s", type);
+        snprintf(all[0].id, sizeof all[0].id, "%s", id);
+        kept = 1;
+    } else {
+        store_resource_clear(&all[0].res);
+    }
     for (size_t i = 0; i < nv && !rc; i++) {
         const redisReply *f = rep->element[2 * i], *v = rep->element[2 * i + 1];
         store_history_entry *h = &all[kept];
+        if (kept && all[0].res.version == (long)reply_ll(f)) continue; /* cannot happen */
         rc = version_from_value(v->str, v->len, (long)reply_ll(f), &h->res, err);
         if (rc) break;
         if (h->res.lu_ms < since_ms) {
@@ -444,7 +491,7 @@ static tsg_rc history_instance(store *s, const char *type, const char *id, long 
     }
     freeReplyObject(rep);
     if (rc) {
-        for (size_t i = 0; i <= kept && i < nv; i++) store_resource_clear(&all[i].res);
+        for (size_t i = 0; i <= kept && i < nv + 1; i++) store_resource_clear(&all[i].res);
         free(all);
         return rc;
     }
@@ -490,11 +537,11 @@ tsg_rc store_history(store *s, const char *type, const char *id, long long since
     size_t k = reps[0]->type == REDIS_REPLY_ARRAY ? reps[0]->elements : 0;
     if (!k) goto done;
     store_history_entry *hs = calloc(k, sizeof *hs);
-    char(*hkeys)[160] = calloc(k, sizeof *hkeys);
+    char(*hkeys)[160] = calloc(2 * k, sizeof *hkeys);
     char(*fields)[24] = calloc(k, sizeof *fields);
-    const char **argvs = calloc(3 * k, sizeof *argvs);
-    redis_cmd *gets = calloc(k, sizeof *gets);
-    redisReply **vals = calloc(k, sizeof *vals);
+    const char **argvs = calloc(10 * k, sizeof *argvs);
+    redis_cmd *gets = calloc(2 * k, sizeof *gets);
+    redisReply **vals = calloc(2 * k, sizeof *vals);
     if (!hs || !hkeys || !fields || !argvs || !gets || !vals) {
         rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     } else {
@@ -530,19 +577,22 @@ tsg_rc store_history(store *s, const char *type, const char *id, long long since
                 break;
             }
             snprintf(fields[i], sizeof fields[i], "%s", vs);
-            snprintf(hkeys[i], sizeof hkeys[i], "tsg:h:%s/%s", hs[i].type, hs[i].id);
-            const char **a = argvs + 3 * i;
-            a[0] = "HGET", a[1] = hkeys[i], a[2] = fields[i];
-            gets[i] = (redis_cmd){3, a, NULL};
+            snprintf(hkeys[2 * i], sizeof hkeys[2 * i], "tsg:h:%s/%s", hs[i].type, hs[i].id);
+            snprintf(hkeys[2 * i + 1], sizeof hkeys[2 * i + 1], "tsg:r:%s/%s", hs[i].type,
+                     hs[i].id);
+            const char **a = argvs + 10 * i;
+            a[0] = "HGET", a[1] = hkeys[2 * i], a[2] = fields[i];
+            a[3] = "HMGET", a[4] = hkeys[2 * i + 1], a[5] = "v", a[6] = "lu", a[7] = "del",
+            a[8] = "body", a[9] = "c";
+            gets[2 * i] = (redis_cmd){3, a, NULL};
+            gets[2 * i + 1] = (redis_cmd){7, a + 3, NULL};
         }
-        if (!rc) rc = redis_pipeline(s->client, k, gets, vals, err);
+        if (!rc) rc = redis_pipeline(s->client, 2 * k, gets, vals, err);
         for (size_t i = 0; i < k && !rc; i++) {
-            if (vals[i]->type != REDIS_REPLY_STRING) {
+            long v = strtol(fields[i], NULL, 10);
+            rc = version_from_replies(vals[2 * i], vals[2 * i + 1], v, &hs[i].res, err);
+            if (!rc && !hs[i].res.found)
                 rc = tsg_error_set(err, TSG_EINTERNAL, "exception", "store: history entry missing");
-                break;
-            }
-            rc = version_from_value(vals[i]->str, vals[i]->len, strtol(fields[i], NULL, 10),
-                                    &hs[i].res, err);
         }
         if (!rc) {
             *out = hs;
@@ -552,7 +602,7 @@ tsg_rc store_history(store *s, const char *type, const char *id, long long since
     }
     if (hs)
         for (size_t i = 0; i < k; i++) store_resource_clear(&hs[i].res);
-    for (size_t i = 0; vals && i < k; i++) freeReplyObject(vals[i]);
+    for (size_t i = 0; vals && i < 2 * k; i++) freeReplyObject(vals[i]);
     free(hs);
     free(hkeys);
     free(fields);

@@ -16,7 +16,9 @@
  *                                     (absent when deleted)
  *                                c    the patient compartment ("" none)
  *   tsg:h:<Type>/<id>      HASH  <version> → "<lu>\n<body>" (body empty for a
- *                                deletion): every version, current included
+ *                                deletion): every version but a live current
+ *                                one, whose body is only in tsg:r (each body is
+ *                                written once; an update moves the old one here)
  *   tsg:x:<Type>/<id>      LIST  the index entries of the current version, as
  *                                kind, key, member triples, so the next write
  *                                removes exactly those

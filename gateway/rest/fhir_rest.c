@@ -228,7 +228,26 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
         return;
     }
     const char *cond = http_header(req, "If-None-Exist");
-    if (cond) {
+    char id[37];
+    if (!cond) {
+        rest_new_id(id);
+        write_resource(req, resp, ctx, root, id, 0, 1);
+        return;
+    }
+    /* Conditional create: search, and create with a claim on the criteria
+     * (store_write.claim), so that of two concurrent creates with the same
+     * criteria one wins; the other's commit conflicts and its next search
+     * finds the winner. */
+    size_t cl = strlen(type) + strlen(cond) + 16;
+    char *claim = tsg_arena_alloc(req->arena, cl);
+    if (!claim) {
+        rest_fail(req, resp, 500, "exception", "out of memory");
+        return;
+    }
+    snprintf(claim, cl, "tsg:claim:%s?%s", type, cond);
+    tsg_error err;
+    tsg_error_clear(&err);
+    for (unsigned attempt = 0; attempt < REST_LIMIT_RETRIES; attempt++) {
         const char *found = NULL;
         long n = rest_search_count_match(req, resp, ctx, type, cond, &found);
         if (n < 0) return; /* answered */
@@ -248,10 +267,27 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
             }
             return;
         }
+        rest_new_id(id);
+        long long now = rest_now_ms();
+        store_write w;
+        if (rest_prepare_put(req->arena, root, id, 0, now, "create", &w, &err)) {
+            rest_fail_err(req, resp, 400, &err);
+            return;
+        }
+        w.claim = claim;
+        int conflict;
+        if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
+            rest_fail_err(req, resp, 500, &err);
+            return;
+        }
+        if (conflict < 0) {
+            respond_written(req, resp, 201, type, id, 1, now, w.body, w.body_len);
+            return;
+        }
     }
-    char id[37];
-    rest_new_id(id);
-    write_resource(req, resp, ctx, root, id, 0, 1);
+    rest_fail(req, resp, 409, "conflict",
+              "If-None-Exist: other requests are creating %s?%s at the same time; try again", type,
+              cond);
 }
 
 static void do_update(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,

@@ -155,7 +155,14 @@ typedef struct store_write {
     const char *interaction; /* outbox: "create", "update", "delete", "patch" */
     const store_index_entry *index;
     size_t nindex;
+    /* NULL, or a key this write claims for STORE_CLAIM_MS (SET NX PX) in the
+     * same atomic step: a conditional create names its criteria here, so of
+     * two concurrent creates with the same criteria one wins and the other
+     * sees a conflict (and then finds the winner by searching again). */
+    const char *claim;
 } store_write;
+
+#define STORE_CLAIM_MS "10000" /* ms a conditional create's claim holds (text for the script) */
 
 /*
  * Writes w[0..n) atomically at time now_ms (ms since the epoch): each PUT

@@ -532,6 +532,36 @@ def t_concurrent_updates():
     assert len(set(days)) == ok, days
 
 
+def t_concurrent_conditional_create():
+    """Conditional create under concurrency: 8 clients POST the same new patient with the
+    same If-None-Exist at once; exactly one is created (201), the others get it (200), and a
+    search finds one patient, not several."""
+    import threading
+    gw = S.gw
+    ident = "cc-%d" % os.getpid()
+    body = dict(PATIENT, identifier=[{"system": "urn:test:cc", "value": ident}])
+    body.pop("id", None)
+    n = 8
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def create(i):
+        barrier.wait()
+        try:
+            results[i] = gw.request("POST", "/fhir/Patient", body,
+                                    headers={"If-None-Exist": "identifier=urn:test:cc|" + ident}).status
+        except Exception as e:  # recorded and asserted below
+            results[i] = repr(e)
+
+    ths = [threading.Thread(target=create, args=(i,)) for i in range(n)]
+    [t.start() for t in ths]
+    [t.join(30) for t in ths]
+    assert sorted(results) == [200] * (n - 1) + [201], results
+    r = gw.get("/fhir/Patient?identifier=urn:test:cc|" + ident)
+    expect(r, 200)
+    assert r.json.get("total") == 1, r.json.get("total")
+
+
 def t_keep_alive():
     """Many requests on one keep-alive connection, errors among them."""
     import http.client
@@ -809,6 +839,7 @@ def main():
                          ("invalid_primitives", t_invalid_primitives),
                          ("prefer", t_prefer), ("methods", t_methods), ("delete", t_delete),
                          ("history", t_history), ("concurrent_updates", t_concurrent_updates),
+                         ("concurrent_conditional_create", t_concurrent_conditional_create),
                          ("keep_alive", t_keep_alive), ("metrics", t_metrics),
                          ("redis_down", t_redis_down),
                          ("second_gateway", t_second_gateway_same_dir), ("restart", t_restart_keeps_data)):

@@ -514,6 +514,20 @@ static tsg_rc item(ex *x, const fp_item *it)
     return TSG_OK;
 }
 
+/* Evaluates p's expression over resource into *c (in a); on failure err names
+ * the parameter and the engine's reason. */
+static tsg_rc eval_param(const search_param *p, const fhir_node *resource, tsg_arena *a,
+                         fp_collection *c, tsg_error *err)
+{
+    tsg_error e2;
+    tsg_error_clear(&e2);
+    tsg_rc rc = fp_eval(p->expr, resource, NULL, NULL, a, c, &e2);
+    if (rc != TSG_OK)
+        tsg_error_set(err, rc, e2.code ? e2.code : tsg_rc_code(rc),
+                      "search parameter %s.%s (%s): %s", resource->type->name, p->code,
+                      p->expression, e2.message);
+    return rc;
+}
 tsg_rc search_extract(const fhir_node *resource, tsg_arena *a, search_entry **entries, size_t *n,
                       tsg_error *err)
 {
@@ -531,15 +545,7 @@ tsg_rc search_extract(const fhir_node *resource, tsg_arena *a, search_entry **en
         if (!p->expr || p->type == SEARCH_COMPOSITE) continue;
         x.param = p;
         fp_collection c;
-        tsg_error e2;
-        tsg_error_clear(&e2);
-        rc = fp_eval(p->expr, resource, NULL, NULL, a, &c, &e2);
-        if (rc != TSG_OK) {
-            tsg_error_set(err, rc, e2.code ? e2.code : tsg_rc_code(rc),
-                          "search parameter %s.%s (%s): %s", resource->type->name, p->code,
-                          p->expression, e2.message);
-            break;
-        }
+        if ((rc = eval_param(p, resource, a, &c, err))) break;
         for (size_t k = 0; k < c.count && rc == TSG_OK; k++)
             rc = item(&x, fp_collection_item(&c, k));
     }
@@ -645,15 +651,7 @@ tsg_rc search_extract_composites(const fhir_node *resource, tsg_arena *a, search
         if (!p->expr || p->type != SEARCH_COMPOSITE) continue;
         x.param = p;
         fp_collection c;
-        tsg_error e2;
-        tsg_error_clear(&e2);
-        rc = fp_eval(p->expr, resource, NULL, NULL, a, &c, &e2);
-        if (rc != TSG_OK) {
-            tsg_error_set(err, rc, e2.code ? e2.code : tsg_rc_code(rc),
-                          "search parameter %s.%s (%s): %s", resource->type->name, p->code,
-                          p->expression, e2.message);
-            break;
-        }
+        if ((rc = eval_param(p, resource, a, &c, err))) break;
         for (size_t k = 0; k < c.count && rc == TSG_OK; k++) {
             const fhir_node *node = fp_item_node(fp_collection_item(&c, k));
             if (node) rc = composite_item(&x, &res, p, resource, node);

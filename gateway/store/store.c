@@ -23,7 +23,7 @@ struct store {
  * member) — the resource's index entries, kept as its tsg:x list; then per
  * group: kind, key, count, and count members (s), count × (score, member)
  * (z, and l with score 0) or count × (longitude, latitude, member) (g) — every entry of the write
- * set, grouped by key so that one SADD/ZADD adds all members a key gets (a Bundle of Observations
+ * set, grouped by key so that one SADD/ZADD adds all of a key's members (a Bundle of Observations
  * shares most of its index keys). Members go straight from ARGV to the
  * command with unpack(), in chunks of 3,000 (Lua 5.1 unpack() stops near 8,000).
  * Returns {"ok"} or {"conflict", i (0-based), current version}.

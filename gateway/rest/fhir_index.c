@@ -214,8 +214,9 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
     for (size_t i = 0; i < ns && !b.rc; i++) {
         const search_entry *e = &se[i];
         if (!e->param || !e->param->code) continue;
-        /* _id is answered from the resource keys themselves, not an index */
-        if (!strcmp(e->param->code, "_id")) continue;
+        /* _id and _lastUpdated are answered from the resource keys and the
+         * type's tsg:t:<Type> zset (scored by lastUpdated), not an index */
+        if (!strcmp(e->param->code, "_id") || !strcmp(e->param->code, "_lastUpdated")) continue;
         index_entry(&b, e);
         if (!*compartment && rule && e->kind == SEARCH_ENTRY_REFERENCE && e->text &&
             !strncmp(e->text, "Patient/", 8) && rest_id_valid(e->text + 8)) {

@@ -304,6 +304,7 @@ typedef struct plan {
     int negate;     /* result = all ids − union(terms) */
     int everything; /* result = all ids */
     int direct;     /* result = set (computed before the pipeline) */
+    int whole;      /* reads tsg:t, not index keys: never filtered via the entry lists */
     idset set;
 } plan;
 
@@ -547,31 +548,44 @@ static tsg_rc plan_quantity(sx *s, cmdlist *l, plan *p, const char *type, const 
 static tsg_rc plan_date(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
                         const search_value *v)
 {
-    const char *kl = ix_key(s, type, code, "dl"), *kh = ix_key(s, type, code, "dh");
+    const char *kl, *kh;
+    /* hs shifts the bounds on the range's end: 0 for the dh index, which
+     * holds the exclusive end; 1 ms for _lastUpdated, which is not indexed
+     * (fhir_index.c): its instant is the tsg:t:<Type> score, and its range
+     * [lu, lu + 1 ms) ends at score + 1 */
+    double hs = 0;
+    if (!strcmp(code, "_lastUpdated")) {
+        kl = kh = aprintf(s, "tsg:t:%s", type);
+        hs = 1;
+        p->whole = 1;
+    } else {
+        kl = ix_key(s, type, code, "dl");
+        kh = ix_key(s, type, code, "dh");
+    }
     if (!kl || !kh) return nomem(s);
     double vl = (double)v->low, vh = (double)v->high;
     switch (v->prefix) {
     case SEARCH_PFX_EQ: /* within: dl >= vl and dh <= vh */
-        return score_both(s, l, p, kl, vl, 0, INFINITY, 0, kh, -INFINITY, 0, vh, 0);
+        return score_both(s, l, p, kl, vl, 0, INFINITY, 0, kh, -INFINITY, 0, vh - hs, 0);
     case SEARCH_PFX_NE: { /* not within */
         tsg_rc rc = score_range(s, l, p, kl, -INFINITY, 0, vl, 1);
-        return rc ? rc : score_range(s, l, p, kh, vh, 1, INFINITY, 0);
+        return rc ? rc : score_range(s, l, p, kh, vh - hs, 1, INFINITY, 0);
     }
     case SEARCH_PFX_GT: /* goes beyond the value's end */
-        return score_range(s, l, p, kh, vh, 1, INFINITY, 0);
+        return score_range(s, l, p, kh, vh - hs, 1, INFINITY, 0);
     case SEARCH_PFX_LT: /* starts before the value's start */
         return score_range(s, l, p, kl, -INFINITY, 0, vl, 1);
     case SEARCH_PFX_GE: /* some instant at or after the value's start */
-        return score_range(s, l, p, kh, vl, 1, INFINITY, 0);
+        return score_range(s, l, p, kh, vl - hs, 1, INFINITY, 0);
     case SEARCH_PFX_LE: /* some instant before the value's end */
         return score_range(s, l, p, kl, -INFINITY, 0, vh, 1);
     case SEARCH_PFX_SA: /* starts after the value ends */
         return score_range(s, l, p, kl, vh, 0, INFINITY, 0);
     case SEARCH_PFX_EB: /* ends before the value starts */
-        return score_range(s, l, p, kh, -INFINITY, 0, vl, 0);
+        return score_range(s, l, p, kh, -INFINITY, 0, vl - hs, 0);
     case SEARCH_PFX_AP: { /* overlaps the value widened by 10% of its distance from now */
         double d = fabs((double)rest_now_ms() - vl) * 0.1;
-        return score_both(s, l, p, kl, -INFINITY, 0, vh + d, 1, kh, vl - d, 1, INFINITY, 0);
+        return score_both(s, l, p, kl, -INFINITY, 0, vh + d, 1, kh, vl - d - hs, 1, INFINITY, 0);
     }
     }
     return TSG_OK;
@@ -1176,7 +1190,7 @@ static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size
             have_set = 1;
             continue;
         }
-        if (p->negate || p->everything || !p->nt) continue;
+        if (p->negate || p->everything || p->whole || !p->nt) continue;
         int sets = 1;
         for (size_t t = 0; t < p->nt; t++)
             if (p->t[t].ncmd != 1 || p->t[t].mem != MEM_ID) sets = 0;

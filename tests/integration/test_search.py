@@ -246,6 +246,21 @@ def test_dates(c):
     recent = time.strftime("%Y", time.gmtime())
     expect_set(c, "Observation?_lastUpdated=ge%s" % recent, ["o1", "o2", "o3", "o4", "o5"])
     expect_set(c, "Observation?_lastUpdated=lt2000", [])
+    # _lastUpdated to the millisecond (answered from the type's lastUpdated zset; each
+    # resource's instant covers [lu, lu + 1 ms)); the puts are at least 4 ms apart
+    st, o2, _ = c.request("GET", "/fhir/Observation/o2")
+    lu = o2["meta"]["lastUpdated"]
+    expect_set(c, "Observation?_lastUpdated=" + q(lu), ["o2"])
+    expect_set(c, "Observation?_lastUpdated=ne" + q(lu), ["o1", "o3", "o4", "o5"])
+    expect_set(c, "Observation?_lastUpdated=gt" + q(lu), ["o3", "o4", "o5"])
+    expect_set(c, "Observation?_lastUpdated=ge" + q(lu), ["o2", "o3", "o4", "o5"])
+    expect_set(c, "Observation?_lastUpdated=le" + q(lu), ["o1", "o2"])
+    expect_set(c, "Observation?_lastUpdated=lt" + q(lu), ["o1"])
+    expect_set(c, "Observation?_lastUpdated=sa" + q(lu), ["o3", "o4", "o5"])
+    expect_set(c, "Observation?_lastUpdated=eb" + q(lu), ["o1"])
+    # with a token clause the date clause is checked on the few candidates
+    expect_set(c, "Observation?patient=p1&_lastUpdated=ge" + q(lu), ["o2"])
+    expect_set(c, "Observation?code=8867-4&_lastUpdated=le" + q(lu), ["o1", "o2"])
 
 
 def test_quantities(c):

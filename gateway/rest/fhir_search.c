@@ -350,6 +350,22 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
     "end\n"                                                                                        \
     "return out\n"
 
+/* The live ids of a type with a token display text (key ARGV[2], members
+ * "<folded>\0<id>") starting with the folded prefix ARGV[3], for :text: a
+ * scan of the entry lists, like HAS_SCRIPT. */
+#define TEXT_SCRIPT                                                                                \
+    "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
+    "local key, pre, out = ARGV[2], ARGV[3], {}\n"                                                 \
+    "for _, id in ipairs(ids) do\n"                                                                \
+    "  local x = redis.call('LRANGE', 'tsg:x:' .. ARGV[1] .. '/' .. id, 0, -1)\n"                  \
+    "  for j = 2, #x, 3 do\n"                                                                      \
+    "    if x[j] == key and string.sub(x[j + 1], 1, #pre) == pre then\n"                           \
+    "      out[#out + 1] = id break\n"                                                             \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "end\n"                                                                                        \
+    "return out\n"
+
 /* SMEMBERS of an index SET. */
 static tsg_rc read_set(sx *s, cmdlist *l, plan *p, const char *type, const char *code,
                        const char *suffix)
@@ -674,9 +690,13 @@ static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const sea
         if (m == SEARCH_MOD_ABOVE || m == SEARCH_MOD_BELOW || m == SEARCH_MOD_IN ||
             m == SEARCH_MOD_NOT_IN)
             return unsupported(s, c, "this token modifier (it needs a terminology server)");
-        if (m == SEARCH_MOD_TEXT)
-            return read_lex(s, l, p, type, code, "x", v->folded ? v->folded : "", FILTER_NONE,
-                            NULL);
+        if (m == SEARCH_MOD_TEXT) {
+            /* display texts are kept in the entry lists only (fhir_index.c) */
+            const char *k = ix_key(s, type, code, "x");
+            if (!k) return nomem(s);
+            const char *argv[] = {"EVAL", TEXT_SCRIPT, "0", type, k, v->folded ? v->folded : ""};
+            return term1(s, p, cmd_addv(s, l, 6, argv), MEM_ID);
+        }
         const char *suf;
         if (m == SEARCH_MOD_OF_TYPE)
             suf = aprintf(s, "o:%s|%s|%s", v->system ? v->system : "", v->code ? v->code : "",

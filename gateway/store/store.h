@@ -128,7 +128,9 @@ typedef enum store_index_kind {
     STORE_IX_SET = 's',   /* SADD key member */
     STORE_IX_SCORE = 'z', /* ZADD key score member */
     STORE_IX_LEX = 'l',   /* ZADD key 0 member (ZRANGEBYLEX) */
-    STORE_IX_GEO = 'g'    /* GEOADD key longitude latitude member (GEOSEARCH) */
+    STORE_IX_GEO = 'g',   /* GEOADD key longitude latitude member (GEOSEARCH) */
+    STORE_IX_LIST = 'n'   /* no index key: kept in the resource's entry list only, for
+                             rare queries that scan the lists (token :text) */
 } store_index_kind;
 
 typedef struct store_index_entry {

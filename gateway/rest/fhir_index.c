@@ -6,7 +6,6 @@
  *
  *   token       t:<system>|<code>  SET of ids   (system "" when the value has none)
  *               c:<code>           SET of ids   (any system)
- *               s:<system>|        SET of ids   (`system|` queries)
  *   token text  x                  (entry list only) "<folded>\0<id>": :text is
  *                                  rare, and a lex zset entry per display text cost
  *                                  a third of a Synthea ingest's index time;
@@ -25,6 +24,9 @@
  *               ul                 LEX  "<uri>\0<id>" (:above / :below)
  *
  *   near        g                  GEO  "<id>\0<n>" at Location.position (GEOSEARCH)
+ *
+ * `system|` (any code of a system) has no set of its own: search scans the
+ * entry lists for the system's `t:` keys.
  *
  * The "\0<n>" suffix makes the member unique per value, so a resource with two
  * dates keeps two ranges. `:missing` has no index of its own (it would cost a
@@ -131,7 +133,6 @@ static void index_entry(ix_builder *b, const search_entry *e)
         if (!e->code) break;
         add_set(b, code, "t:", pair(b, e->system ? e->system : "", e->code));
         add_set(b, code, "c:", e->code);
-        if (e->system) add_set(b, code, "s:", pair(b, e->system, ""));
         break;
     case SEARCH_ENTRY_TOKEN_TEXT:
         if (!e->folded) break;

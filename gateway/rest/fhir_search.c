@@ -335,9 +335,9 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
     return aprintf(s, "tsg:ix:%s:%s:%s", type, code, suffix);
 }
 
-/* The live ids of a type with at least one index entry of a parameter (key
- * prefix ARGV[2]), for :missing: a scan of their index-entry lists, since
- * keeping a "has" set would cost a write per parameter of every resource.
+/* The live ids of a type with at least one index entry whose key starts with
+ * ARGV[2] (a parameter's, for :missing; a system's tokens, for `system|`): a scan of their
+ * index-entry lists, since keeping a "has" set would cost a write per parameter of every resource.
  * O(resources of the type); sent as EVAL text (rare) inside the pipeline. */
 #define HAS_SCRIPT                                                                                 \
     "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
@@ -703,9 +703,16 @@ static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const sea
                           v->text ? v->text : "");
         else if (v->has_system && v->code)
             suf = aprintf(s, "t:%s|%s", v->system ? v->system : "", v->code);
-        else if (v->has_system)
-            suf = aprintf(s, "s:%s|", v->system ? v->system : "");
-        else
+        else if (v->has_system) {
+            /* `system|` (any code of a system) has no set of its own — it would
+             * cost a write per coding for a rare query: scan the entry lists
+             * for the system's t: keys (HAS_SCRIPT, as :missing) */
+            const char *prefix =
+                aprintf(s, "tsg:ix:%s:%s:t:%s|", type, code, v->system ? v->system : "");
+            if (!prefix) return nomem(s);
+            const char *argv[] = {"EVAL", HAS_SCRIPT, "0", type, prefix};
+            return term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
+        } else
             suf = aprintf(s, "c:%s", v->code ? v->code : "");
         return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
     }

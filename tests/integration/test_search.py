@@ -211,6 +211,10 @@ def test_tokens(c):
     expect_set(c, "Patient?identifier=urn:mrn|123", ["p4"])
     expect_set(c, "Patient?identifier=123", ["p4"])
     expect_set(c, "Patient?identifier=urn:mrn|", ["p4"])
+    expect_set(c, "Patient?identifier=urn:mr|", [])  # a system, not a prefix of one
+    expect_set(c, "Observation?code=http://loinc.org|", ["o1", "o2", "o3", "o4", "o5"])
+    expect_set(c, "Observation?code:not=http://loinc.org|", [])
+    expect_set(c, "Observation?code=http://snomed.info/sct|", [])
     expect_set(c, "Patient?identifier=urn:other|123", [])
     expect_set(c, "Patient?_id=p1,p3,nope", ["p1", "p3"])
     expect_set(c, "Observation?code=http://loinc.org|8867-4", ["o1", "o2", "o4"])

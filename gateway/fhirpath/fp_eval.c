@@ -1481,6 +1481,24 @@ static const regex_t *regex_cached(fp_ctx *c, const fp_node *n)
     return NULL;
 }
 
+/* matches() / matchesFull() (whole): pushes whether s[0..sl) matches the
+ * pattern a[0..al), with the regex compiled with the expression when the
+ * pattern is a literal. */
+static tsg_rc regex_test(fp_ctx *c, const fp_node *n, const char *s, size_t sl, const char *a,
+                         size_t al, int whole, coll *out)
+{
+    const regex_t *cached = regex_cached(c, n);
+    regex_t re;
+    if (!cached && !compile_regex(c, a, al, &re, whole))
+        return fail(c, n, TSG_EINVAL,
+                    "invalid regular expression (or beyond FP_LIMIT_REGEX_BYTES or "
+                    "FP_LIMIT_REGEX_EXPANSION)");
+    char *z = arena_cat(c, s, sl, "", 0);
+    int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
+    if (!cached) regfree(&re);
+    return z ? push_bool(c, out, m) : nomem(c);
+}
+
 /* Code points of the UTF-8 text s[0..n) (continuation bytes not counted). */
 static size_t cp_count(const char *s, size_t n)
 {
@@ -1548,16 +1566,7 @@ static tsg_rc fn_string(fp_ctx *c, const fp_node *n, const char *fn, const coll 
             for (size_t i = 0; !f && i + al <= sl; i++) f = !memcmp(s + i, a, al);
             return push_bool(c, out, f);
         }
-        const regex_t *cached = regex_cached(c, n);
-        regex_t re;
-        if (!cached && !compile_regex(c, a, al, &re, 0))
-            return fail(c, n, TSG_EINVAL,
-                        "invalid regular expression (or beyond FP_LIMIT_REGEX_BYTES or "
-                        "FP_LIMIT_REGEX_EXPANSION)");
-        char *z = arena_cat(c, s, sl, "", 0);
-        int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
-        if (!cached) regfree(&re);
-        return z ? push_bool(c, out, m) : nomem(c);
+        return regex_test(c, n, s, sl, a, al, 0, out);
     }
     if (IS_FN("substring")) {
         ARGS(1, 2);
@@ -2156,16 +2165,7 @@ static tsg_rc fn_more(fp_ctx *c, const fp_node *n, const char *fn, const coll *i
         if ((rc = input_str(c, n, in, &s, &sl, &have))) return rc;
         if ((rc = arg_str(c, n, 0, focus, &a, &al, &ha))) return rc;
         if (!have || !ha) return TSG_OK;
-        const regex_t *cached = regex_cached(c, n);
-        regex_t re;
-        if (!cached && !compile_regex(c, a, al, &re, 1))
-            return fail(c, n, TSG_EINVAL,
-                        "invalid regular expression (or beyond FP_LIMIT_REGEX_BYTES or "
-                        "FP_LIMIT_REGEX_EXPANSION)");
-        char *z = arena_cat(c, s, sl, "", 0);
-        int m = z && regexec(cached ? cached : &re, z, 0, NULL, 0) == 0;
-        if (!cached) regfree(&re);
-        return z ? push_bool(c, out, m) : nomem(c);
+        return regex_test(c, n, s, sl, a, al, 1, out);
     }
     if (IS_FN("encode") || IS_FN("decode") || IS_FN("escape") || IS_FN("unescape")) {
         ARGS(1, 1);

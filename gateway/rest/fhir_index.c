@@ -221,6 +221,8 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
         /* _id and _lastUpdated are answered from the resource keys and the
          * type's tsg:t:<Type> zset (scored by lastUpdated), not an index */
         if (!strcmp(e->param->code, "_id") || !strcmp(e->param->code, "_lastUpdated")) continue;
+        /* an alias's values are its parts' (search.h): not written twice */
+        if (e->param->nalias) continue;
         index_entry(&b, e);
         if (!*compartment && rule && e->kind == SEARCH_ENTRY_REFERENCE && e->text &&
             !strncmp(e->text, "Patient/", 8) && rest_id_valid(e->text + 8)) {

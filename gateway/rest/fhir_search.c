@@ -871,10 +871,16 @@ static tsg_rc plan_clause(sx *s, cmdlist *l, plan *p, const char *type, const se
             return TSG_OK;
         }
         p->negate = t > 0;
-        const char *prefix = aprintf(s, "tsg:ix:%s:%s:", type, sp->code);
-        if (!prefix) return nomem(s);
-        const char *argv[] = {"EVAL", HAS_SCRIPT, "0", type, prefix};
-        return term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
+        /* an alias has a value when one of its parts has */
+        for (size_t k = 0; k < (sp->nalias ? sp->nalias : 1); k++) {
+            const search_param *part = sp->nalias ? sp->alias[k] : sp;
+            const char *prefix = aprintf(s, "tsg:ix:%s:%s:", type, part->code);
+            if (!prefix) return nomem(s);
+            const char *argv[] = {"EVAL", HAS_SCRIPT, "0", type, prefix};
+            tsg_rc rc = term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
+            if (rc) return rc;
+        }
+        return TSG_OK;
     }
     if (c->modifier == SEARCH_MOD_NOT) p->negate = 1;
     if (!strcmp(sp->code, "_id") && (c->modifier == SEARCH_MOD_NONE || p->negate)) {
@@ -887,9 +893,14 @@ static tsg_rc plan_clause(sx *s, cmdlist *l, plan *p, const char *type, const se
         set_normalize(&p->set);
         return TSG_OK;
     }
-    for (size_t i = 0; i < c->nvalues; i++) {
-        tsg_rc rc = plan_value(s, l, p, type, sp, c, &c->values[i]);
-        if (rc) return rc;
+    /* an alias (search.h) matches where one of its parts matches: the plan's
+     * terms are a union, and :not negates that union */
+    for (size_t k = 0; k < (sp->nalias ? sp->nalias : 1); k++) {
+        const search_param *part = sp->nalias ? sp->alias[k] : sp;
+        for (size_t i = 0; i < c->nvalues; i++) {
+            tsg_rc rc = plan_value(s, l, p, type, part, c, &c->values[i]);
+            if (rc) return rc;
+        }
     }
     return TSG_OK;
 }
@@ -1344,6 +1355,7 @@ static int cmp_row_lu_asc(const void *pa, const void *pb)
 static const char *sort_key(sx *s, const char *type, const search_param *p, int *lex)
 {
     *lex = 0;
+    if (p->nalias) return NULL; /* an alias has no index of its own to sort by */
     switch (p->type) {
     case SEARCH_DATE:
         return ix_key(s, type, p->code, "dl");

@@ -118,6 +118,13 @@ typedef struct search_param {
     const char *const *targets; /* reference targets ("Patient", "Group") */
     size_t ncomponents;
     const search_component *components;
+    /* An alias is a parameter whose expression is exactly the union of other
+     * parameters' expressions of the same base and type (Observation
+     * combo-code = code | component-code): its values are theirs, so it has
+     * no index entries of its own and a search on it is the union of
+     * searches on these. nalias 0: an ordinary parameter. */
+    size_t nalias;
+    const struct search_param *const *alias;
 } search_param;
 
 /* The name of a search_type ("token"), of a modifier ("exact", "[type]" for

@@ -254,6 +254,76 @@ static const fp_expr *compile(const char *text, const char **why)
     return e;
 }
 
+/* Splits an expression at its top-level " | " (outside parentheses) into at
+ * most max terms (start, length); returns the count, or max + 1 when more. */
+static size_t split_union(const char *e, const char **t, size_t *tl, size_t max)
+{
+    size_t n = 0, depth = 0;
+    const char *start = e;
+    for (const char *c = e;; c++) {
+        if (*c == '(') depth++;
+        if (*c == ')' && depth) depth--;
+        if (*c == 0 || (depth == 0 && !strncmp(c, " | ", 3))) {
+            if (n == max) return max + 1;
+            t[n] = start;
+            tl[n++] = (size_t)(c - start);
+            if (*c == 0) return n;
+            start = c + 3;
+            c += 2;
+        }
+    }
+}
+
+/*
+ * Marks the aliases (search.h): a token, string, date, number, quantity or uri
+ * parameter whose expression's top-level " | " terms are, in order, the whole
+ * term lists of two or more other parameters of its base and type
+ * (combo-value-quantity = value-quantity's two terms + component-value-
+ * quantity's two). References are left alone (includes, chains and _has read
+ * their keys).
+ */
+static void find_aliases(void)
+{
+    enum { MAXT = 16 };
+    for (size_t i = 0; i < g.nparams; i++) {
+        search_param *p = &g.params[i];
+        if (!p->expr || !p->expression || p->type == SEARCH_COMPOSITE ||
+            p->type == SEARCH_REFERENCE || p->type == SEARCH_SPECIAL)
+            continue;
+        const char *pt[MAXT];
+        size_t ptl[MAXT];
+        size_t np = split_union(p->expression, pt, ptl, MAXT);
+        if (np < 2 || np > MAXT) continue;
+        const search_param *found[MAXT];
+        size_t nf = 0, at = 0;
+        while (at < np) {
+            const search_param *best = NULL;
+            size_t best_n = 0;
+            for (size_t j = 0; j < g.nparams; j++) {
+                const search_param *q = &g.params[j];
+                if (q == p || !q->expr || !q->expression || q->type != p->type ||
+                    strcmp(q->base, p->base))
+                    continue;
+                const char *qt[MAXT];
+                size_t qtl[MAXT];
+                size_t nq = split_union(q->expression, qt, qtl, MAXT);
+                if (nq > MAXT || nq > np - at || nq <= best_n || nq == np) continue;
+                size_t k = 0;
+                while (k < nq && qtl[k] == ptl[at + k] && !memcmp(qt[k], pt[at + k], qtl[k])) k++;
+                if (k == nq) best = q, best_n = nq;
+            }
+            if (!best) break;
+            found[nf++] = best;
+            at += best_n;
+        }
+        if (at < np || nf < 2) continue;
+        const search_param **list = xcalloc(nf, sizeof *list);
+        memcpy(list, found, nf * sizeof *list);
+        p->alias = list;
+        p->nalias = nf;
+    }
+}
+
 static void load(void)
 {
     const char *p = tsg_r4_search_text;
@@ -348,6 +418,8 @@ static void load(void)
                 g.params[i].expression ? g.params[i].expression : "a component",
                 g.params[i].compile_error);
     }
+
+    find_aliases();
 
     /* Per-type lists: own parameters, then DomainResource's, then Resource's. */
     const model *m = model_r4();

@@ -477,6 +477,42 @@ def test_near(c):
     expect_set(c, "Location?near=35.68|139.76|5|km", ["l2", "l3"])
 
 
+def test_combo(c):
+    # combo-* parameters are the union of their parts (no index of their own)
+    bp = {"resourceType": "Observation", "id": "bp1", "status": "final",
+          "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9"}]},
+          "subject": {"reference": "Patient/p3"},
+          "effectiveDateTime": "2024-03-01",
+          "component": [
+              {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+               "valueQuantity": {"value": 142, "unit": "mmHg",
+                                 "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+              {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+               "valueQuantity": {"value": 91, "unit": "mmHg",
+                                 "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}
+    c.put(bp)
+    expect_set(c, "Observation?combo-code=8480-6", ["bp1"])
+    expect_set(c, "Observation?combo-code=http://loinc.org|85354-9", ["bp1"])
+    expect_set(c, "Observation?combo-code=8867-4", ["o1", "o2", "o4"])
+    expect_set(c, "Observation?code=8480-6", [])
+    expect_set(c, "Observation?component-code=8480-6", ["bp1"])
+    expect_set(c, "Observation?combo-code:not=8480-6", ["o1", "o2", "o3", "o4", "o5"])
+    expect_set(c, "Observation?combo-value-quantity=gt140", ["bp1"])
+    expect_set(c, "Observation?combo-value-quantity=90", ["o2"])
+    expect_set(c, "Observation?combo-value-quantity=gt85&subject=Patient/p1", ["o2"])
+    expect_set(c, "Observation?combo-value-quantity:missing=true", [])
+    expect_set(c, "Observation?value-quantity:missing=true", ["bp1"])
+    c.search("Observation?_sort=combo-value-quantity", status=400)
+    # an update moves the values: the component code is gone
+    bp["component"] = bp["component"][1:]
+    c.put(bp)
+    expect_set(c, "Observation?combo-code=8480-6", [])
+    expect_set(c, "Observation?combo-code=8462-4", ["bp1"])
+    st, _, _ = c.request("DELETE", "/fhir/Observation/bp1")
+    if st != 200:
+        fail("delete bp1: %d" % st)
+
+
 def test_errors(c):
     doc = c.search("Patient?foo=bar", status=400)
     if not isinstance(doc, dict) or doc.get("resourceType") != "OperationOutcome" or "foo" not in short(doc):
@@ -749,6 +785,7 @@ def main():
             lambda c: test_includes(c, base),
             test_subsets,
             test_near,
+            test_combo,
             test_errors,
             test_paging,
             test_post_search,

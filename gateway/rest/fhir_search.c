@@ -16,6 +16,12 @@
  * range ends of the same value, so its two reads are intersected on the
  * member ("<id>\0<n>") before the ids are taken.
  *
+ * Three rare forms have no index of their own, to keep writes cheap, and scan
+ * the type's index-entry lists in one script instead: `:missing`, token
+ * `:text` and `system|`. `_lastUpdated` reads the type's tsg:t zset. A
+ * parameter that is the union of others (search.h: aliases, the Observation
+ * combo-* ones) is planned as the union of its parts.
+ *
  * Chains (one level, `subject:Patient.name=x`) first search the target type
  * for `name=x`, then read the `r:Patient/<id>` sets. `_has:T:ref:param=x`
  * searches T for `param=x` and reads the reference values of the matches from

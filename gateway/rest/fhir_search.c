@@ -69,7 +69,6 @@
 #include "rest_internal.h"
 
 #include "../store/redis.h"
-#include "../fhirpath/fp_value.h"
 #include "../text/text.h"
 
 #include <math.h>
@@ -490,32 +489,13 @@ static tsg_rc plan_number(sx *s, cmdlist *l, plan *p, const char *key, const sea
     return plan_nrange(s, l, p, key, v->prefix, &r);
 }
 
-/* The canonical UCUM units of the qc: index, in the order search_extract.c
- * (CANONICAL_UNITS) tries them: a value converts to the first that fits. */
-static const char *const CANONICAL_UNITS[] = {"1",   "g",  "m",  "s",  "K",    "L",   "m2",
-                                              "g/L", "/L", "/s", "Pa", "g/m2", "g/s", NULL};
-
-/* x in UCUM unit `code` converted to *unit (one of CANONICAL_UNITS, or the
- * one given when *unit is set); 0 when it does not convert. */
+/* x in UCUM unit `code` converted to the index's canonical unit (search.h:
+ * search_ucum_canonical; *unit set: only that one); 0 when it does not convert. */
 static int to_canonical(double x, const char *code, const char **unit, double *out)
 {
     char t[64];
     snprintf(t, sizeof t, "%.17g", x);
-    fp_decimal d;
-    fp_quantity q, c;
-    if (fp_dec_parse(t, strlen(t), FP_DEC_FHIR, &d) != FP_OK ||
-        fp_qty_make(d, code, strlen(code), false, &q) != FP_OK)
-        return 0;
-    for (size_t i = 0; CANONICAL_UNITS[i]; i++) {
-        const char *u = *unit ? *unit : CANONICAL_UNITS[i];
-        if (fp_qty_convert(&q, u, strlen(u), false, &c) == FP_OK) {
-            *out = (double)fp_dec_to_ld(c.value);
-            *unit = u;
-            return 1;
-        }
-        if (*unit) return 0;
-    }
-    return 0;
+    return search_ucum_canonical(t, strlen(t), code, unit, out);
 }
 
 /* The comparison points of r converted to the canonical unit (*unit). */

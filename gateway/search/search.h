@@ -255,6 +255,15 @@ tsg_rc search_extract_composites(const fhir_node *resource, tsg_arena *a, search
                                  size_t *n, tsg_error *err);
 
 /*
+ * Converts the decimal value[0..len) in UCUM unit `code` to the canonical unit
+ * the index uses for quantities (search_entry.canonical_unit): with *unit NULL
+ * the first canonical unit it converts to (set in *unit), else only *unit.
+ * Returns 1 and the converted number in *out, 0 when it does not convert.
+ */
+int search_ucum_canonical(const char *value, size_t len, const char *code, const char **unit,
+                          double *out);
+
+/*
  * Reads a FHIR date, dateTime or instant text as the range [*low, *high)
  * of milliseconds it covers (no zone: UTC). TSG_EINVAL when malformed.
  */

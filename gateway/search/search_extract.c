@@ -344,20 +344,34 @@ static const char *const CANONICAL_UNITS[] = {
     "1", /* dimensionless: %, mol (UCUM's mol is a number), {count}, 10*3 */
     "g", "m", "s", "K", "L", "m2", "g/L", "/L", "/s", "Pa", "g/m2", "g/s", NULL};
 
+int search_ucum_canonical(const char *value, size_t len, const char *code, const char **unit,
+                          double *out)
+{
+    fp_decimal d;
+    fp_quantity q, c;
+    if (fp_dec_parse(value, len, FP_DEC_FHIR, &d) != FP_OK ||
+        fp_qty_make(d, code, strlen(code), false, &q) != FP_OK)
+        return 0;
+    for (size_t i = 0; CANONICAL_UNITS[i]; i++) {
+        const char *u = *unit ? *unit : CANONICAL_UNITS[i];
+        if (fp_qty_convert(&q, u, strlen(u), false, &c) == FP_OK) {
+            *out = (double)fp_dec_to_ld(c.value);
+            *unit = u;
+            return 1;
+        }
+        if (*unit) return 0;
+    }
+    return 0;
+}
+
 static void canonical(const search_entry *in, search_entry *e)
 {
     if (!in->system || strcmp(in->system, UCUM_SYSTEM) != 0 || !in->code || !in->text) return;
-    fp_decimal d;
-    if (fp_dec_parse(in->text, strlen(in->text), FP_DEC_FHIR, &d) != FP_OK) return;
-    fp_quantity q, c;
-    if (fp_qty_make(d, in->code, strlen(in->code), false, &q) != FP_OK) return;
-    for (size_t i = 0; CANONICAL_UNITS[i]; i++) {
-        const char *u = CANONICAL_UNITS[i];
-        if (fp_qty_convert(&q, u, strlen(u), false, &c) == FP_OK) {
-            e->canonical_number = (double)fp_dec_to_ld(c.value);
-            e->canonical_unit = u;
-            return;
-        }
+    const char *u = NULL;
+    double v;
+    if (search_ucum_canonical(in->text, strlen(in->text), in->code, &u, &v)) {
+        e->canonical_number = v;
+        e->canonical_unit = u;
     }
 }
 

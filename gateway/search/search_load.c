@@ -155,16 +155,19 @@ static const char *const *comma_list(const char *s, size_t *count)
     return out;
 }
 
-static uint32_t modifier_bits(const char *s, unsigned line)
+/* The bit set (1u << index) of the comma list s of names from names[first..n);
+ * an unknown name is a table defect (die, naming `what`). */
+static uint32_t name_bits(const char *s, const char *const *names, size_t n, size_t first,
+                          unsigned line, const char *what)
 {
-    size_t n;
-    const char *const *list = comma_list(s, &n);
+    size_t count;
+    const char *const *list = comma_list(s, &count);
     uint32_t bits = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < count; i++) {
         size_t m;
-        for (m = 1; m < sizeof MOD_NAMES / sizeof MOD_NAMES[0]; m++)
-            if (strcmp(MOD_NAMES[m], list[i]) == 0) break;
-        if (m == sizeof MOD_NAMES / sizeof MOD_NAMES[0]) die(line, "unknown modifier");
+        for (m = first; m < n; m++)
+            if (strcmp(names[m], list[i]) == 0) break;
+        if (m == n) die(line, what);
         bits |= 1u << m;
         free((void *)list[i]);
     }
@@ -172,21 +175,16 @@ static uint32_t modifier_bits(const char *s, unsigned line)
     return bits;
 }
 
+static uint32_t modifier_bits(const char *s, unsigned line)
+{
+    return name_bits(s, MOD_NAMES, sizeof MOD_NAMES / sizeof MOD_NAMES[0], 1, line,
+                     "unknown modifier");
+}
+
 static uint32_t prefix_bits(const char *s, unsigned line)
 {
-    size_t n;
-    const char *const *list = comma_list(s, &n);
-    uint32_t bits = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t m;
-        for (m = 0; m < sizeof PFX_NAMES / sizeof PFX_NAMES[0]; m++)
-            if (strcmp(PFX_NAMES[m], list[i]) == 0) break;
-        if (m == sizeof PFX_NAMES / sizeof PFX_NAMES[0]) die(line, "unknown prefix");
-        bits |= 1u << m;
-        free((void *)list[i]);
-    }
-    free((void *)list);
-    return bits;
+    return name_bits(s, PFX_NAMES, sizeof PFX_NAMES / sizeof PFX_NAMES[0], 0, line,
+                     "unknown prefix");
 }
 
 /*

@@ -1,0 +1,29 @@
+/*
+ * validate_internal.h — shared between the files of the validate module; not
+ * part of its interface (validate.h).
+ */
+#ifndef TSG_VALIDATE_INTERNAL_H
+#define TSG_VALIDATE_INTERNAL_H
+
+#include "../fhirpath/fhirpath.h"
+#include "validate.h"
+
+/* How one model constraint is checked. */
+typedef enum vinv_mode {
+    VINV_FHIRPATH = 0, /* compiled: evaluate expr */
+    VINV_NATIVE,       /* checked by the walker itself (note says where) */
+    VINV_BROKEN,       /* a known defect of the R4 definition: not evaluated (note says why) */
+    VINV_UNCOMPILABLE  /* the FHIRPath compiler refused it: reported as information */
+} vinv_mode;
+
+typedef struct vinv {
+    vinv_mode mode;
+    const fp_expr *expr; /* VINV_FHIRPATH only */
+    const char *note;    /* why native/broken, or the compiler's message */
+} vinv;
+
+/* The checking plan of constraint k (a member of model_r4()->constraints).
+ * The table is built on first call (thread-safe) and never freed. */
+const vinv *validate_invariant(const model_constraint *k);
+
+#endif

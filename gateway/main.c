@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth/auth.h"
 #include "fhirpath/fhirpath.h"
 #include "rest/rest.h"
 #include "model/model.h"
@@ -27,6 +28,8 @@ static const char usage_text[] =
     "  validate [--profile URL]... [FILE|-]      validate a resource; OperationOutcome on stdout\n"
     "  fhirpath [--input FILE] EXPRESSION        evaluate FHIRPath\n"
     "  map MAPPING [FILE|-]                      run a mapping; the resulting Bundle on stdout\n"
+    "  admin client create|list|revoke|rotate …  manage API clients (tsunagu admin for help)\n"
+    "  admin key rotate                          a new signing key for access tokens\n"
     "  version                                   print the version\n";
 
 static int usage(const char *msg)
@@ -365,6 +368,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "validate")) return cmd_validate(argc - 1, argv + 1);
     if (!strcmp(cmd, "fhirpath")) return cmd_fhirpath(argc - 1, argv + 1);
     if (!strcmp(cmd, "map")) return not_supported(cmd, "mappings");
+    if (!strcmp(cmd, "admin")) return auth_admin_main(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("tsunagu 0.1.0 (FHIR 4.0.1)\n");
         return 0;

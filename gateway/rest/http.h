@@ -82,6 +82,14 @@
  *   "drain_timeout_s"      TSUNAGU_DRAIN_TIMEOUT           10
  *   "data_dir"             TSUNAGU_DATA_DIR                "./var"
  *   "redis_url"            TSUNAGU_REDIS_URL               "" (= embedded Redis)
+ *   "auth"                 TSUNAGU_AUTH                    "on" ("off": no tokens needed;
+ *                                                          for development and benchmarks)
+ *   "auth_token_lifetime_s" TSUNAGU_AUTH_TOKEN_LIFETIME    300 (60..3600)
+ *   "auth_rate_per_s"      TSUNAGU_AUTH_RATE               200 requests/s per client (0 = none)
+ *   "auth_rate_burst"      TSUNAGU_AUTH_BURST              0 = 2 × the rate
+ *   "public_url"           TSUNAGU_PUBLIC_URL              "" (= from Host per request): the
+ *                                                          https://host[:port] clients use; the
+ *                                                          audience of tokens and assertions
  *
  * The file is one JSON object; an unknown key, a value of the wrong type or
  * out of range is an error (a typo must not silently fall back to a default).
@@ -97,6 +105,11 @@ typedef struct http_config {
     unsigned drain_timeout_s;      /* how long stop waits for in-flight requests, 0..3600 */
     char data_dir[HTTP_PATH_MAX];
     char redis_url[HTTP_URL_MAX];
+    char auth[8];                   /* "on" | "off" (gateway/auth/auth.h) */
+    unsigned auth_token_lifetime_s; /* access token lifetime, 60..3600 */
+    unsigned auth_rate_per_s;       /* per-client requests/s, 0 = no limit */
+    unsigned auth_rate_burst;       /* bucket size, 0 = 2 × rate */
+    char public_url[HTTP_URL_MAX];  /* "" = derived from Host */
 } http_config;
 
 /* Fills cfg with the defaults above. */
@@ -172,7 +185,9 @@ typedef struct http_request {
     bool pretty;             /* _pretty=true */
     http_format body_format; /* format of the body per Content-Type (when body_len > 0) */
     tsg_arena *arena;
-    const void *impl; /* private: the ulfius request */
+    const void *principal; /* who sent it: set by the gate (http_server_set_gate; an
+                              auth_principal of gateway/auth/auth.h), NULL without one */
+    const void *impl;      /* private: the ulfius request */
 } http_request;
 
 /* Case-insensitive header lookup; repeated headers come joined with ",".
@@ -328,6 +343,17 @@ tsg_rc http_route_add(http_server *s, const char *prefix, unsigned methods, unsi
 
 /* Sets the readiness callback of /readyz (NULL = always ready). Before start. */
 void http_server_set_ready(http_server *s, http_ready_fn fn, void *user_data);
+
+/*
+ * The gate: called for every request that matched a route and passed the
+ * layer's checks (method, body size, path, negotiation), just before the
+ * handler. It may set req->principal (memory in req->arena) and returns true
+ * to let the handler run, or false after answering resp itself (401, 403,
+ * 429 …). Called on pool threads, several at once. NULL = no gate. Before
+ * start. (The authentication of gateway/auth/auth_http.h.)
+ */
+typedef bool (*http_gate_fn)(http_request *req, http_response *resp, void *user_data);
+void http_server_set_gate(http_server *s, http_gate_fn fn, void *user_data);
 
 /* Sets a hook that appends lines to /metrics (NULL = none). Before start. */
 void http_server_set_metrics_hook(http_server *s, http_metrics_fn fn, void *user_data);

@@ -23,6 +23,11 @@ void http_config_default(http_config *cfg)
     cfg->drain_timeout_s = 10;
     snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", "./var");
     cfg->redis_url[0] = '\0';
+    snprintf(cfg->auth, sizeof cfg->auth, "%s", "on");
+    cfg->auth_token_lifetime_s = 300;
+    cfg->auth_rate_per_s = 200;
+    cfg->auth_rate_burst = 0;
+    cfg->public_url[0] = '\0';
 }
 
 tsg_rc http_listen_parse(const char *s, struct sockaddr_storage *addr, socklen_t *addr_len,
@@ -132,6 +137,12 @@ static const num_key NUM_KEYS[] = {
      offsetof(http_config, max_body_bytes), true},
     {"drain_timeout_s", "TSUNAGU_DRAIN_TIMEOUT", 0, 3600, offsetof(http_config, drain_timeout_s),
      false},
+    {"auth_token_lifetime_s", "TSUNAGU_AUTH_TOKEN_LIFETIME", 60, 3600,
+     offsetof(http_config, auth_token_lifetime_s), false},
+    {"auth_rate_per_s", "TSUNAGU_AUTH_RATE", 0, 1000000, offsetof(http_config, auth_rate_per_s),
+     false},
+    {"auth_rate_burst", "TSUNAGU_AUTH_BURST", 0, 10000000, offsetof(http_config, auth_rate_burst),
+     false},
 };
 
 typedef struct str_key {
@@ -146,6 +157,8 @@ static const str_key STR_KEYS[] = {
     {"listen", "TSUNAGU_LISTEN", offsetof(http_config, listen), HTTP_LISTEN_MAX, false},
     {"data_dir", "TSUNAGU_DATA_DIR", offsetof(http_config, data_dir), HTTP_PATH_MAX, false},
     {"redis_url", "TSUNAGU_REDIS_URL", offsetof(http_config, redis_url), HTTP_URL_MAX, true},
+    {"auth", "TSUNAGU_AUTH", offsetof(http_config, auth), 8, false},
+    {"public_url", "TSUNAGU_PUBLIC_URL", offsetof(http_config, public_url), HTTP_URL_MAX, true},
 };
 
 static void set_num(http_config *cfg, const num_key *k, unsigned long long v)
@@ -223,7 +236,8 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
             rc = tsg_error_set(err, TSG_EINVAL, "invalid",
                                "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
                                "connection_timeout_s, max_body_bytes, drain_timeout_s, "
-                               "data_dir, redis_url)",
+                               "data_dir, redis_url, auth, auth_token_lifetime_s, "
+                               "auth_rate_per_s, auth_rate_burst, public_url)",
                                file, key);
             goto out;
         }
@@ -261,6 +275,16 @@ tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
         tsg_rc rc = set_str(cfg, k, v, k->env, err);
         if (rc != TSG_OK) return rc;
     }
+    if (strcmp(cfg->auth, "on") && strcmp(cfg->auth, "off"))
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "auth must be \"on\" or \"off\", not '%s'",
+                             cfg->auth);
+    size_t pl = strlen(cfg->public_url);
+    if (pl && ((strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8)) ||
+               cfg->public_url[pl - 1] == '/' || strpbrk(cfg->public_url, "\" ?#")))
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "public_url must be http(s)://host[:port] without a trailing '/', "
+                             "not '%s'",
+                             cfg->public_url);
     tsg_error e2;
     tsg_error_clear(&e2);
     if (http_listen_parse(cfg->listen, NULL, NULL, &e2) != TSG_OK)

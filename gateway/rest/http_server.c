@@ -66,6 +66,8 @@ struct http_server {
     void *ready_ud;
     http_metrics_fn metrics_hook;
     void *metrics_ud;
+    http_gate_fn gate;
+    void *gate_ud;
     struct _u_instance inst;
     bool inst_init;
     bool started;
@@ -564,7 +566,7 @@ static int dispatch(const struct _u_request *ureq, struct _u_response *uresp, vo
             }
         }
     }
-    rt->handler(&req, &resp, rt->user_data);
+    if (!s->gate || s->gate(&req, &resp, s->gate_ud)) rt->handler(&req, &resp, rt->user_data);
     if (tsg_buf_rc(&resp.body) != TSG_OK) {
         http_respond_outcome(&resp, 500, "error", "too-costly",
                              tsg_buf_rc(&resp.body) == TSG_ELIMIT
@@ -659,6 +661,12 @@ void http_server_set_ready(http_server *s, http_ready_fn fn, void *user_data)
 {
     s->ready = fn;
     s->ready_ud = user_data;
+}
+
+void http_server_set_gate(http_server *s, http_gate_fn fn, void *user_data)
+{
+    s->gate = fn;
+    s->gate_ud = user_data;
 }
 
 void http_server_set_metrics_hook(http_server *s, http_metrics_fn fn, void *user_data)

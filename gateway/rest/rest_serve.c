@@ -5,6 +5,7 @@
  */
 #include "rest_internal.h"
 
+#include "../auth/auth_http.h"
 #include "../store/redis.h"
 
 #include <malloc.h>
@@ -92,6 +93,8 @@ int rest_serve(const char *config_file)
     store *st = NULL;
     http_server *srv = NULL;
     rest_ctx ctx = {0};
+    auth_service *auth = NULL;
+    static auth_http auth_web;
     if (redis_open(cfg.redis_url[0] ? cfg.redis_url : NULL, cfg.data_dir, NULL, NULL, &emb, &client,
                    &err)) {
         fprintf(stderr, "tsunagu serve: redis: %s\n", err.message);
@@ -114,6 +117,32 @@ int rest_serve(const char *config_file)
         fprintf(stderr, "tsunagu serve: %s\n", err.message);
         goto done;
     }
+    /* Authentication (gateway/auth/auth.h): on unless configured off. */
+    if (!strcmp(cfg.auth, "on")) {
+        auth_config acfg = {.enabled = true,
+                            .token_lifetime_s = cfg.auth_token_lifetime_s,
+                            .rate_per_s = cfg.auth_rate_per_s,
+                            .rate_burst = cfg.auth_rate_burst};
+        snprintf(acfg.audience, sizeof acfg.audience, "%s", cfg.public_url);
+        if (auth_service_new(client, &acfg, &auth, &err)) {
+            fprintf(stderr, "tsunagu serve: auth: %s\n", err.message);
+            goto done;
+        }
+        auth_web.svc = auth;
+        snprintf(auth_web.public_url, sizeof auth_web.public_url, "%s", cfg.public_url);
+        if (http_route_add(srv, "/auth", HTTP_GET | HTTP_POST, 0, auth_http_handle, &auth_web,
+                           &err) ||
+            http_route_add(srv, "/.well-known", HTTP_GET, 0, auth_http_wellknown, &auth_web,
+                           &err)) {
+            fprintf(stderr, "tsunagu serve: %s\n", err.message);
+            goto done;
+        }
+        http_server_set_gate(srv, auth_http_gate, &auth_web);
+    } else {
+        fprintf(stderr, "tsunagu serve: WARNING: authentication is OFF (TSUNAGU_AUTH=off): "
+                        "every request is served without a token; never do this with real "
+                        "data\n");
+    }
     http_server_set_ready(srv, ready, &ctx);
     http_server_set_metrics_hook(srv, metrics, &ctx);
     if (http_server_start(srv, &err)) {
@@ -127,8 +156,8 @@ int rest_serve(const char *config_file)
             redis_target_describe(&t, where, sizeof where);
     }
     /* never the URL as configured: it may hold the password */
-    fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s\n", cfg.listen,
-            (unsigned)http_server_port(srv), emb ? "embedded" : where);
+    fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s, auth %s\n", cfg.listen,
+            (unsigned)http_server_port(srv), emb ? "embedded" : where, cfg.auth);
     int sig = http_server_run(srv);
     fprintf(stderr, "tsunagu serve: stopped%s\n", sig ? " on a signal" : "");
     status = 0;
@@ -136,6 +165,7 @@ done:
     if (srv) http_server_stop(srv);
     http_server_free(srv);
     store_free(st);
+    auth_service_free(auth);
     redis_client_free(client);
     if (emb) redis_embedded_stop(emb);
     return status;

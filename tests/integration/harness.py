@@ -11,10 +11,22 @@ Usage:
     # leaving the block stops the gateway (SIGTERM, then kill -9), removes the temp dir,
     # and raises AssertionError if the server's stderr shows a sanitizer report.
 
-Gateway(binary, data_dir=None, env=None, keep_dir=False):
+Gateway(binary, data_dir=None, env=None, keep_dir=False, auth=False):
     data_dir  None: a fresh temp dir (removed at the end unless keep_dir); a path: use it
               (never removed), e.g. to restart on the same data after a crash.
     env       extra environment variables (TSUNAGU_MAX_BODY_BYTES, TSUNAGU_REDIS_URL, …).
+    auth      False (default): TSUNAGU_AUTH=off, every request is served without a token
+              (the tests of the FHIR API); True: authentication on (gateway/auth/auth.h), as
+              in production. The env argument wins over it.
+
+    admin(*args)        runs `tsunagu admin ARGS…` on this gateway's Redis; returns
+                        (exit status, stdout, stderr).
+    create_client(org="Organization/test", name="test", scope="system/*.cruds", role=None,
+                  area=None, jwks=None) -> (client_id, client_secret) via the admin command
+                  (jwks: a dict, written to a file for --jwks).
+    token(client_id, secret, scope=None) -> the access token (POST /auth/token, HTTP Basic);
+                        raises AssertionError when the answer is not 200.
+    auth_headers(token) -> {"Authorization": "Bearer …"}
 
     start(timeout=60)   starts the process on 127.0.0.1:<free port> (TSUNAGU_LISTEN port 0; the
                         bound port is read from the "listening on … (port N)" line) and waits
@@ -172,8 +184,9 @@ def _alive(pid):
 class Gateway:
     """A `tsunagu serve` process (see the module comment)."""
 
-    def __init__(self, binary, data_dir=None, env=None, keep_dir=False):
+    def __init__(self, binary, data_dir=None, env=None, keep_dir=False, auth=False):
         self.binary = os.path.abspath(binary)
+        self.auth = auth
         self._own_dir = data_dir is None
         self._tmp = tempfile.mkdtemp(prefix="tsg-it-")
         self.data_dir = data_dir or os.path.join(self._tmp, "data")
@@ -195,6 +208,7 @@ class Gateway:
         env.update({"TSUNAGU_LISTEN": "127.0.0.1:0", "TSUNAGU_DATA_DIR": self.data_dir})
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        env["TSUNAGU_AUTH"] = "on" if self.auth else "off"
         env.update(self.extra_env)
         self.log_path = os.path.join(self._tmp, "gateway-%d.log" % len(self._logs))
         self._logs.append(self.log_path)
@@ -404,6 +418,61 @@ class Gateway:
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
+
+    # -- authentication (auth=True) ----------------------------------------------------------
+
+    def admin(self, *args, timeout=60):
+        """Runs `tsunagu admin ARGS…` on this gateway's Redis (its data dir or
+        TSUNAGU_REDIS_URL); returns (exit status, stdout, stderr)."""
+        env = dict(os.environ)
+        env.pop("TSUNAGU_CONFIG", None)
+        env.update({"TSUNAGU_DATA_DIR": self.data_dir})
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
+        env.update(self.extra_env)
+        p = subprocess.run([self.binary, "admin"] + [str(a) for a in args], env=env,
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+        out, err = p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+        rep = sanitizer_report(err)
+        if rep:
+            raise AssertionError("sanitizer report from tsunagu admin:\n" + rep)
+        return p.returncode, out, err
+
+    def create_client(self, org="Organization/test", name="test", scope="system/*.cruds",
+                      role=None, area=None, jwks=None):
+        """Registers a client with the admin command; returns (client_id, client_secret)."""
+        args = ["client", "create", "--org", org, "--name", name, "--scope", scope]
+        if role:
+            args += ["--role", role]
+        if area:
+            args += ["--area", area]
+        if jwks is not None:
+            path = os.path.join(self._tmp, "jwks-%d.json" % len(os.listdir(self._tmp)))
+            with open(path, "w") as f:
+                json.dump(jwks, f)
+            args += ["--jwks", path]
+        rc, out, err = self.admin(*args)
+        assert rc == 0, "admin client create failed (%s): %s" % (rc, err)
+        d = json.loads(out)
+        return d["client_id"], d["client_secret"]
+
+    def token(self, client_id, secret, scope=None):
+        """An access token for the client (POST /auth/token with HTTP Basic)."""
+        import base64
+        import urllib.parse
+        form = {"grant_type": "client_credentials"}
+        if scope is not None:
+            form["scope"] = scope
+        basic = base64.b64encode(("%s:%s" % (urllib.parse.quote(client_id, safe=""),
+                                             urllib.parse.quote(secret, safe=""))).encode())
+        r = self.request("POST", "/auth/token", urllib.parse.urlencode(form),
+                         headers={"Content-Type": "application/x-www-form-urlencoded",
+                                  "Authorization": "Basic " + basic.decode()})
+        assert r.status == 200, r
+        return r.json["access_token"]
+
+    @staticmethod
+    def auth_headers(token):
+        return {"Authorization": "Bearer " + token}
 
 
 class Checks:

@@ -1,0 +1,460 @@
+/*
+ * auth.h — who may call the gateway (issue 5, capability C7): API clients,
+ * OAuth 2.0 client-credentials tokens as SMART Backend Services describes
+ * them, SMART v2 system scopes, the request gate, per-client rate limits.
+ *
+ * ## The flow
+ *
+ *   1. An administrator registers a client (`tsunagu admin client create`):
+ *      it belongs to one Organization, has scopes, a role (member|admin), an
+ *      area, optionally a JWKS (its public keys), and gets a secret that is
+ *      printed once and stored only as a slow hash.
+ *   2. The client asks POST /auth/token for an access token
+ *      (grant_type=client_credentials), authenticating with its secret (HTTP
+ *      Basic) or with a signed JWT assertion (private_key_jwt: RS384 or ES384
+ *      against its registered JWKS).
+ *   3. The gateway answers a short-lived ES256 JWT signed with its own key
+ *      (`kid`, published at /auth/jwks), carrying iss, sub (client id), aud,
+ *      exp, iat, jti, scope, org, role, area.
+ *   4. Every other request carries `Authorization: Bearer <token>`; the gate
+ *      (auth_gate) checks it and the scope of the FHIR interaction before
+ *      the handler runs: 401 + WWW-Authenticate without a valid token, 403
+ *      when the scopes do not allow the interaction, 429 + Retry-After past
+ *      the client's rate.
+ *
+ * ## What is public (no token)
+ *
+ *   /fhir/metadata, /healthz, /readyz, /.well-known/…, /auth/token,
+ *   /auth/jwks. Everything else needs a token, /metrics included: its
+ *   counters by interaction and status tell how busy which part of the API
+ *   is, which is activity data; /metrics needs a token with role admin (a
+ *   scraper gets one through /auth/token like any client).
+ *
+ * ## Tokens we accept (auth_jwt_parse, auth_jwt_verify)
+ *
+ *   - at most AUTH_TOKEN_MAX_BYTES; exactly three base64url parts (no
+ *     padding, canonical encoding); header and payload JSON objects (jansson,
+ *     duplicate keys refused); the header's `alg` must be in the caller's
+ *     allowlist — `none` and every HS* are never in it (an HMAC "signed" with
+ *     a public key is the classic algorithm-confusion attack), and a key is
+ *     used only for the algorithm of its type and curve (ES256 = P-256,
+ *     ES384 = P-384, RS384 = RSA ≥ 2048 bits), so a token cannot pick how a
+ *     key is used;
+ *   - `crit` is refused; `kid` at most AUTH_KID_MAX - 1 bytes;
+ *   - exp/nbf/iat are integers; exp is required, now < exp + skew, nbf ≤ now +
+ *     skew, iat ≤ now + skew (skew AUTH_CLOCK_SKEW_S); a client assertion's
+ *     exp is at most AUTH_ASSERTION_MAX_LIFETIME_S ahead;
+ *   - aud: a string or an array holding the expected audience.
+ *
+ * ## The gateway's signing key (decision: in Redis)
+ *
+ * A P-256 key generated on first start and kept in Redis (tsg:auth:keys), not
+ * in a file under TSUNAGU_DATA_DIR: every gateway on the same Redis (and the
+ * admin command) then shares it, and it has the same protection as the
+ * patient data it guards (the embedded Redis listens only on a 0700 Unix
+ * socket in a 0700 directory; its AOF is in that directory). Whoever can
+ * read the Redis data can read every patient anyway. `kid` is the RFC 7638
+ * thumbprint of the public key. Rotation (`tsunagu admin key rotate`): a new
+ * key becomes current and signs from then on; the old key is marked retired
+ * and stays in the JWKS, and is still accepted, until retired time + the
+ * longest token lifetime (AUTH_TOKEN_LIFETIME_MAX_S) + skew have passed. A
+ * running gateway notices a rotation at its next token request or when a
+ * token names a kid it does not know (reloads at most once a second).
+ *
+ * ## Redis keys (prefix tsg:auth:)
+ *
+ *   tsg:auth:clients            SET   ids of every client
+ *   tsg:auth:client:<id>        HASH  org       "Organization/<id>"
+ *                                     name      free text
+ *                                     scope     granted scopes, space-separated
+ *                                     role      "member" | "admin"
+ *                                     area      free text ("" = none)
+ *                                     jwks      the client's JWKS JSON ("" = none)
+ *                                     secret    "pbkdf2-sha256$<iter>$<salt b64url>$<hash b64url>"
+ *                                     revoked   "0" | "1"
+ *                                     created   ms since the epoch
+ *                                     rotated   ms since the epoch of the last secret rotation
+ *   tsg:auth:keys               HASH  <kid> → {"jwk": {private P-256 JWK}, "created": ms,
+ *                                     "retired": ms or 0}
+ *   tsg:auth:key:current        STRING the kid that signs
+ *   tsg:auth:jti:<client>:<jti> STRING "1" with expiry = the assertion's exp (+ skew):
+ *                                     SET NX refuses a replayed assertion
+ *   tsg:auth:rl:<client>        HASH  t (tokens left ×1000), ts (ms): the rate bucket,
+ *                                     expiring when idle
+ *
+ * ## Client secrets
+ *
+ * 32 random bytes, base64url (43 characters), shown once. Stored as
+ * PBKDF2-HMAC-SHA256 (OpenSSL) with a 16-byte per-client salt and
+ * AUTH_PBKDF2_ITERATIONS iterations (the count is stored with the hash, so it
+ * can be raised later); compared in constant time (CRYPTO_memcmp).
+ *
+ * ## Scopes (SMART App Launch v2, system context only)
+ *
+ *   system/<Type|*>.<c?r?u?d?s?>   v2: create, read, update, delete, search
+ *                                   (letters in this order, at least one)
+ *   system/<Type|*>.read|write|*   v1: read = rs, write = cud, * = cruds
+ *
+ * patient/ and user/ scopes, `?param=` restrictions and other scopes are
+ * refused (invalid_scope): this gateway only serves backend services. How an
+ * interaction maps to a permission: read, vread, history-instance → r;
+ * search, history-type → s; create → c; update (also create with a client
+ * id), conditional update, patch → u; delete, conditional delete → d;
+ * history of the whole system and /fhir?_getpages → s on `*` resp. s on any
+ * type; Patient/<id>/$everything → r on Patient and s on `*`; a transaction
+ * or batch (JSON) → each entry's interaction on its type; an XML Bundle (not
+ * inspected) → `*.cruds`.
+ *
+ * ## The next step: care-team and consent authorisation (not built here)
+ *
+ * Scopes say *what kind* of data a client may touch; the patient compartment
+ * rule says *whose*. It will be one function that the REST layer calls after
+ * the scope check, once it knows the patient compartment of what it reads or
+ * writes (fhir_index.c finds it for writes; store keeps it as tsg:r `c`):
+ *
+ *     typedef enum auth_access { AUTH_ACCESS_ALLOW, AUTH_ACCESS_HIDE, AUTH_ACCESS_FORBID }
+ *         auth_access;
+ *     auth_access auth_compartment_check(auth_service *svc, const auth_principal *who,
+ *                                        const char *patient_id, unsigned perm,
+ *                                        long long now_ms, tsg_error *err);
+ *
+ * ALLOW when who->org takes part in the patient's CareTeam (as an
+ * Organization participant, or through a PractitionerRole of that
+ * organisation, within the participant's period) and the patient's Consent
+ * allows sharing with it (network-wide with opt-outs, a facility list, or
+ * per facility: REFERENCE-JP.md §6.2); HIDE (the caller answers 404, counts
+ * nothing) otherwise; FORBID for registry writes outside the admin's area.
+ * The principal (http_request.principal) already carries org, role and area
+ * for it.
+ *
+ * ## Threads
+ *
+ * One auth_service is shared by every HTTP thread: the key ring is behind a
+ * read-write lock, the verified-token cache behind striped mutexes, Redis
+ * calls use each thread's own connection.
+ */
+#ifndef TSG_AUTH_H
+#define TSG_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include "../util/util.h"
+
+/* ------------------------------------------------------------------------
+ * Limits (every input cap of this module, in one place)
+ * ------------------------------------------------------------------------ */
+
+#define AUTH_TOKEN_MAX_BYTES          8192u  /* a JWT (access token or assertion) */
+#define AUTH_FORM_MAX_BYTES           16384u /* the body of POST /auth/token */
+#define AUTH_JSON_MAX_DEPTH           16u    /* nesting inside a JWT header/payload */
+#define AUTH_KID_MAX                  128u   /* kid, NUL included */
+#define AUTH_ID_MAX                   64u    /* client id, NUL included */
+#define AUTH_TEXT_MAX                 256u   /* org, name, area, jti, NUL included */
+#define AUTH_URL_MAX                  1024u  /* audience / issuer URL, NUL included */
+#define AUTH_SCOPES_MAX               64u    /* scopes of one client or request */
+#define AUTH_SCOPE_TEXT_MAX           2048u  /* a scope string */
+#define AUTH_JWKS_MAX_BYTES           65536u /* a client's JWKS */
+#define AUTH_JWKS_MAX_KEYS            16u    /* keys in a client's JWKS */
+#define AUTH_RSA_MIN_BITS             2048   /* smaller RSA keys are refused */
+#define AUTH_CLOCK_SKEW_S             60     /* tolerated clock difference */
+#define AUTH_ASSERTION_MAX_LIFETIME_S 300    /* a client assertion's exp - now */
+#define AUTH_TOKEN_LIFETIME_DEFAULT_S 300    /* access tokens */
+#define AUTH_TOKEN_LIFETIME_MAX_S     3600   /* the largest configurable lifetime */
+#define AUTH_PBKDF2_ITERATIONS        120000 /* client secret hashing */
+#define AUTH_SECRET_BYTES             32     /* random bytes of a client secret */
+#define AUTH_SALT_BYTES               16
+#define AUTH_GATEWAY_KEYS_MAX         16u   /* signing keys kept (current + retired) */
+#define AUTH_CACHE_SLOTS              4096u /* verified access tokens kept in memory */
+#define AUTH_REVOCATION_CACHE_MS                                                                   \
+    1000 /* how long a client's state is trusted                                                   \
+            when rate limiting is off */
+
+/* ------------------------------------------------------------------------
+ * base64url (RFC 4648 §5, no padding)
+ * ------------------------------------------------------------------------ */
+
+/* Encodes in[0..n) into out (room for AUTH_B64URL_LEN(n) + 1 bytes), NUL-terminated;
+ * returns the length written, or 0 when cap is too small (and n > 0). */
+#define AUTH_B64URL_LEN(n) (((n) / 3) * 4 + ((n) % 3 ? (n) % 3 + 1 : 0))
+size_t auth_b64url_encode(const unsigned char *in, size_t n, char *out, size_t cap);
+
+/* Decodes s[0..n) strictly: alphabet A-Z a-z 0-9 - _, no padding, no
+ * whitespace, length mod 4 != 1, unused trailing bits zero (one encoding per
+ * value). Writes at most cap bytes to out. TSG_EINVAL for bad input,
+ * TSG_ELIMIT when it does not fit. */
+tsg_rc auth_b64url_decode(const char *s, size_t n, unsigned char *out, size_t cap, size_t *out_len);
+
+/* ------------------------------------------------------------------------
+ * JWT / JWS (RFC 7515, 7519) with the rules of the top comment
+ * ------------------------------------------------------------------------ */
+
+typedef enum auth_alg {
+    AUTH_ALG_ES256 = 1u << 0,
+    AUTH_ALG_ES384 = 1u << 1,
+    AUTH_ALG_RS384 = 1u << 2
+} auth_alg;
+
+#define AUTH_SIG_MAX 1024 /* RSA up to 8192 bits */
+
+/* A parsed (not yet verified) JWT. header and payload are owned (json_decref
+ * through auth_jwt_clear); signing_input points into the caller's token. */
+typedef struct auth_jwt {
+    auth_alg alg;
+    char kid[AUTH_KID_MAX]; /* "" when absent */
+    json_t *header;
+    json_t *payload;
+    const char *signing_input; /* "<header>.<payload>" of the token */
+    size_t signing_input_len;
+    unsigned char sig[AUTH_SIG_MAX];
+    size_t sig_len;
+} auth_jwt;
+
+/*
+ * Parses token[0..n) with the limits above; `algs` is an OR of auth_alg that
+ * may appear. On TSG_OK *out holds the parts (free with auth_jwt_clear); on
+ * failure *out is cleared and err says why (TSG_ELIMIT oversized, TSG_EINVAL
+ * otherwise: "malformed", "alg none refused", "alg HS256 not allowed", …).
+ * Any bytes are safe.
+ */
+tsg_rc auth_jwt_parse(const char *token, size_t n, unsigned algs, auth_jwt *out, tsg_error *err);
+
+/* Frees what auth_jwt_parse kept (safe on a cleared or failed jwt). */
+void auth_jwt_clear(auth_jwt *j);
+
+/* Checks j's signature with key. The key must fit j->alg (type, curve, RSA
+ * size): anything else is TSG_EINVAL "algorithm does not match the key"
+ * (algorithm confusion). TSG_EINVAL "bad signature" when it does not verify. */
+tsg_rc auth_jwt_verify(const auth_jwt *j, EVP_PKEY *key, tsg_error *err);
+
+/*
+ * Checks the time claims of payload at now (seconds): exp required, integer,
+ * now < exp + skew; nbf/iat, when present, ≤ now + skew; max_lifetime_s > 0
+ * also requires exp ≤ now + max_lifetime_s + skew. *exp_out gets exp.
+ * TSG_EINVAL "expired" / "not yet valid" / "exp too far ahead" / "… not an integer".
+ */
+tsg_rc auth_jwt_check_times(const json_t *payload, long long now, int skew, int max_lifetime_s,
+                            long long *exp_out, tsg_error *err);
+
+/* True when payload's aud is want or an array holding want. */
+bool auth_jwt_aud_ok(const json_t *payload, const char *want);
+
+/* Signs payload (compact JSON, keys sorted) as an ES256 JWT with header
+ * {"alg":"ES256","typ":"JWT","kid":kid}. *out is malloc'd (caller frees).
+ * TSG_EINVAL when key is not P-256, TSG_EINTERNAL when OpenSSL fails. */
+tsg_rc auth_jwt_sign_es256(EVP_PKEY *key, const char *kid, const json_t *payload, char **out,
+                           tsg_error *err);
+
+/* ------------------------------------------------------------------------
+ * JWK (RFC 7517, 7518, 7638)
+ * ------------------------------------------------------------------------ */
+
+/* Builds a public key (or a private one when jwk has "d" and private_ok)
+ * from a JWK: kty EC with crv P-256 or P-384, or kty RSA (n, e; at least
+ * AUTH_RSA_MIN_BITS). The point must be on the curve. Caller frees *out with
+ * EVP_PKEY_free. TSG_EINVAL naming the member that is wrong. */
+tsg_rc auth_jwk_to_pkey(const json_t *jwk, bool private_ok, EVP_PKEY **out, tsg_error *err);
+
+/* The public JWK of an EC P-256/P-384 or RSA key ({"kty","crv","x","y"} or
+ * {"kty","n","e"}); with_private adds "d" (EC only). New reference, NULL on
+ * failure. */
+json_t *auth_pkey_to_jwk(EVP_PKEY *key, bool with_private);
+
+/* RFC 7638 thumbprint (SHA-256, base64url, 43 chars + NUL) of a public JWK. */
+tsg_rc auth_jwk_thumbprint(const json_t *jwk, char out[48], tsg_error *err);
+
+/* A new P-256 key (caller frees), NULL when OpenSSL fails. */
+EVP_PKEY *auth_key_generate_p256(void);
+
+/* ------------------------------------------------------------------------
+ * Scopes
+ * ------------------------------------------------------------------------ */
+
+typedef enum auth_perm {
+    AUTH_PERM_C = 1u << 0,
+    AUTH_PERM_R = 1u << 1,
+    AUTH_PERM_U = 1u << 2,
+    AUTH_PERM_D = 1u << 3,
+    AUTH_PERM_S = 1u << 4
+} auth_perm;
+#define AUTH_PERM_ALL 0x1fu
+
+typedef struct auth_scope {
+    char type[64]; /* a resource type name, or "*" */
+    unsigned perms;
+} auth_scope;
+
+typedef struct auth_scopes {
+    size_t n;
+    auth_scope s[AUTH_SCOPES_MAX];
+} auth_scopes;
+
+/* Parses a space-separated scope list (the forms of the top comment). An
+ * empty string gives no scopes. Repeated blanks are fine. TSG_EINVAL naming
+ * the bad scope; TSG_ELIMIT past AUTH_SCOPES_MAX or AUTH_SCOPE_TEXT_MAX. A
+ * type must be an R4 resource type (or *). */
+tsg_rc auth_scopes_parse(const char *text, auth_scopes *out, tsg_error *err);
+
+/* True when some scope grants every bit of perms on type. */
+bool auth_scopes_allow(const auth_scopes *s, const char *type, unsigned perms);
+
+/* True when every permission of want is granted by have. */
+bool auth_scopes_subset(const auth_scopes *want, const auth_scopes *have);
+
+/* Writes s in v2 form ("system/Patient.rs system/Observation.cruds") into out (cap
+ * bytes, NUL-terminated). TSG_ELIMIT when it does not fit. */
+tsg_rc auth_scopes_format(const auth_scopes *s, char *out, size_t cap);
+
+/* ------------------------------------------------------------------------
+ * Client secrets
+ * ------------------------------------------------------------------------ */
+
+#define AUTH_SECRET_HASH_MAX 192
+
+/* A new secret: AUTH_SECRET_BYTES random bytes, base64url, into out[64]. */
+tsg_rc auth_secret_new(char out[64], tsg_error *err);
+
+/* Hashes secret with a fresh salt and `iterations` (0 = AUTH_PBKDF2_ITERATIONS)
+ * into out (the stored form of the top comment). */
+tsg_rc auth_secret_hash(const char *secret, unsigned iterations, char out[AUTH_SECRET_HASH_MAX],
+                        tsg_error *err);
+
+/* True when secret matches stored (constant-time compare of the hashes);
+ * false for a malformed stored value too. */
+bool auth_secret_verify(const char *secret, size_t secret_len, const char *stored);
+
+/* ------------------------------------------------------------------------
+ * The service: clients, keys, tokens, the gate
+ * ------------------------------------------------------------------------ */
+
+typedef struct auth_service auth_service;
+typedef struct redis_client redis_client;
+
+/* The authenticated caller of a request (http_request.principal). */
+typedef struct auth_principal {
+    char client_id[AUTH_ID_MAX];
+    char org[AUTH_TEXT_MAX];
+    char area[AUTH_TEXT_MAX];
+    bool admin;
+    long long exp; /* token expiry, seconds */
+    auth_scopes scopes;
+} auth_principal;
+
+typedef struct auth_config {
+    bool enabled;                /* false: the gate lets everything through */
+    unsigned token_lifetime_s;   /* access tokens, 60..AUTH_TOKEN_LIFETIME_MAX_S */
+    unsigned rate_per_s;         /* requests per second per client; 0 = no limit */
+    unsigned rate_burst;         /* bucket size (0 = 2 × rate_per_s) */
+    char audience[AUTH_URL_MAX]; /* the FHIR base URL: aud and iss of our tokens;
+                                    "" = derived per request from Host */
+} auth_config;
+
+/* Creates the service on client (borrowed; must outlive it): loads the
+ * gateway's keys from Redis, generating the first one when there is none.
+ * Fails with TSG_EIO (Redis), TSG_EINVAL (a stored key is broken). */
+tsg_rc auth_service_new(redis_client *client, const auth_config *cfg, auth_service **out,
+                        tsg_error *err);
+void auth_service_free(auth_service *svc);
+
+/* A client record as the admin command shows it. */
+typedef struct auth_client_info {
+    char id[AUTH_ID_MAX];
+    char org[AUTH_TEXT_MAX];
+    char name[AUTH_TEXT_MAX];
+    char scope[AUTH_SCOPE_TEXT_MAX];
+    char role[16];
+    char area[AUTH_TEXT_MAX];
+    bool has_jwks;
+    bool revoked;
+    long long created_ms;
+} auth_client_info;
+
+/* Registers a client; *secret_out gets the new secret (64 bytes). jwks_json
+ * may be NULL; it must be a JWKS whose every key auth_jwk_to_pkey accepts.
+ * org must be "Organization/<id>", role "member" or "admin", scope parse. */
+tsg_rc auth_client_create(redis_client *c, const auth_client_info *in, const char *jwks_json,
+                          char id_out[AUTH_ID_MAX], char secret_out[64], tsg_error *err);
+
+/* Every client (malloc'd array; caller frees). */
+tsg_rc auth_client_list(redis_client *c, auth_client_info **out, size_t *n, tsg_error *err);
+
+/* Marks the client revoked (its tokens are refused from then on). TSG_EINVAL
+ * "no client <id>". */
+tsg_rc auth_client_revoke(redis_client *c, const char *id, tsg_error *err);
+
+/* Gives the client a new secret (the old one stops working). */
+tsg_rc auth_client_rotate(redis_client *c, const char *id, char secret_out[64], tsg_error *err);
+
+/* Makes a new gateway signing key current; the old one is retired (kept in
+ * the JWKS for the longest token lifetime). *kid_out gets the new kid. */
+tsg_rc auth_key_rotate(redis_client *c, char kid_out[48], tsg_error *err);
+
+/* `tsunagu admin client|key …` (auth_admin.c; argv[0] = "admin"): 0 done,
+ * 1 failed (the reason on stderr), 2 usage. Prints JSON on stdout. */
+int auth_admin_main(int argc, char **argv);
+
+/* An OAuth answer: status and a JSON body (malloc'd, caller frees). */
+typedef struct auth_answer {
+    int status;
+    char *body;
+    char retry_after[16];  /* "" or seconds, for 429 */
+    bool www_authenticate; /* 401 from Basic: add WWW-Authenticate: Basic */
+} auth_answer;
+
+/*
+ * POST /auth/token. form[0..n) is the x-www-form-urlencoded body,
+ * authorization the Authorization header (or NULL), audience the URL of the
+ * token endpoint as the client addresses it (the `aud` of assertions),
+ * issuer the FHIR base URL (iss and aud of the token we issue). Fills *ans:
+ * 200 {access_token, token_type, expires_in, scope}, or an RFC 6749 error
+ * {error, error_description} with 400/401 (503 when Redis fails).
+ */
+void auth_token_request(auth_service *svc, const char *form, size_t n, const char *authorization,
+                        const char *token_url, const char *issuer, auth_answer *ans);
+
+/* The JWKS of the gateway's public keys (current and not yet expired
+ * retired ones), malloc'd JSON. */
+char *auth_jwks_json(auth_service *svc);
+
+/* The result of checking a bearer token. */
+typedef enum auth_verdict {
+    AUTH_OK = 0,
+    AUTH_NO_TOKEN,     /* 401, no error code (RFC 6750 §3.1) */
+    AUTH_BAD_TOKEN,    /* 401 invalid_token */
+    AUTH_FORBIDDEN,    /* 403 insufficient_scope */
+    AUTH_RATE_LIMITED, /* 429 */
+    AUTH_UNAVAILABLE   /* 503: Redis */
+} auth_verdict;
+
+/*
+ * Checks "Bearer <token>" (authorization may be NULL) for audience: the
+ * signature by a gateway key (kid known, not expired), times, aud, the
+ * client not revoked, and the client's rate. Fills *who. err says why for
+ * every verdict but AUTH_OK; *retry_after_s is set for AUTH_RATE_LIMITED.
+ */
+auth_verdict auth_check_bearer(auth_service *svc, const char *authorization, const char *audience,
+                               auth_principal *who, unsigned *retry_after_s, tsg_error *err);
+
+/*
+ * The permission a FHIR request needs, from its path segments below /fhir
+ * and its method (http_method bits): fills up to 1 requirement as (type,
+ * perms); *public_ set for /fhir/metadata; *bundle set for POST /fhir (the
+ * caller checks the body with auth_bundle_allowed). Returns false when the
+ * path is not a FHIR interaction (the handler will answer 404/405 — the gate
+ * then requires nothing more than a valid token).
+ */
+bool auth_fhir_requirement(const char *const *segs, size_t n, unsigned method, bool has_getpages,
+                           const char **type, unsigned *perms, bool *extra_everything,
+                           bool *public_, bool *bundle);
+
+/* Checks every entry of a JSON transaction/batch body against s; false with
+ * err naming the entry (Bundle.entry[i]) the scopes do not allow. Bodies that
+ * are not JSON Bundles need *.cruds. */
+bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool json,
+                         tsg_error *err);
+
+#endif

@@ -797,6 +797,17 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
         }
         if (rest_prepare_put(t->a, root, e->id, e->cur_version, now, how, &e->w, &err))
             return entry_fail_err(t, e, 400, &err);
+        if (e->m == M_POST) {
+            e->w.fresh = 1;         /* e->id is e->new_id: an existing match was skipped above */
+            if (e->if_none_exist) { /* as a single conditional create: claim the criteria, so
+                                     * that of two concurrent creates one wins (store.h) */
+                size_t cl = strlen(e->type) + strlen(e->if_none_exist) + 16;
+                char *claim = tsg_arena_alloc(t->a, cl);
+                if (!claim) return t->oom = 1, -1;
+                snprintf(claim, cl, "tsg:claim:%s?%s", e->type, e->if_none_exist);
+                e->w.claim = claim;
+            }
+        }
         e->has_write = 1;
     }
     return 0;

@@ -130,7 +130,8 @@ tsg_rc rest_prepare_put(tsg_arena *a, fhir_node *root, const char *id, long cur_
 /*
  * Stores root as Type/id (create when the resource has no current version).
  * want_version > 0: the client's If-Match. must_not_exist: a create that must
- * not overwrite (POST with a fresh id). Answers the request.
+ * not overwrite — 2 when id is one rest_new_id() just drew (store_write.fresh),
+ * 1 when the client chose it. Answers the request.
  */
 static void write_resource(const http_request *req, http_response *resp, rest_ctx *ctx,
                            fhir_node *root, const char *id, long want_version, int must_not_exist)
@@ -166,6 +167,7 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
             rest_fail_err(req, resp, 400, &err);
             return;
         }
+        w.fresh = must_not_exist == 2;
         int conflict;
         if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
@@ -231,7 +233,7 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
     char id[37];
     if (!cond) {
         rest_new_id(id);
-        write_resource(req, resp, ctx, root, id, 0, 1);
+        write_resource(req, resp, ctx, root, id, 0, 2);
         return;
     }
     /* Conditional create: search, and create with a claim on the criteria

@@ -25,8 +25,8 @@
  * Chains (one level, `subject:Patient.name=x`) first search the target type
  * for `name=x`, then read the `r:Patient/<id>` sets. `_has:T:ref:param=x`
  * searches T for `param=x` and reads the reference values of the matches from
- * their index-entry lists tsg:x:<T>/<id> (the kind, key, member triples the
- * store keeps): the `r:<Type>/<id>` keys of `ref` name the resources wanted.
+ * their index entries (field x of tsg:r:<T>/<id>, packed as store.h says):
+ * the `r:<Type>/<id>` keys of `ref` name the resources wanted.
  * Includes read the same lists (_include) or the `r:` sets (_revinclude).
  *
  * Clauses on SET indexes (tokens, references, chains, _has) run first; when
@@ -346,12 +346,10 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
  * O(resources of the type); sent as EVAL text (rare) inside the pipeline. */
 #define HAS_SCRIPT                                                                                 \
     "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
-    "local pre, out = ARGV[2], {}\n"                                                               \
+    "local pre, out = '\\1' .. ARGV[2], {}\n"                                                      \
     "for _, id in ipairs(ids) do\n"                                                                \
-    "  local x = redis.call('LRANGE', 'tsg:x:' .. ARGV[1] .. '/' .. id, 0, -1)\n"                  \
-    "  for j = 2, #x, 3 do\n"                                                                      \
-    "    if string.sub(x[j], 1, #pre) == pre then out[#out + 1] = id break end\n"                  \
-    "  end\n"                                                                                      \
+    "  local x = redis.call('HGET', 'tsg:r:' .. ARGV[1] .. '/' .. id, 'x')\n"                      \
+    "  if x and string.find(x, pre, 1, true) then out[#out + 1] = id end\n"                        \
     "end\n"                                                                                        \
     "return out\n"
 
@@ -360,14 +358,10 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
  * scan of the entry lists, like HAS_SCRIPT. */
 #define TEXT_SCRIPT                                                                                \
     "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
-    "local key, pre, out = ARGV[2], ARGV[3], {}\n"                                                 \
+    "local pat, out = '\\1' .. ARGV[2] .. '\\1n' .. ARGV[3], {}\n"                                 \
     "for _, id in ipairs(ids) do\n"                                                                \
-    "  local x = redis.call('LRANGE', 'tsg:x:' .. ARGV[1] .. '/' .. id, 0, -1)\n"                  \
-    "  for j = 2, #x, 3 do\n"                                                                      \
-    "    if x[j] == key and string.sub(x[j + 1], 1, #pre) == pre then\n"                           \
-    "      out[#out + 1] = id break\n"                                                             \
-    "    end\n"                                                                                    \
-    "  end\n"                                                                                      \
+    "  local x = redis.call('HGET', 'tsg:r:' .. ARGV[1] .. '/' .. id, 'x')\n"                      \
+    "  if x and string.find(x, pat, 1, true) then out[#out + 1] = id end\n"                        \
     "end\n"                                                                                        \
     "return out\n"
 
@@ -759,10 +753,11 @@ static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *sr
     out->v = NULL;
     for (size_t i = 0; i < n; i++) {
         redisReply *r = reps[i];
-        if (!r || r->type != REDIS_REPLY_ARRAY) continue;
-        for (size_t j = 0; j + 2 < r->elements; j += 3) {
-            redisReply *k = r->element[j + 1];
-            if (!k->str || k->len <= pl || memcmp(k->str, pre, pl)) continue;
+        if (!r || r->type != REDIS_REPLY_STRING) continue;
+        size_t pos = 0;
+        store_index_entry k;
+        while (store_entries_next(r->str, r->len, &pos, &k)) {
+            if (k.key_len <= pl || memcmp(k.key, pre, pl)) continue;
             if (out->n == cap) {
                 size_t nc = cap ? 2 * cap : 16;
                 const char **nv = tsg_arena_alloc(s->a, nc * sizeof *nv);
@@ -771,7 +766,7 @@ static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *sr
                 out->v = nv;
                 cap = nc;
             }
-            const char *id = tsg_arena_strndup(s->a, k->str + pl, k->len - pl);
+            const char *id = tsg_arena_strndup(s->a, k.key + pl, k.key_len - pl);
             if (!id) return nomem(s);
             out->v[out->n++] = id;
         }
@@ -828,8 +823,8 @@ static tsg_rc plan_has(sx *s, plan *p, const char *type, const search_clause *c,
                              REST_CHAIN_TARGETS, c->has_type);
     cmdlist l = {0};
     for (size_t k = 0; k < ids.n; k++) {
-        const char *key = aprintf(s, "tsg:x:%s/%s", c->has_type, ids.v[k]);
-        if (!key || cmd_add(s, &l, "LRANGE", key, "0", "-1") < 0) return nomem(s);
+        const char *key = aprintf(s, "tsg:r:%s/%s", c->has_type, ids.v[k]);
+        if (!key || cmd_add(s, &l, "HGET", key, "x", NULL) < 0) return nomem(s);
     }
     redisReply **reps;
     rc = run_cmds(s, &l, &reps);
@@ -1019,32 +1014,37 @@ static tsg_rc plan_result(sx *s, redisReply **view, const plan *p, const idset *
 
 /*
  * Filters candidates by index reads without reading whole indexes: for each
- * candidate id, the script finds the wanted keys in its index-entry list
- * tsg:x:<Type>/<id> (LPOS: kind, key, member triples) and returns the entries
- * on them: key number, member, score ("" for SET/LEX entries).
+ * candidate id, the script finds the wanted keys in its packed index entries
+ * (field x of tsg:r:<Type>/<id>: a plain search for "\1<key>\1", store.h) and
+ * returns the entries on them: key number, member, score ("" for SET/LEX
+ * entries).
  */
-static redis_script filter_script = REDIS_SCRIPT(
-    "search_filter", "local nk = tonumber(ARGV[1])\n"
-                     "local out = {}\n"
-                     "for j = nk + 2, #ARGV do\n"
-                     "  local xk = ARGV[j]\n"
-                     "  for i = 1, nk do\n"
-                     "    local key = ARGV[1 + i]\n"
-                     "    local pos = redis.call('LPOS', xk, key, 'COUNT', 0)\n"
-                     "    for _, p in ipairs(pos) do\n"
-                     "      if p % 3 == 1 then\n"
-                     "        local kind = redis.call('LINDEX', xk, p - 1)\n"
-                     "        local m = redis.call('LINDEX', xk, p + 1)\n"
-                     "        local sc = ''\n"
-                     "        if kind == 'z' then sc = redis.call('ZSCORE', key, m) or '' end\n"
-                     "        out[#out + 1] = i\n"
-                     "        out[#out + 1] = m\n"
-                     "        out[#out + 1] = sc\n"
-                     "      end\n"
-                     "    end\n"
-                     "  end\n"
-                     "end\n"
-                     "return out\n");
+static redis_script filter_script =
+    REDIS_SCRIPT("search_filter", "local nk = tonumber(ARGV[1])\n"
+                                  "local out = {}\n"
+                                  "for j = nk + 2, #ARGV do\n"
+                                  "  local x = redis.call('HGET', ARGV[j], 'x')\n"
+                                  "  if x then\n"
+                                  "    for i = 1, nk do\n"
+                                  "      local key = ARGV[1 + i]\n"
+                                  "      local pat = '\\1' .. key .. '\\1'\n"
+                                  "      local a, b = string.find(x, pat, 1, true)\n"
+                                  "      while a do\n"
+                                  "        local e = string.find(x, '\\1', b + 2, true)\n"
+                                  "        local m = string.sub(x, b + 2, e - 1)\n"
+                                  "        local sc = ''\n"
+                                  "        if string.sub(x, b + 1, b + 1) == 'z' then\n"
+                                  "          sc = redis.call('ZSCORE', key, m) or ''\n"
+                                  "        end\n"
+                                  "        out[#out + 1] = i\n"
+                                  "        out[#out + 1] = m\n"
+                                  "        out[#out + 1] = sc\n"
+                                  "        a, b = string.find(x, pat, e, true)\n"
+                                  "      end\n"
+                                  "    end\n"
+                                  "  end\n"
+                                  "end\n"
+                                  "return out\n");
 
 /* A ZRANGEBYSCORE bound ("-inf", "+inf", "(x", "x"). */
 static double score_bound(const char *b, int *excl)
@@ -1104,7 +1104,7 @@ static tsg_rc filter_candidates(sx *s, const char *type, const cmdlist *l, const
     args[na++] = nks;
     for (size_t j = 0; j < nk; j++) args[na++] = keys[j];
     for (size_t j = 0; j < cand->n; j++) {
-        args[na] = aprintf(s, "tsg:x:%s/%s", type, cand->v[j]);
+        args[na] = aprintf(s, "tsg:r:%s/%s", type, cand->v[j]);
         if (!args[na++]) return nomem(s);
     }
     redisReply *r = NULL;
@@ -1641,8 +1641,8 @@ static tsg_rc includes(sx *s, const search_include *inc, size_t ninc, const char
                 if (!x->reverse) {
                     if (x->source_type && strcmp(x->source_type, st)) continue;
                     if (list_cmd < 0) {
-                        const char *key = aprintf(s, "tsg:x:%s", src.v[i]);
-                        if (!key || (list_cmd = cmd_add(s, &l, "LRANGE", key, "0", "-1")) < 0)
+                        const char *key = aprintf(s, "tsg:r:%s", src.v[i]);
+                        if (!key || (list_cmd = cmd_add(s, &l, "HGET", key, "x", NULL)) < 0)
                             return nomem(s);
                     }
                     np = 1;
@@ -1684,8 +1684,8 @@ static tsg_rc includes(sx *s, const search_include *inc, size_t ninc, const char
         size_t before = out->n;
         for (size_t i = 0; i < nw && !rc; i++) {
             const redisReply *r = reps[w[i].cmd];
-            if (!r || r->type != REDIS_REPLY_ARRAY) continue;
             const search_include *x = w[i].inc;
+            if (!r || r->type != (x->reverse ? REDIS_REPLY_ARRAY : REDIS_REPLY_STRING)) continue;
             if (x->reverse) {
                 for (size_t j = 0; j < r->elements && !rc; j++) {
                     const char *ref = aprintf(s, "%s/%.*s", w[i].src_type, (int)r->element[j]->len,
@@ -1694,20 +1694,22 @@ static tsg_rc includes(sx *s, const search_include *inc, size_t ninc, const char
                 }
                 continue;
             }
-            /* forward: "s", "tsg:ix:<T>:<code>:r:<Type/id>", id */
-            for (size_t j = 0; j + 2 < r->elements && !rc; j += 3) {
-                const redisReply *k = r->element[j + 1];
-                if (!k->str || strncmp(k->str, "tsg:ix:", 7)) continue;
-                const char *p1 = memchr(k->str + 7, ':', k->len - 7); /* after type */
+            /* forward: the entries on "tsg:ix:<T>:<code>:r:<Type/id>" */
+            size_t pos = 0;
+            store_index_entry e;
+            while (!rc && store_entries_next(r->str, r->len, &pos, &e)) {
+                const store_index_entry *k = &e;
+                const char *kend = k->key + k->key_len;
+                if (k->key_len < 7 || strncmp(k->key, "tsg:ix:", 7)) continue;
+                const char *p1 = memchr(k->key + 7, ':', k->key_len - 7); /* after type */
                 if (!p1) continue;
                 const char *code = p1 + 1;
-                const char *p2 = memchr(code, ':', (size_t)(k->str + k->len - code));
-                if (!p2 || (size_t)(k->str + k->len - p2) < 4 || memcmp(p2, ":r:", 3)) continue;
+                const char *p2 = memchr(code, ':', (size_t)(kend - code));
+                if (!p2 || (size_t)(kend - p2) < 4 || memcmp(p2, ":r:", 3)) continue;
                 if (x->param && ((size_t)(p2 - code) != strlen(x->param->code) ||
                                  memcmp(code, x->param->code, (size_t)(p2 - code))))
                     continue;
-                const char *ref =
-                    tsg_arena_strndup(s->a, p2 + 3, (size_t)(k->str + k->len - p2 - 3));
+                const char *ref = tsg_arena_strndup(s->a, p2 + 3, (size_t)(kend - p2 - 3));
                 if (!ref) {
                     rc = nomem(s);
                     break;
@@ -2405,7 +2407,7 @@ void rest_conditional(const http_request *req, http_response *resp, rest_ctx *ct
         }
         if (!bid) rest_new_id(nid);
         /* no match: create; an id given that already exists is 409 (R4 3.1.0.4.3) */
-        rest_write_resource(req, resp, ctx, root, bid ? bid : nid, 0, 1);
+        rest_write_resource(req, resp, ctx, root, bid ? bid : nid, 0, bid ? 1 : 2);
         return;
     }
     if (req->method == HTTP_DELETE) {

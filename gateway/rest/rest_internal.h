@@ -114,7 +114,8 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
  * ------------------------------------------------------------------------ */
 
 /* fhir_rest.c: one write through the same path as PUT/POST (want_version:
- * If-Match or 0; must_not_exist: refuse to overwrite). Answers the request. */
+ * If-Match or 0; must_not_exist: refuse to overwrite — 2 when id was just drawn by
+ * rest_new_id(), 1 when the client chose it). Answers the request. */
 void rest_write_resource(const http_request *req, http_response *resp, rest_ctx *ctx,
                          fhir_node *root, const char *id, long want_version, int must_not_exist);
 

@@ -1,0 +1,604 @@
+#!/usr/bin/env python3
+"""test_auth.py BINARY — authentication end to end (gateway/auth/auth.h) against the real
+`tsunagu serve` with auth on and its embedded Redis:
+
+  - the admin command: client create (argument errors too), list, revoke, rotate, key rotate;
+  - POST /auth/token by HTTP Basic and by private_key_jwt (ES384 and RS384 assertions made
+    with python `cryptography`), with every OAuth error (invalid_request, invalid_client,
+    unsupported_grant_type, invalid_scope, replayed jti, assertion exp too far ahead, wrong
+    aud, unregistered key, HS256 assertion);
+  - the gate: what is public, 401 without a token, every token rejection (alg none, algorithm
+    confusion, unknown kid, a foreign key with our kid, expired, not yet valid, wrong audience,
+    oversized, malformed, revoked client), 403 on scope (read/search/create/update/delete,
+    history, $everything, transactions entry by entry), /metrics for admins only;
+  - key rotation (old tokens still accepted, both keys in the JWKS);
+  - the per-client rate limit (429 with Retry-After).
+
+Tokens with chosen claims are forged with the gateway's own private key, read from its Redis
+(tsg:auth:keys) — the test plays an attacker who could sign, to reach the checks behind the
+signature. Exit status 0 when every check passed (77 when `cryptography` is missing)."""
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+import uuid
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+try:
+    from cryptography.hazmat.primitives import hashes, hmac, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+except ImportError:  # pragma: no cover
+    print("SKIP: python3 cryptography is not installed")
+    sys.exit(77)
+
+FORM = "application/x-www-form-urlencoded"
+JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+class S:
+    binary = None
+    gw = None
+
+
+# -- JOSE helpers ------------------------------------------------------------------------------
+
+def b64u(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def b64u_int(n, size=None):
+    size = size or (n.bit_length() + 7) // 8
+    return b64u(n.to_bytes(size, "big"))
+
+
+def unb64u(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def ec_sign(key, data, hash_alg, size):
+    r, s = decode_dss_signature(key.sign(data, ec.ECDSA(hash_alg)))
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def jwt(header, claims, key=None, alg=None):
+    """A compact JWS; key: an EC/RSA private key, bytes (HMAC secret) or None (no signature)."""
+    h = b64u(json.dumps(header, separators=(",", ":")))
+    p = b64u(json.dumps(claims, separators=(",", ":")))
+    si = ("%s.%s" % (h, p)).encode()
+    alg = alg or header.get("alg")
+    if key is None:
+        sig = b""
+    elif isinstance(key, bytes):
+        m = hmac.HMAC(key, hashes.SHA256())
+        m.update(si)
+        sig = m.finalize()
+    elif isinstance(key, rsa.RSAPrivateKey):
+        sig = key.sign(si, padding.PKCS1v15(), hashes.SHA384())
+    elif alg == "ES256":
+        sig = ec_sign(key, si, hashes.SHA256(), 32)
+    else:
+        sig = ec_sign(key, si, hashes.SHA384(), 48)
+    return "%s.%s.%s" % (h, p, b64u(sig))
+
+
+def ec_jwk(key, kid):
+    n = key.public_key().public_numbers()
+    size = (key.curve.key_size + 7) // 8
+    return {"kty": "EC", "crv": "P-384" if size == 48 else "P-256", "kid": kid,
+            "x": b64u_int(n.x, size), "y": b64u_int(n.y, size)}
+
+
+def rsa_jwk(key, kid):
+    n = key.public_key().public_numbers()
+    return {"kty": "RSA", "kid": kid, "n": b64u_int(n.n), "e": b64u_int(n.e)}
+
+
+# -- gateway helpers ---------------------------------------------------------------------------
+
+def redis_cli(gw, *args):
+    out = subprocess.run(["redis-cli", "-s", os.path.join(gw.data_dir, "redis.sock"), "--raw"]
+                         + list(args), capture_output=True, timeout=10)
+    return out.stdout.decode()
+
+
+def gateway_key(gw):
+    """(kid, private key object) of the gateway's current signing key, from its Redis."""
+    kid = redis_cli(gw, "GET", "tsg:auth:key:current").strip()
+    rec = json.loads(redis_cli(gw, "HGET", "tsg:auth:keys", kid))
+    jwk = rec["jwk"]
+    d = int.from_bytes(unb64u(jwk["d"]), "big")
+    return kid, ec.derive_private_key(d, ec.SECP256R1())
+
+
+def aud(gw):
+    return "http://127.0.0.1:%d/fhir" % gw.port
+
+
+def token_url(gw):
+    return "http://127.0.0.1:%d/auth/token" % gw.port
+
+
+def claims(gw, client_id, scope="system/*.cruds", **over):
+    now = int(time.time())
+    c = {"iss": aud(gw), "sub": client_id, "aud": aud(gw), "exp": now + 300, "iat": now,
+         "jti": str(uuid.uuid4()), "scope": scope, "org": "Organization/test", "role": "member",
+         "area": ""}
+    c.update(over)
+    return c
+
+
+def post_token(gw, form, basic=None, headers=None):
+    h = {"Content-Type": FORM}
+    if basic:
+        h["Authorization"] = "Basic " + base64.b64encode(("%s:%s" % basic).encode()).decode()
+    h.update(headers or {})
+    return gw.request("POST", "/auth/token", urllib.parse.urlencode(form), headers=h)
+
+
+def expect(r, status, what=""):
+    assert r.status == status, "%s: expected %d, got %r" % (what, status, r)
+
+
+def expect_oauth(r, status, error, what=""):
+    expect(r, status, what)
+    assert r.json and r.json.get("error") == error, "%s: expected %s: %r" % (what, error, r)
+    assert r.header("Cache-Control") == "no-store", "%s: Cache-Control %r" % (
+        what, r.header("Cache-Control"))
+
+
+def expect_401(r, what, invalid_token=True):
+    expect(r, 401, what)
+    assert r.json and r.json.get("resourceType") == "OperationOutcome", "%s: %r" % (what, r)
+    wa = r.header("WWW-Authenticate") or ""
+    assert wa.startswith("Bearer"), "%s: WWW-Authenticate %r" % (what, wa)
+    if invalid_token:
+        assert 'error="invalid_token"' in wa, "%s: WWW-Authenticate %r" % (what, wa)
+    return r.json["issue"][0].get("diagnostics", "")
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+# -- tests -------------------------------------------------------------------------------------
+
+def t_public():
+    gw = S.gw
+    for path in ("/fhir/metadata", "/healthz", "/readyz", "/.well-known/smart-configuration",
+                 "/auth/jwks"):
+        expect(gw.get(path), 200, path)
+    conf = gw.get("/.well-known/smart-configuration").json
+    assert conf["token_endpoint"] == token_url(gw), conf
+    assert "private_key_jwt" in conf["token_endpoint_auth_methods_supported"], conf
+    assert "client-confidential-asymmetric" in conf["capabilities"], conf
+    keys = gw.get("/auth/jwks").json["keys"]
+    assert keys and all("d" not in k for k in keys), keys
+    assert keys[0]["alg"] == "ES256" and keys[0]["kty"] == "EC", keys
+    # everything else needs a token
+    for method, path in (("GET", "/fhir/Patient"), ("GET", "/fhir/Patient/x"),
+                         ("POST", "/fhir/Patient"), ("GET", "/fhir/_history"),
+                         ("GET", "/metrics"), ("POST", "/fhir"),
+                         ("GET", "/fhir/Patient/x/$everything")):
+        body = {"resourceType": "Patient"} if method == "POST" else None
+        r = gw.request(method, path, body)
+        expect_401(r, "%s %s" % (method, path), invalid_token=False)
+        assert r.header("WWW-Authenticate") == 'Bearer realm="tsunagu"', r.header(
+            "WWW-Authenticate")
+
+
+def t_admin_cli():
+    gw = S.gw
+    cid, sec = gw.create_client(org="Organization/clinic-1", name="Clinic one",
+                                scope="system/Patient.rs", area="north")
+    rc, out, err = gw.admin("client", "list")
+    assert rc == 0, err
+    rows = {c["client_id"]: c for c in json.loads(out)}
+    c = rows[cid]
+    assert c["org"] == "Organization/clinic-1" and c["name"] == "Clinic one", c
+    assert c["scope"] == "system/Patient.rs" and c["role"] == "member" and c["area"] == "north", c
+    assert not c["revoked"] and not c["jwks"] and "secret" not in json.dumps(c), c
+    # the secret is stored only as a slow hash
+    stored = redis_cli(gw, "HGET", "tsg:auth:client:" + cid, "secret")
+    assert stored.startswith("pbkdf2-sha256$") and sec not in stored, stored
+    # argument errors: exit 2 for usage, 1 for bad values, with a message
+    for args, want in ((["client", "create", "--org", "Organization/x"], 2),
+                       (["client", "create", "--org", "Patient/x", "--name", "n", "--scope",
+                         "system/*.rs"], 1),
+                       (["client", "create", "--org", "Organization/x", "--name", "n", "--scope",
+                         "patient/*.rs"], 1),
+                       (["client", "create", "--org", "Organization/x", "--name", "n", "--scope",
+                         "system/*.rs", "--role", "root"], 1),
+                       (["client", "create", "--org", "Organization/x", "--name", "n", "--scope",
+                         "system/*.rs", "--jwks", "/nonexistent"], 1),
+                       (["client", "revoke", "nosuchclient"], 1),
+                       (["client", "rotate", "nosuchclient"], 1),
+                       (["client", "frobnicate"], 2), (["key"], 2)):
+        rc, out, err = gw.admin(*args)
+        assert rc == want and err.strip(), "admin %s: rc %d, %r" % (args, rc, err)
+    # a private key in a JWKS is refused
+    k = ec.generate_private_key(ec.SECP384R1())
+    priv = ec_jwk(k, "p")
+    priv["d"] = b64u_int(k.private_numbers().private_value, 48)
+    path = os.path.join(gw.data_dir, "..", "priv.json")
+    with open(path, "w") as f:
+        json.dump({"keys": [priv]}, f)
+    rc, out, err = gw.admin("client", "create", "--org", "Organization/x", "--name", "n",
+                            "--scope", "system/*.rs", "--jwks", path)
+    assert rc == 1 and "private" in err, (rc, err)
+
+    # rotate: the old secret stops working, the new one works
+    tok = gw.token(cid, sec)
+    rc, out, err = gw.admin("client", "rotate", cid)
+    assert rc == 0, err
+    new = json.loads(out)
+    assert new["client_id"] == cid and new["client_secret"] != sec, new
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials"}, (cid, sec)), 401,
+                 "invalid_client", "old secret")
+    gw.token(cid, new["client_secret"])
+    # revoke: no new tokens, and tokens already issued are refused
+    expect(gw.get("/fhir/Patient", headers=bearer(tok)), 200, "before revoke")
+    rc, out, err = gw.admin("client", "revoke", cid)
+    assert rc == 0 and json.loads(out)["revoked"] is True, (out, err)
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials"},
+                            (cid, new["client_secret"])), 401, "invalid_client", "revoked")
+    msg = expect_401(gw.get("/fhir/Patient", headers=bearer(tok)), "revoked client's token")
+    assert "revoked" in msg, msg
+    rc, out, err = gw.admin("client", "list")
+    assert [c for c in json.loads(out) if c["client_id"] == cid][0]["revoked"], out
+
+
+def t_token_basic():
+    gw = S.gw
+    cid, sec = gw.create_client(scope="system/Patient.rs system/Observation.cruds")
+    r = post_token(gw, {"grant_type": "client_credentials"}, (cid, sec))
+    expect(r, 200, "token")
+    t = r.json
+    assert t["token_type"] == "Bearer" and t["expires_in"] == 300, t
+    assert t["scope"] == "system/Patient.rs system/Observation.cruds", t
+    hdr = json.loads(unb64u(t["access_token"].split(".")[0]))
+    body = json.loads(unb64u(t["access_token"].split(".")[1]))
+    assert hdr["alg"] == "ES256" and hdr["kid"] == gw.get("/auth/jwks").json["keys"][0]["kid"]
+    for claim in ("iss", "sub", "aud", "exp", "iat", "jti", "scope", "org", "role", "area"):
+        assert claim in body, (claim, body)
+    assert body["sub"] == cid and body["aud"] == aud(gw) and body["exp"] - body["iat"] == 300
+    # a narrower scope
+    r = post_token(gw, {"grant_type": "client_credentials", "scope": "system/Patient.r"},
+                   (cid, sec))
+    expect(r, 200, "narrower scope")
+    assert r.json["scope"] == "system/Patient.r", r.json
+    # errors
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials",
+                                 "scope": "system/Patient.c"}, (cid, sec)),
+                 400, "invalid_scope", "wider scope")
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials", "scope": "patient/*.rs"},
+                            (cid, sec)), 400, "invalid_scope", "patient scope")
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials"}, (cid, "wrong")), 401,
+                 "invalid_client", "wrong secret")
+    r = post_token(gw, {"grant_type": "client_credentials"}, ("nobody", sec))
+    expect_oauth(r, 401, "invalid_client", "unknown client")
+    assert r.header("WWW-Authenticate", ).startswith("Basic"), r.header("WWW-Authenticate")
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials"}), 401, "invalid_client",
+                 "no authentication")
+    expect_oauth(post_token(gw, {"grant_type": "password"}, (cid, sec)), 400,
+                 "unsupported_grant_type", "grant type")
+    expect_oauth(post_token(gw, {}, (cid, sec)), 400, "invalid_request", "no grant_type")
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials", "client_secret": sec,
+                                 "client_id": cid}), 400, "invalid_request", "secret in the form")
+    r = gw.request("POST", "/auth/token", "grant_type=client_credentials&grant_type=x",
+                   headers={"Content-Type": FORM})
+    expect_oauth(r, 400, "invalid_request", "repeated field")
+    r = gw.request("POST", "/auth/token", "grant_type=%zz", headers={"Content-Type": FORM})
+    expect_oauth(r, 400, "invalid_request", "bad escape")
+    r = gw.request("POST", "/auth/token", {"grant_type": "client_credentials"})
+    expect_oauth(r, 400, "invalid_request", "JSON body")
+    r = gw.request("POST", "/auth/token", "grant_type=client_credentials",
+                   headers={"Content-Type": FORM, "Authorization": "Basic %%%"})
+    expect_oauth(r, 401, "invalid_client", "bad Basic")
+    expect(gw.get("/auth/token"), 405, "GET /auth/token")
+    expect(gw.get("/auth/nothing"), 404, "/auth/nothing")
+
+
+def t_token_private_key_jwt():
+    gw = S.gw
+    k384 = ec.generate_private_key(ec.SECP384R1())
+    krsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwks = {"keys": [ec_jwk(k384, "ec-1"), rsa_jwk(krsa, "rsa-1")]}
+    cid, _ = gw.create_client(scope="system/*.rs", jwks=jwks)
+
+    def assertion(key, kid, alg, **over):
+        now = int(time.time())
+        c = {"iss": cid, "sub": cid, "aud": token_url(gw), "exp": now + 240,
+             "jti": str(uuid.uuid4())}
+        c.update(over)
+        h = {"alg": alg, "typ": "JWT"}
+        if kid:
+            h["kid"] = kid
+        return jwt(h, c, key)
+
+    def ask(a, **form):
+        f = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
+             "client_assertion_type": JWT_BEARER, "client_assertion": a}
+        f.update(form)
+        return post_token(gw, f)
+
+    for key, kid, alg in ((k384, "ec-1", "ES384"), (krsa, "rsa-1", "RS384"), (k384, None, "ES384")):
+        r = ask(assertion(key, kid, alg))
+        expect(r, 200, "%s assertion" % alg)
+        expect(gw.get("/fhir/Patient", headers=bearer(r.json["access_token"])), 200, "use")
+    # replay: the same assertion (same jti) twice
+    a = assertion(k384, "ec-1", "ES384")
+    expect(ask(a), 200, "first use")
+    expect_oauth(ask(a), 401, "invalid_client", "replayed jti")
+    now = int(time.time())
+    cases = (
+        ("exp too far ahead", assertion(k384, "ec-1", "ES384", exp=now + 3600)),
+        ("expired", assertion(k384, "ec-1", "ES384", exp=now - 120)),
+        ("wrong aud", assertion(k384, "ec-1", "ES384", aud="http://elsewhere/auth/token")),
+        ("no jti", jwt({"alg": "ES384", "kid": "ec-1"},
+                       {"iss": cid, "sub": cid, "aud": token_url(gw), "exp": now + 60}, k384)),
+        ("iss != sub", assertion(k384, "ec-1", "ES384", iss="someone")),
+        ("unknown kid", assertion(k384, "ec-9", "ES384")),
+        ("unregistered key", assertion(ec.generate_private_key(ec.SECP384R1()), "ec-1",
+                                       "ES384")),
+        ("ES384 signature under the RSA kid", assertion(k384, "rsa-1", "ES384")),
+        ("RS384 signature under the EC kid", assertion(krsa, "ec-1", "RS384")),
+        ("alg none", jwt({"alg": "none"}, {"iss": cid, "sub": cid, "aud": token_url(gw),
+                                           "exp": now + 60, "jti": "n"})),
+        ("HS256 keyed with the public JWK",
+         jwt({"alg": "HS256", "kid": "ec-1"},
+             {"iss": cid, "sub": cid, "aud": token_url(gw), "exp": now + 60, "jti": "h"},
+             json.dumps(jwks["keys"][0]).encode())),
+        ("ES256 (not allowed for assertions)",
+         assertion(ec.generate_private_key(ec.SECP256R1()), None, "ES256")),
+        ("malformed", "a.b"),
+        ("oversized", "x" * 9000),
+    )
+    for what, a in cases:
+        r = ask(a)
+        assert r.status in (400, 401) and r.json and r.json.get("error") in (
+            "invalid_client", "invalid_request"), "%s: %r" % (what, r)
+    expect_oauth(ask(assertion(k384, "ec-1", "ES384"), client_assertion_type="urn:x"), 400,
+                 "invalid_request", "assertion type")
+    expect_oauth(ask(assertion(k384, "ec-1", "ES384"), scope="system/Patient.c"), 400,
+                 "invalid_scope", "scope beyond the grant")
+    # a client without a JWKS cannot use assertions
+    cid2, _ = gw.create_client(scope="system/*.rs")
+    a = jwt({"alg": "ES384"}, {"iss": cid2, "sub": cid2, "aud": token_url(gw),
+                               "exp": int(time.time()) + 60, "jti": "x"}, k384)
+    expect_oauth(ask(a), 401, "invalid_client", "no JWKS")
+
+
+def t_gate_rejections():
+    gw = S.gw
+    cid, sec = gw.create_client(scope="system/*.cruds")
+    good = gw.token(cid, sec)
+    expect(gw.get("/fhir/Patient", headers=bearer(good)), 200, "good token")
+    expect(gw.get("/fhir/Patient", headers={"Authorization": "bearer " + good}), 200,
+           "scheme is case-insensitive")
+    kid, key = gateway_key(gw)
+    forged_ok = jwt({"alg": "ES256", "kid": kid, "typ": "JWT"}, claims(gw, cid), key)
+    expect(gw.get("/fhir/Patient", headers=bearer(forged_ok)), 200, "control: our key signs")
+    now = int(time.time())
+    pub = gw.get("/auth/jwks").json["keys"][0]
+    other = ec.generate_private_key(ec.SECP256R1())
+    h_good, p_good, s_good = good.split(".")
+    cases = (
+        ("alg none", jwt({"alg": "none", "kid": kid}, claims(gw, cid)), "not allowed"),
+        ("alg none with our signature", "%s.%s.%s" % (b64u('{"alg":"none","kid":"%s"}' % kid),
+                                                      p_good, s_good), "not allowed"),
+        ("HS256 keyed with our public JWK (algorithm confusion)",
+         jwt({"alg": "HS256", "kid": kid}, claims(gw, cid), json.dumps(pub).encode()),
+         "not allowed"),
+        ("ES384 header (alg/key mismatch)",
+         jwt({"alg": "ES384", "kid": kid}, claims(gw, cid), ec.generate_private_key(
+             ec.SECP384R1())), "not allowed"),
+        ("unknown kid", jwt({"alg": "ES256", "kid": "nope"}, claims(gw, cid), other),
+         "kid"),
+        ("no kid", jwt({"alg": "ES256"}, claims(gw, cid), key), "kid"),
+        ("foreign key under our kid", jwt({"alg": "ES256", "kid": kid}, claims(gw, cid), other),
+         "bad signature"),
+        ("changed payload", "%s.%s.%s" % (h_good, b64u(json.dumps(claims(
+            gw, cid, scope="system/*.cruds", role="admin"))), s_good), "bad signature"),
+        ("expired", jwt({"alg": "ES256", "kid": kid}, claims(gw, cid, exp=now - 120,
+                                                            iat=now - 420), key), "expired"),
+        ("not yet valid (nbf)", jwt({"alg": "ES256", "kid": kid},
+                                    claims(gw, cid, nbf=now + 600, exp=now + 900), key),
+         "not yet valid"),
+        ("issued in the future", jwt({"alg": "ES256", "kid": kid},
+                                     claims(gw, cid, iat=now + 600, exp=now + 900), key),
+         "not yet valid"),
+        ("lifetime beyond the maximum", jwt({"alg": "ES256", "kid": kid},
+                                            claims(gw, cid, exp=now + 86400), key), "too far"),
+        ("wrong audience", jwt({"alg": "ES256", "kid": kid},
+                               claims(gw, cid, aud="https://other.example/fhir"), key),
+         "audience"),
+        ("no exp", jwt({"alg": "ES256", "kid": kid},
+                       {k: v for k, v in claims(gw, cid).items() if k != "exp"}, key), "exp"),
+        ("unknown client", jwt({"alg": "ES256", "kid": kid}, claims(gw, "nosuchclient"), key),
+         "revoked"),
+        ("no scope claim", jwt({"alg": "ES256", "kid": kid},
+                               {k: v for k, v in claims(gw, cid).items() if k != "scope"}, key),
+         "lacks"),
+        ("oversized", "a" * 9000, "oversized"),
+        ("malformed: two parts", "%s.%s" % (h_good, p_good), "three parts"),
+        ("malformed: four parts", good + ".x", "three parts"),
+        ("malformed: not base64url", good.replace(".", ".*", 1), "base64url"),
+        ("malformed: padding", good + "=", "base64url"),
+        ("empty", "", "empty"),
+    )
+    for what, tok, want in cases:
+        r = gw.get("/fhir/Patient/abc", headers=bearer(tok))
+        msg = expect_401(r, what)
+        assert want in msg, "%s: message %r lacks %r" % (what, msg, want)
+    expect_401(gw.get("/fhir/Patient", headers={"Authorization": "Basic " + good}),
+               "Basic on the API", invalid_token=False)
+    # a 401 says nothing about the resource: same answer for an id that exists and one that
+    # does not
+    r = gw.request("PUT", "/fhir/Patient/exists", {"resourceType": "Patient", "id": "exists"},
+                   headers=bearer(good))
+    assert r.status in (200, 201), r
+    a = gw.get("/fhir/Patient/exists")
+    b = gw.get("/fhir/Patient/doesnotexist")
+    assert a.status == b.status == 401 and a.body == b.body, (a, b)
+
+
+def t_scopes():
+    gw = S.gw
+    admin_id, admin_sec = gw.create_client(scope="system/*.cruds", role="admin")
+    adm = gw.token(admin_id, admin_sec)
+    r = gw.request("PUT", "/fhir/Patient/p1", {"resourceType": "Patient", "id": "p1"},
+                   headers=bearer(adm))
+    assert r.status in (200, 201), r
+    r = gw.request("POST", "/fhir/Observation",
+                   {"resourceType": "Observation", "status": "final",
+                    "code": {"text": "x"}, "subject": {"reference": "Patient/p1"}},
+                   headers=bearer(adm))
+    expect(r, 201, "admin creates an Observation")
+    cid, sec = gw.create_client(scope="system/Patient.rs system/Observation.c")
+    t = bearer(gw.token(cid, sec))
+    allowed = (("GET", "/fhir/Patient/p1", None), ("GET", "/fhir/Patient?_id=p1", None),
+               ("POST", "/fhir/Patient/_search", "_id=p1"),
+               ("GET", "/fhir/Patient/p1/_history", None),
+               ("GET", "/fhir/Patient/p1/_history/1", None),
+               ("GET", "/fhir/Patient/_history", None),
+               ("POST", "/fhir/Observation", {"resourceType": "Observation", "status": "final",
+                                              "code": {"text": "y"}}))
+    for method, path, body in allowed:
+        h = dict(t)
+        if isinstance(body, str):
+            h["Content-Type"] = FORM
+        r = gw.request(method, path, body, headers=h)
+        assert r.status < 300, "%s %s: %r" % (method, path, r)
+    forbidden = (("GET", "/fhir/Observation?subject=Patient/p1", None),
+                 ("GET", "/fhir/Encounter/e1", None),
+                 ("POST", "/fhir/Patient", {"resourceType": "Patient"}),
+                 ("PUT", "/fhir/Patient/p1", {"resourceType": "Patient", "id": "p1"}),
+                 ("PATCH", "/fhir/Patient/p1", None),
+                 ("DELETE", "/fhir/Patient/p1", None),
+                 ("DELETE", "/fhir/Patient?_id=p1", None),
+                 ("GET", "/fhir/_history", None),
+                 ("GET", "/fhir/Patient/p1/$everything", None),
+                 ("POST", "/fhir/Patient", {"resourceType": "Patient"}),
+                 ("GET", "/metrics", None))
+    for method, path, body in forbidden:
+        r = gw.request(method, path, body, headers=t)
+        assert r.status == 403, "%s %s: expected 403, got %r" % (method, path, r)
+        assert r.json and r.json["issue"][0]["code"] == "forbidden", r
+        assert 'error="insufficient_scope"' in (r.header("WWW-Authenticate") or ""), r
+    # a conditional create reads what it finds: it needs r and s too
+    h = dict(t)
+    h["If-None-Exist"] = "code=y"
+    r = gw.request("POST", "/fhir/Observation", {"resourceType": "Observation",
+                                                 "status": "final", "code": {"text": "y"}},
+                   headers=h)
+    expect(r, 403, "conditional create without read")
+    # transactions: every entry is checked
+    ok = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "z"}},
+         "request": {"method": "POST", "url": "Observation"}},
+        {"request": {"method": "GET", "url": "Patient/p1"}}]}
+    r = gw.request("POST", "/fhir", {**ok, "type": "batch"}, headers=t)
+    expect(r, 200, "batch within the scopes")
+    bad = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        ok["entry"][0],
+        {"resource": {"resourceType": "Patient", "id": "p1"},
+         "request": {"method": "PUT", "url": "Patient/p1"}}]}
+    r = gw.request("POST", "/fhir", bad, headers=t)
+    expect(r, 403, "transaction with an entry beyond the scopes")
+    assert "Bundle.entry[1]" in json.dumps(r.json), r
+    # admins see /metrics; $everything needs system/*.s
+    expect(gw.get("/metrics", headers=bearer(adm)), 200, "metrics for admin")
+    expect(gw.get("/fhir/Patient/p1/$everything", headers=bearer(adm)), 200, "$everything")
+    # XML transactions are not inspected: only *.cruds may post them
+    r = gw.request("POST", "/fhir", '<Bundle xmlns="http://hl7.org/fhir"><type value="batch"/>'
+                   '</Bundle>', headers={**t, "Content-Type": "application/fhir+xml"})
+    expect(r, 403, "XML batch")
+
+
+def t_key_rotation():
+    gw = S.gw
+    cid, sec = gw.create_client(scope="system/*.rs")
+    old_tok = gw.token(cid, sec)
+    old_kid = json.loads(unb64u(old_tok.split(".")[0]))["kid"]
+    rc, out, err = gw.admin("key", "rotate")
+    assert rc == 0, err
+    new_kid = json.loads(out)["kid"]
+    assert new_kid != old_kid
+    new_tok = gw.token(cid, sec)
+    assert json.loads(unb64u(new_tok.split(".")[0]))["kid"] == new_kid
+    kids = {k["kid"] for k in gw.get("/auth/jwks").json["keys"]}
+    assert {old_kid, new_kid} <= kids, kids
+    expect(gw.get("/fhir/Patient", headers=bearer(old_tok)), 200, "token of the retired key")
+    expect(gw.get("/fhir/Patient", headers=bearer(new_tok)), 200, "token of the new key")
+
+
+def t_rate_limit():
+    with harness.Gateway(S.binary, auth=True,
+                         env={"TSUNAGU_AUTH_RATE": "5", "TSUNAGU_AUTH_BURST": "5"}) as gw:
+        cid, sec = gw.create_client(scope="system/*.rs")
+        t = bearer(gw.token(cid, sec))
+        statuses = [gw.get("/fhir/Patient", headers=t) for _ in range(12)]
+        codes = [r.status for r in statuses]
+        assert codes.count(200) >= 5 and 429 in codes, codes
+        r = [x for x in statuses if x.status == 429][0]
+        assert r.json["issue"][0]["code"] == "throttled", r
+        ra = int(r.header("Retry-After"))
+        assert 1 <= ra <= 2, ra
+        # another client has its own bucket
+        cid2, sec2 = gw.create_client(scope="system/*.rs")
+        expect(gw.get("/fhir/Patient", headers=bearer(gw.token(cid2, sec2))), 200, "other")
+        time.sleep(ra + 0.2)
+        expect(gw.get("/fhir/Patient", headers=t), 200, "after Retry-After")
+        # the bucket is not written to the AOF (no fsync per request)
+        aof = open(os.path.join(gw.data_dir, "appendonlydir",
+                                [f for f in os.listdir(os.path.join(gw.data_dir, "appendonlydir"))
+                                 if ".incr." in f][0]), "rb").read()
+        assert b"tsg:auth:rl:" not in aof, "rate buckets reached the AOF"
+
+
+def t_auth_off():
+    with harness.Gateway(S.binary) as gw:
+        expect(gw.get("/fhir/Patient"), 200, "auth off: no token needed")
+        expect(gw.get("/auth/jwks"), 404, "auth off: no token endpoint")
+        assert "authentication is OFF" in gw.log(), gw.log_tail()
+
+
+def main():
+    if len(sys.argv) != 2:
+        print("usage: test_auth.py PATH/TO/tsunagu", file=sys.stderr)
+        return 2
+    S.binary = sys.argv[1]
+    checks = harness.Checks()
+    S.gw = harness.Gateway(S.binary, auth=True, env={"TSUNAGU_AUTH_RATE": "100000"})
+    try:
+        S.gw.start()
+        for name, fn in (("public", t_public), ("admin_cli", t_admin_cli),
+                         ("token_basic", t_token_basic),
+                         ("token_private_key_jwt", t_token_private_key_jwt),
+                         ("gate_rejections", t_gate_rejections), ("scopes", t_scopes),
+                         ("key_rotation", t_key_rotation)):
+            checks.run(name, fn)
+        checks.run("rate_limit", t_rate_limit)
+        checks.run("auth_off", t_auth_off)
+    finally:
+        if checks.failed:
+            S.gw.print_logs()
+        try:
+            S.gw.close()
+        except AssertionError as e:
+            checks.failed.append("sanitizer")
+            print("FAIL sanitizer: %s" % e)
+    return checks.finish()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

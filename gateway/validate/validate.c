@@ -8,14 +8,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../model/model_internal.h"
 #include "validate_internal.h"
 
 /* Cap on the expression text of one node (deeper paths are cut). */
 #define VALIDATE_PATH_MAX (16u * 1024u)
-/* The scratch arena of FHIRPath evaluations is replaced past this size. */
+/* The scratch arena of FHIRPath evaluations is replaced past this size, and
+ * one evaluation may use at most VALIDATE_SCRATCH_CAP of it (beyond: the
+ * invariant is reported as not evaluable). */
 #define VALIDATE_SCRATCH_MAX (8u * 1024u * 1024u)
+#define VALIDATE_SCRATCH_CAP (64u * 1024u * 1024u)
 /* Work budget of one invariant evaluation (node visits; see fp_env). */
 #define VALIDATE_INVARIANT_STEPS 20000000ull
 /* R4: strings and markdown "SHALL NOT exceed 1MB". */
@@ -533,6 +537,75 @@ static void check_reference(vctx *c, const fhir_node *n, const model_typeref *tr
  * Terminology
  * ------------------------------------------------------------------------ */
 
+/* ISO 4217 alphabetic codes (the currencies value set's code system, which R4
+ * does not enumerate): the active codes and the funds/precious-metal codes. */
+static const char *const iso4217[] = {
+    "AED", "AFN", "ALL", "AMD", "ANG", "AOA", "ARS", "AUD", "AWG", "AZN", "BAM", "BBD", "BDT",
+    "BGN", "BHD", "BIF", "BMD", "BND", "BOB", "BOV", "BRL", "BSD", "BTN", "BWP", "BYN", "BZD",
+    "CAD", "CDF", "CHE", "CHF", "CHW", "CLF", "CLP", "CNY", "COP", "COU", "CRC", "CUC", "CUP",
+    "CVE", "CZK", "DJF", "DKK", "DOP", "DZD", "EGP", "ERN", "ETB", "EUR", "FJD", "FKP", "GBP",
+    "GEL", "GHS", "GIP", "GMD", "GNF", "GTQ", "GYD", "HKD", "HNL", "HRK", "HTG", "HUF", "IDR",
+    "ILS", "INR", "IQD", "IRR", "ISK", "JMD", "JOD", "JPY", "KES", "KGS", "KHR", "KMF", "KPW",
+    "KRW", "KWD", "KYD", "KZT", "LAK", "LBP", "LKR", "LRD", "LSL", "LYD", "MAD", "MDL", "MGA",
+    "MKD", "MMK", "MNT", "MOP", "MRU", "MUR", "MVR", "MWK", "MXN", "MXV", "MYR", "MZN", "NAD",
+    "NGN", "NIO", "NOK", "NPR", "NZD", "OMR", "PAB", "PEN", "PGK", "PHP", "PKR", "PLN", "PYG",
+    "QAR", "RON", "RSD", "RUB", "RWF", "SAR", "SBD", "SCR", "SDG", "SEK", "SGD", "SHP", "SLE",
+    "SLL", "SOS", "SRD", "SSP", "STN", "SVC", "SYP", "SZL", "THB", "TJS", "TMT", "TND", "TOP",
+    "TRY", "TTD", "TWD", "TZS", "UAH", "UGX", "USD", "USN", "UYI", "UYU", "UYW", "UZS", "VED",
+    "VES", "VND", "VUV", "WST", "XAF", "XAG", "XAU", "XBA", "XBB", "XBC", "XBD", "XCD", "XDR",
+    "XOF", "XPD", "XPF", "XPT", "XSU", "XTS", "XUA", "XXX", "YER", "ZAR", "ZMW", "ZWL"};
+
+/* A BCP 13 media type: type "/" subtype, then optional ";" parameters, with
+ * the top-level types of the IANA registry. */
+static int mime_ok(const char *s)
+{
+    static const char *const top[] = {"application", "audio", "example",   "font", "image",
+                                      "message",     "model", "multipart", "text", "video"};
+    const char *slash = strchr(s, '/');
+    if (!slash) return 0;
+    size_t tl = (size_t)(slash - s);
+    int known = 0;
+    for (size_t i = 0; i < sizeof top / sizeof top[0]; i++)
+        if (strlen(top[i]) == tl && !strncasecmp(s, top[i], tl)) known = 1;
+    if (!known) return 0;
+    const char *p = slash + 1;
+    size_t n = 0;
+    /* RFC 6838 restricted-name characters */
+    while (p[n] && ((p[n] >= 'a' && p[n] <= 'z') || (p[n] >= 'A' && p[n] <= 'Z') ||
+                    (p[n] >= '0' && p[n] <= '9') || strchr("!#$&-^_.+", p[n])))
+        n++;
+    if (!n || n > 127) return 0;
+    p += n;
+    while (*p == ' ') p++;
+    if (!*p) return 1;
+    if (*p != ';') return 0;
+    for (p++; *p; p++) /* parameters: printable, no control characters */
+        if ((unsigned char)*p < 0x20) return 0;
+    return 1;
+}
+
+/*
+ * Value sets whose code system R4 does not enumerate but whose codes a
+ * grammar or a short list decides: 1 valid, 0 invalid, -1 not one of them.
+ */
+static int grammar_code(const model_valueset *vs, const char *system, const char *code)
+{
+    if (!strcmp(vs->url, "http://hl7.org/fhir/ValueSet/currencies")) {
+        if (system && strcmp(system, "urn:iso:std:iso:4217")) return 0;
+        for (size_t i = 0; i < sizeof iso4217 / sizeof iso4217[0]; i++)
+            if (!strcmp(iso4217[i], code)) return 1;
+        return 0;
+    }
+    if (!strcmp(vs->url, "http://hl7.org/fhir/ValueSet/mimetypes")) {
+        if (system && strcmp(system, "urn:ietf:bcp:13")) return 0;
+        /* FHIR's shorthands for its own formats (the _format parameter; R4 uses
+         * them in CapabilityStatement.format and TestScript) */
+        if (!strcmp(code, "xml") || !strcmp(code, "json") || !strcmp(code, "ttl")) return 1;
+        return mime_ok(code);
+    }
+    return -1;
+}
+
 /* Result of checking one code against a value set. */
 enum { CODE_IN = 0, CODE_OUT, CODE_UNKNOWN_SYSTEM };
 
@@ -553,6 +626,26 @@ static void check_binding(vctx *c, const fhir_node *n, const model_binding *b)
     int is_coding = t == g.coding, is_cc = t == g.codeable_concept;
     if (!is_code && !is_coding && !is_cc) return; /* Quantity units: not bound in base R4 */
     if (is_code && !n->value) return;
+    if (vs && vs->unavailable && is_code) {
+        int gc = grammar_code(vs, NULL, n->value);
+        if (gc == 1) return;
+        if (gc == 0) {
+            issue(c, required ? VALIDATE_ERROR : VALIDATE_WARNING, "code-invalid",
+                  "the code '%s' is not in the %s value set %s", n->value,
+                  required ? "required" : "extensible", vs->url);
+            return;
+        }
+    }
+    if (vs && vs->unavailable && is_coding && kid_value(n, "code")) {
+        int gc = grammar_code(vs, kid_value(n, "system"), kid_value(n, "code"));
+        if (gc == 1) return;
+        if (gc == 0) {
+            issue(c, required ? VALIDATE_ERROR : VALIDATE_WARNING, "code-invalid",
+                  "the code '%s' is not in the %s value set %s", kid_value(n, "code"),
+                  required ? "required" : "extensible", vs->url);
+            return;
+        }
+    }
     if (!vs || vs->unavailable) {
         if (required)
             issue(c, VALIDATE_WARNING, "not-supported",
@@ -646,7 +739,7 @@ static void eval_constraint(vctx *c, const fhir_node *n, const model_constraint 
     }
     if (!c->scratch || tsg_arena_used(c->scratch) > VALIDATE_SCRATCH_MAX) {
         tsg_arena_free(c->scratch);
-        c->scratch = tsg_arena_new(0);
+        c->scratch = tsg_arena_new(VALIDATE_SCRATCH_MAX + VALIDATE_SCRATCH_CAP);
         if (!c->scratch) {
             c->rc = TSG_ENOMEM;
             return;
@@ -660,7 +753,13 @@ static void eval_constraint(vctx *c, const fhir_node *n, const model_constraint 
     tsg_error_clear(&err);
     tsg_rc rc = fp_eval(v->expr, c->resource, n, &env, c->scratch, &out, &err);
     if (rc == TSG_ENOMEM) {
-        c->rc = TSG_ENOMEM;
+        /* the scratch arena's cap (or memory): too costly, not a failure */
+        tsg_arena_free(c->scratch);
+        c->scratch = NULL;
+        issue(c, VALIDATE_INFORMATION, "informational",
+              "the invariant %s cannot be evaluated (it needs more than the %u MB the validator "
+              "gives one evaluation): %s",
+              k->key, VALIDATE_SCRATCH_CAP >> 20, k->human);
         return;
     }
     if (rc) {

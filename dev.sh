@@ -19,7 +19,7 @@ die() {
 
 # What a build needs (the tests' CMake files need cmocka even for a Release build).
 BUILD_PKGS=(build-essential cmake pkg-config libcmocka-dev libjansson-dev libxml2-dev
-    libulfius-dev libmicrohttpd-dev libhiredis-dev libutf8proc-dev zlib1g-dev redis-server)
+    libulfius-dev libmicrohttpd-dev libhiredis-dev libutf8proc-dev zlib1g-dev redis-server libssl-dev)
 # What the test command adds: clang with libFuzzer and the sanitizer runtimes; python3 for
 # the check that the committed R4 model is what the generator writes; clang-format for the
 # source checks (tests/lint).
@@ -79,28 +79,56 @@ cmd_run() {
     server_pid=$!
     trap 'kill -TERM $server_pid 2>/dev/null; wait $server_pid' INT TERM
     wait_ready "$base" || die "the gateway did not become ready (see the messages above)"
+    # Authentication (on unless TSUNAGU_AUTH=off): an administrator client of the demo,
+    # created once, its credentials in $TSUNAGU_DATA_DIR/demo-admin.json (mode 0600), and an
+    # access token for the requests below.
+    local creds="$TSUNAGU_DATA_DIR/demo-admin.json" auth=() get_token="" h=""
+    if [ "${TSUNAGU_AUTH:-on}" != off ]; then
+        if [ ! -s "$creds" ]; then
+            (umask 077 && build/tsunagu admin client create --org Organization/demo-admin \
+                --name "demo administrator" --scope 'system/*.cruds' --role admin >"$creds") ||
+                die "creating the demo administrator client failed"
+        fi
+        local id secret token
+        id=$(sed -n 's/.*"client_id":"\([^"]*\)".*/\1/p' "$creds")
+        secret=$(sed -n 's/.*"client_secret":"\([^"]*\)".*/\1/p' "$creds")
+        get_token="curl -s -u '$id:$secret' -d grant_type=client_credentials $base/auth/token | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p'"
+        token=$(eval "$get_token")
+        [ -n "$token" ] || die "no access token for the demo administrator (see $creds)"
+        auth=(-H "Authorization: Bearer $token")
+        h=' -H "Authorization: Bearer $TOKEN"'
+    fi
     # The demo region, once: its entries are PUTs with fixed ids, so loading it again would
     # only add versions; a marker resource tells whether it is there.
-    if curl -sf -o /dev/null "$base/fhir/Organization/clinic-1"; then
+    if curl -sf -o /dev/null "${auth[@]}" "$base/fhir/Organization/clinic-1"; then
         echo "dev.sh: the demo region is already loaded in $TSUNAGU_DATA_DIR" >&2
     else
         echo "dev.sh: loading the demo region (fixtures/region/region.json)…" >&2
-        curl -sf -o /dev/null -X POST -H 'Content-Type: application/fhir+json' \
+        curl -sf -o /dev/null -X POST -H 'Content-Type: application/fhir+json' "${auth[@]}" \
             --data-binary @fixtures/region/region.json "$base/fhir" ||
             die "loading the demo region failed"
+    fi
+    if [ -n "$get_token" ]; then
+        cat >&2 <<EOT
+
+Authentication is on. The demo administrator's credentials are in $creds; a token for the
+examples below (valid 5 minutes; run it again for a new one):
+
+  TOKEN=\$($get_token)
+EOT
     fi
     cat >&2 <<EOT
 
 tsunagu is running on $base (FHIR base $base/fhir), data in $TSUNAGU_DATA_DIR. Try:
 
   curl -s '$base/fhir/metadata?_summary=true'
-  curl -s '$base/fhir/Patient/p-001?_pretty=true'
-  curl -s '$base/fhir/Patient?name=ヤマダ&_count=5'
-  curl -s '$base/fhir/CareTeam?patient=Patient/p-001'
-  curl -s '$base/fhir/Patient/p-001/\$everything'
-  curl -s -H 'Accept: application/fhir+xml' '$base/fhir/Organization/clinic-1'
-  curl -s '$base/fhir/Patient/p-001/_history'
-  curl -s '$base/metrics'
+  curl -s$h '$base/fhir/Patient/p-001?_pretty=true'
+  curl -s$h '$base/fhir/Patient?name=ヤマダ&_count=5'
+  curl -s$h '$base/fhir/CareTeam?patient=Patient/p-001'
+  curl -s$h '$base/fhir/Patient/p-001/\$everything'
+  curl -s$h -H 'Accept: application/fhir+xml' '$base/fhir/Organization/clinic-1'
+  curl -s$h '$base/fhir/Patient/p-001/_history'
+  curl -s$h '$base/metrics'
 
 Ctrl-C stops it (the embedded Redis stops with it; the data stays in $TSUNAGU_DATA_DIR).
 EOT

@@ -940,8 +940,8 @@ static celem *compile_node(build *b, const bnode *n, const model_type *ptype,
     /* types, targets */
     if (compile_types(b, n, e) < 0) goto oom;
     if (only) {
-        /* valueQuantity: the element restricted to one type */
-        e->flags |= PF_CHECK_TYPES;
+        /* valueQuantity: what follows applies to the Quantity only */
+        e->only = only;
         if (!e->ntypes) {
             e->types = tsg_arena_zalloc(A, sizeof *e->types);
             if (!e->types) goto oom;
@@ -1145,6 +1145,25 @@ static const char *target_type_name(const profile_registry *r, const char *url)
     return p ? p->type : NULL;
 }
 
+/* extension('u'): the slice of extension element x whose url is u (fixed on
+ * its url child, or the URL of its type profile). */
+static const pf_elem *extension_slice(const profile *p, const pf_elem *x, const char *u)
+{
+    for (uint32_t i = 0; i < x->nslices; i++) {
+        const pf_elem *sl = &p->elems[x->slices + i];
+        for (uint32_t k = 0; k < sl->nkids; k++) {
+            const pf_elem *kid = &p->elems[sl->kids + k];
+            if (kid->melem && strcmp(kid->melem->name, "url") == 0 && kid->fixed &&
+                json_is_string(kid->fixed) && strcmp(json_string_value(kid->fixed), u) == 0)
+                return sl;
+        }
+        for (uint16_t t = 0; t < sl->ntypes; t++)
+            for (uint16_t k = 0; k < sl->types[t].nprofiles; k++)
+                if (strcmp(sl->types[t].profiles[k], u) == 0) return sl;
+    }
+    return NULL;
+}
+
 /* The element below e reached by the steps (names of model elements). */
 static const pf_elem *walk_steps(const profile *p, const pf_elem *e, const pf_disc *d)
 {
@@ -1154,10 +1173,7 @@ static const pf_elem *walk_steps(const profile *p, const pf_elem *e, const pf_di
             const pf_elem *kid = &p->elems[e->kids + k];
             if (kid->melem && strcmp(kid->melem->name, d->steps[s]) == 0) next = kid;
         }
-        if (!next && d->step_urls[s]) {
-            /* extension('u'): the slice of e.extension whose key is u */
-            next = NULL;
-        }
+        if (next && d->step_urls[s]) next = extension_slice(p, next, d->step_urls[s]);
         e = next;
     }
     return e;

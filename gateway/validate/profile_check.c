@@ -371,7 +371,8 @@ static void check_target(vctx *v, const pf_elem *e, const fhir_node *n)
         if (strlen(tt) == rl && strncmp(tt, rt, rl) == 0) return;
     }
     issue(v, VALIDATE_ERROR, "structure",
-          "the reference points to a %.*s; this element allows only %s%s (target profiles)",
+          "the reference's target type %.*s is not allowed; this element allows only %s%s (target "
+          "profiles)",
           (int)rl, rt, pt->target_types[0] ? pt->target_types[0] : pt->targets[0],
           pt->ntargets > 1 ? " and others" : "");
 }
@@ -601,7 +602,7 @@ static void check_children(vctx *v, const profile *p, const pf_elem *ce, const f
 {
     uint32_t first = n->nkids, cnt = 0;
     for (uint32_t i = 0; i < n->nkids; i++) {
-        if (n->kids[i].elem != ce->melem) {
+        if (n->kids[i].elem != ce->melem || (ce->only && n->kids[i].type != ce->only)) {
             if (cnt) break;
             continue;
         }

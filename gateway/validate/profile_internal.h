@@ -80,6 +80,7 @@ typedef struct pf_elem {
     const char *id;          /* element id: "Observation.category:vs.coding" */
     const model_elem *melem; /* matched against fhir_node.elem; NULL for the root */
     const char *slice_name;  /* NULL unless a slice */
+    const model_type *only;  /* `valueQuantity`: applies to nodes of this type only */
     unsigned flags;
     uint32_t min, max;
     const json_t *fixed, *pattern; /* the fixed[x]/pattern[x] values, or NULL */

@@ -1,0 +1,287 @@
+/*
+ * validate_profiles — profile validation over real packages (a ctest, see
+ * CMakeLists.txt here).
+ *
+ *   validate_profiles jp-core DEFINITIONS EXAMPLES
+ *       Loads the JP Core package folder, validates every example against each
+ *       of its meta.profile. Passes when no example has an error and every
+ *       warning is one of the missing-terminology warnings (jpfhir-terminology
+ *       is not available: value sets and code systems it holds are "not
+ *       loaded" / "could not be checked") or listed in EXPECTED below with its
+ *       reason. Prints the counts (profiles loaded, examples, issues by
+ *       severity, load time).
+ *
+ *   validate_profiles region PROFILES REGION_BUNDLE
+ *       Loads profiles/ and validates each Patient and CareTeam of the demo
+ *       region's Bundle against the region's patient and care-team profiles:
+ *       no error and no warning may appear.
+ *
+ * Exit 0 pass, 1 fail, 77 skipped (corpus absent).
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "model/model.h"
+#include "validate/profile.h"
+
+static const char *const sev_names[] = {"fatal", "error", "warning", "information"};
+
+/* Warnings JP Core's own examples get that are not about missing terminology,
+ * with the reason (file substring, message substring). */
+static const struct {
+    const char *file, *message, *reason;
+} EXPECTED[] = {
+    {NULL, NULL, NULL},
+};
+
+typedef struct collect {
+    const char *file;
+    size_t counts[4];
+    size_t terminology; /* missing-terminology warnings */
+    size_t unexpected;
+    int verbose;
+} collect;
+
+static int is_terminology_warning(validate_severity sev, const char *code, const char *msg)
+{
+    if (sev != VALIDATE_WARNING || strcmp(code, "code-invalid") != 0) return 0;
+    return strstr(msg, "is not loaded") != NULL || strstr(msg, "could not be checked") != NULL;
+}
+
+static int is_expected(const char *file, const char *msg)
+{
+    for (size_t i = 0; EXPECTED[i].file; i++)
+        if (strstr(file, EXPECTED[i].file) && strstr(msg, EXPECTED[i].message)) return 1;
+    return 0;
+}
+
+static void on_issue(void *ctx, validate_severity sev, const char *code, const char *expr,
+                     const char *msg)
+{
+    collect *c = ctx;
+    c->counts[sev]++;
+    if (sev == VALIDATE_INFORMATION) return;
+    if (is_terminology_warning(sev, code, msg)) {
+        c->terminology++;
+        if (c->verbose) printf("  [terminology] %s: %s\n", expr, msg);
+        return;
+    }
+    if (is_expected(c->file, msg)) {
+        printf("  [expected] %s %s %s: %s\n", sev_names[sev], code, expr, msg);
+        return;
+    }
+    c->unexpected++;
+    printf("  UNEXPECTED %s %s %s: %s (%s)\n", sev_names[sev], code, expr, msg, c->file);
+}
+
+static void on_load_issue(void *ctx, validate_severity sev, const char *code, const char *expr,
+                          const char *msg)
+{
+    size_t *n = ctx;
+    n[sev]++;
+    (void)code;
+    if (getenv("VERBOSE")) printf("  load %s %s: %s\n", sev_names[sev], expr, msg);
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static profile_registry *load(const char *dir, double *ms)
+{
+    double t0 = now_ms();
+    profile_registry *r = profile_registry_new();
+    tsg_error err;
+    tsg_error_clear(&err);
+    if (!r || profile_registry_load(r, dir, &err) != TSG_OK) {
+        fprintf(stderr, "load %s: %s\n", dir, err.message);
+        profile_registry_free(r);
+        return NULL;
+    }
+    size_t load_issues[4] = {0};
+    if (profile_registry_compile(r, on_load_issue, load_issues, &err) != TSG_OK) {
+        fprintf(stderr, "compile: %s\n", err.message);
+        profile_registry_free(r);
+        return NULL;
+    }
+    *ms = now_ms() - t0;
+    profile_registry_stats s;
+    profile_registry_stats_get(r, &s);
+    printf("loaded %s in %.1f ms: %zu StructureDefinitions (%zu profiles, %zu extensions, %zu "
+           "failed), %zu ValueSets, %zu CodeSystems, %zu other resources skipped, %zu elements "
+           "kept; compile notes: %zu errors, %zu warnings\n",
+           dir, *ms, s.structure_definitions, s.profiles, s.extensions, s.failed, s.value_sets,
+           s.code_systems, s.skipped, s.elements, load_issues[VALIDATE_ERROR],
+           load_issues[VALIDATE_WARNING]);
+    return r;
+}
+
+/* The values of root.meta.profile. */
+static size_t meta_profiles(const fhir_node *root, const char **out, size_t cap)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < root->nkids; i++) {
+        const fhir_node *m = &root->kids[i];
+        if (strcmp(m->elem->name, "meta") != 0) continue;
+        for (uint32_t j = 0; j < m->nkids && n < cap; j++)
+            if (strcmp(m->kids[j].elem->name, "profile") == 0 && m->kids[j].value)
+                out[n++] = m->kids[j].value;
+    }
+    return n;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int run_jp_core(const char *defs, const char *examples)
+{
+    struct stat st;
+    if (stat(defs, &st) != 0 || stat(examples, &st) != 0) {
+        printf("JP Core corpus absent (%s): skipped\n", defs);
+        return 77;
+    }
+    double load_ms;
+    profile_registry *r = load(defs, &load_ms);
+    if (!r) return 1;
+    DIR *d = opendir(examples);
+    if (!d) return 1;
+    char *names[512];
+    size_t nn = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) && nn < 512)
+        if (strstr(de->d_name, ".json")) names[nn++] = strdup(de->d_name);
+    closedir(d);
+    qsort(names, nn, sizeof *names, cmp_str);
+    size_t total[4] = {0}, examples_validated = 0, validations = 0, no_profile = 0, unexpected = 0,
+           terminology = 0;
+    double vt = 0;
+    for (size_t i = 0; i < nn; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", examples, names[i]);
+        char *text = NULL;
+        size_t len = 0;
+        tsg_error err;
+        if (tsg_read_file(path, 64u << 20, &text, &len, &err) != TSG_OK) {
+            printf("%s: %s\n", names[i], err.message);
+            unexpected++;
+            continue;
+        }
+        tsg_arena *a = tsg_arena_new(0);
+        fhir_node *root = NULL;
+        if (fhir_json_parse(a, text, len, NULL, &root, &err) != TSG_OK) {
+            printf("%s: does not parse: %s at %s\n", names[i], err.message, err.location);
+            unexpected++;
+        } else {
+            const char *urls[16];
+            size_t np = meta_profiles(root, urls, 16);
+            if (!np) no_profile++;
+            collect c = {.file = names[i], .verbose = getenv("VERBOSE") != NULL};
+            for (size_t k = 0; k < np; k++) {
+                const profile *p = profile_registry_find(r, urls[k]);
+                if (!p) {
+                    printf("  UNEXPECTED %s: profile %s is not loaded\n", names[i], urls[k]);
+                    c.unexpected++;
+                    continue;
+                }
+                double t0 = now_ms();
+                if (profile_validate(p, root, on_issue, &c) != TSG_OK) c.unexpected++;
+                vt += now_ms() - t0;
+                validations++;
+            }
+            if (np) examples_validated++;
+            for (int s = 0; s < 4; s++) total[s] += c.counts[s];
+            unexpected += c.unexpected;
+            terminology += c.terminology;
+            printf("%-70s %zu profile(s): %zu error, %zu warning (%zu terminology), %zu info\n",
+                   names[i], np, c.counts[1], c.counts[2], c.terminology, c.counts[3]);
+        }
+        tsg_arena_free(a);
+        free(text);
+        free(names[i]);
+    }
+    printf("JP Core: %zu examples, %zu validated against %zu profile(s) (%zu without "
+           "meta.profile); issues: %zu fatal, %zu error, %zu warning (%zu missing terminology), "
+           "%zu information; unexpected: %zu; load %.1f ms, validation %.3f ms in all\n",
+           nn, examples_validated, validations, no_profile, total[0], total[1], total[2],
+           terminology, total[3], unexpected, load_ms, vt);
+    profile_registry_free(r);
+    return unexpected ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+#define REGION_PATIENT  "https://tsunagu.example.jp/fhir/StructureDefinition/tsunagu-patient"
+#define REGION_CARETEAM "https://tsunagu.example.jp/fhir/StructureDefinition/tsunagu-careteam"
+
+static int run_region(const char *profiles, const char *bundle)
+{
+    double load_ms;
+    profile_registry *r = load(profiles, &load_ms);
+    if (!r) return 1;
+    const profile *pp = profile_registry_find(r, REGION_PATIENT);
+    const profile *pc = profile_registry_find(r, REGION_CARETEAM);
+    if (!pp || !pc) {
+        printf("region profiles not loaded (%s, %s)\n", pp ? "patient ok" : "no patient",
+               pc ? "care team ok" : "no care team");
+        profile_registry_free(r);
+        return 1;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    tsg_error err;
+    if (tsg_read_file(bundle, 256u << 20, &text, &len, &err) != TSG_OK) {
+        printf("%s\n", err.message);
+        profile_registry_free(r);
+        return 1;
+    }
+    tsg_arena *a = tsg_arena_new(0);
+    fhir_node *root = NULL;
+    int rc = 0;
+    if (fhir_json_parse(a, text, len, NULL, &root, &err) != TSG_OK) {
+        printf("%s: %s\n", bundle, err.message);
+        rc = 1;
+    } else {
+        size_t np = 0, nc = 0;
+        collect c = {.file = bundle, .verbose = getenv("VERBOSE") != NULL};
+        double t0 = now_ms();
+        for (uint32_t i = 0; i < root->nkids; i++) {
+            const fhir_node *e = &root->kids[i];
+            if (strcmp(e->elem->name, "entry") != 0) continue;
+            for (uint32_t j = 0; j < e->nkids; j++) {
+                const fhir_node *res = &e->kids[j];
+                if (strcmp(res->elem->name, "resource") != 0) continue;
+                const profile *p = NULL;
+                if (strcmp(res->type->name, "Patient") == 0) p = pp, np++;
+                if (strcmp(res->type->name, "CareTeam") == 0) p = pc, nc++;
+                if (p) profile_validate(p, res, on_issue, &c);
+            }
+        }
+        double vt = now_ms() - t0;
+        size_t bad = c.counts[0] + c.counts[1] + c.counts[2];
+        printf("region: %zu Patients and %zu CareTeams validated in %.2f ms: %zu error, %zu "
+               "warning, %zu information\n",
+               np, nc, vt, c.counts[1], c.counts[2], c.counts[3]);
+        if (bad || !np || !nc) rc = 1;
+    }
+    tsg_arena_free(a);
+    free(text);
+    profile_registry_free(r);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "jp-core") == 0) return run_jp_core(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "region") == 0) return run_region(argv[2], argv[3]);
+    fprintf(stderr, "usage: validate_profiles jp-core DEFS EXAMPLES | region PROFILES BUNDLE\n");
+    return 2;
+}

@@ -961,6 +961,14 @@ static celem *compile_node(build *b, const bnode *n, const model_type *ptype,
     e->fixed = eff_prefix(n, "fixed", &fk);
     e->pattern = eff_prefix(n, "pattern", &pk);
     e->fixed_key = adup(A, fk ? fk : pk);
+    if (e->fixed || e->pattern) {
+        /* the message text, made once (jansson's dump is not for shared use) */
+        char *txt = json_dumps(e->fixed ? e->fixed : e->pattern, JSON_ENCODE_ANY | JSON_COMPACT);
+        size_t tl = txt ? strlen(txt) : 0;
+        e->value_text = tl > 300 ? tsg_arena_strndup(A, txt, 300) : adup(A, txt ? txt : "?");
+        free(txt);
+        if (!e->value_text) goto oom;
+    }
     /* binding */
     const json_t *bind = eff(n, "binding");
     if (bind && m) {
@@ -1005,7 +1013,8 @@ static celem *compile_node(build *b, const bnode *n, const model_type *ptype,
     }
     c->keep = (e->flags & (PF_CHECK_CARD | PF_CHECK_TYPES | PF_CHECK_BINDING | PF_TYPE_PROFILES |
                            PF_TARGETS)) ||
-              e->fixed || e->pattern || e->ncons || e->sliced || c->nkids || c->nslices;
+              e->fixed || e->pattern || e->ncons || c->nkids || c->nslices ||
+              (e->sliced && e->rules == PF_RULES_CLOSED);
     return c;
 oom:
     b->oom = 1;
@@ -1386,6 +1395,26 @@ tsg_rc profile_registry_compile(profile_registry *r, validate_issue_fn report, v
     r->report = NULL;
     r->report_ctx = NULL;
     return rc;
+}
+
+profile_registry *profile_registry_open(const char *const *paths, size_t n,
+                                        validate_issue_fn report, void *report_ctx, tsg_error *err)
+{
+    profile_registry *r = profile_registry_new();
+    if (!r) {
+        tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (profile_registry_load(r, paths[i], err) != TSG_OK) {
+            profile_registry_free(r);
+            return NULL;
+        }
+    if (profile_registry_compile(r, report, report_ctx, err) != TSG_OK) {
+        profile_registry_free(r);
+        return NULL;
+    }
+    return r;
 }
 
 tsg_rc profile_registry_validate(void *ctx, const fhir_node *root, const char *url,

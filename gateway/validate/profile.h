@@ -92,9 +92,8 @@
  *
  * ## Wiring (for the CLI and REST)
  *
- *   registry = profile_registry_new();
- *   profile_registry_load(registry, "profiles", &err);          (+ configured folders)
- *   profile_registry_compile(registry, report, ctx, &err);
+ *   registry = profile_registry_open((const char *[]){"profiles", …configured folders},
+ *                                    n, report, ctx, &err);     (once, at start-up)
  *   validate_options opt = { .profile_validate = profile_registry_validate,
  *                            .profile_ctx = registry, .meta_profiles = 1, … };
  *   `tsunagu validate --profile URL`: opt.profiles = the URLs;
@@ -156,6 +155,16 @@ tsg_rc profile_registry_add_json(profile_registry *r, const char *text, size_t l
  */
 tsg_rc profile_registry_compile(profile_registry *r, validate_issue_fn report, void *report_ctx,
                                 tsg_error *err);
+
+/*
+ * The usual start-up in one call: a new registry with every path of
+ * paths[0..n) loaded (in order: the first loaded of a URL wins), compiled,
+ * definition problems going to report (may be NULL). NULL on failure, with
+ * err naming the path and the problem; the caller frees the registry with
+ * profile_registry_free().
+ */
+profile_registry *profile_registry_open(const char *const *paths, size_t n,
+                                        validate_issue_fn report, void *report_ctx, tsg_error *err);
 
 /*
  * Configures url as a profile every resource of type `type` is validated

@@ -181,15 +181,6 @@ static int jmatch(const json_t *j, const fhir_node *n, int exact, unsigned depth
     return 1;
 }
 
-/* The JSON text of a fixed/pattern value for messages (cut). */
-static void jtext(const json_t *j, char *out, size_t cap)
-{
-    char *s = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
-    snprintf(out, cap, "%s", s ? s : "?");
-    if (s && strlen(s) >= cap && cap > 4) memcpy(out + cap - 4, "...", 4);
-    free(s);
-}
-
 /* ------------------------------------------------------------------------
  * Bindings
  * ------------------------------------------------------------------------ */
@@ -625,7 +616,9 @@ static void check_children(vctx *v, const profile *p, const pf_elem *ce, const f
         check_elem(v, p, ce, k);
         path_pop(v, mark);
     }
-    if (ce->sliced && cnt && ce->nslices) check_slicing(v, p, ce, &n->kids[first], cnt);
+    /* with no items, still: slices with a minimum */
+    if (ce->sliced && (ce->nslices || ce->rules == PF_RULES_CLOSED))
+        check_slicing(v, p, ce, cnt ? &n->kids[first] : NULL, cnt);
 }
 
 static void check_elem(vctx *v, const profile *p, const pf_elem *e, const fhir_node *n)
@@ -636,18 +629,12 @@ static void check_elem(vctx *v, const profile *p, const pf_elem *e, const fhir_n
               n->type->name, e->id);
         return;
     }
-    if (e->fixed && !jmatch(e->fixed, n, 1, 0)) {
-        char want[200];
-        jtext(e->fixed, want, sizeof want);
-        issue(v, VALIDATE_ERROR, "value", "the value must be exactly %s (%s of %s)", want,
+    if (e->fixed && !jmatch(e->fixed, n, 1, 0))
+        issue(v, VALIDATE_ERROR, "value", "the value must be exactly %s (%s of %s)", e->value_text,
               e->fixed_key, e->id);
-    }
-    if (e->pattern && !jmatch(e->pattern, n, 0, 0)) {
-        char want[200];
-        jtext(e->pattern, want, sizeof want);
-        issue(v, VALIDATE_ERROR, "value", "the value must match the pattern %s (%s of %s)", want,
-              e->fixed_key, e->id);
-    }
+    if (e->pattern && !jmatch(e->pattern, n, 0, 0))
+        issue(v, VALIDATE_ERROR, "value", "the value must match the pattern %s (%s of %s)",
+              e->value_text, e->fixed_key, e->id);
     if (e->flags & PF_CHECK_BINDING) check_binding(v, e, n);
     if (e->flags & PF_TYPE_PROFILES) check_type_profiles(v, e, n);
     if (e->flags & PF_TARGETS) check_target(v, e, n);

@@ -85,6 +85,7 @@ typedef struct pf_elem {
     uint32_t min, max;
     const json_t *fixed, *pattern; /* the fixed[x]/pattern[x] values, or NULL */
     const char *fixed_key;         /* "fixedUri", "patternCodeableConcept" (messages) */
+    const char *value_text;        /* the fixed/pattern value as compact JSON (messages) */
     model_strength strength;
     const char *vs_url;
     const pf_valueset *vs; /* resolved; NULL when not available */

@@ -355,6 +355,10 @@ static void test_slicing_value_and_rules(void **state)
     assert_int_equal(is.n, 1);
     expect(&is, VALIDATE_ERROR, "Patient.identifier",
            "slice 'a' of Patient.identifier needs at least 1 item, found 0");
+    is = run(r, SD "sl-openfalse", "{\"resourceType\":\"Patient\"}");
+    assert_int_equal(is.n, 1); /* no identifier at all: slice a still needs one */
+    expect(&is, VALIDATE_ERROR, "Patient.identifier",
+           "slice 'a' of Patient.identifier needs at least 1 item, found 0");
     is = run(r, SD "sl-openfalse",
              PAT_IDS(ID("urn:a", "1") "," ID("urn:b", "2") "," ID("urn:b",
                                                                   "3") ",{\"system\":\"urn:a\"}"));
@@ -957,6 +961,14 @@ static void test_package_folders(void **state)
     assert_int_equal(profile_registry_compile(r, NULL, NULL, &err), TSG_OK);
     assert_non_null(profile_registry_find(r, REGP "tsunagu-patient|0.1.0"));
     profile_registry_free(r);
+    /* one-call start-up */
+    const char *paths[] = {TSUNAGU_FIXTURES "/../profiles", "/nonexistent"};
+    r = profile_registry_open(paths, 1, NULL, NULL, &err);
+    assert_non_null(r);
+    assert_non_null(profile_registry_find(r, REGP "tsunagu-careteam"));
+    profile_registry_free(r);
+    assert_null(profile_registry_open(paths, 2, NULL, NULL, &err));
+    assert_non_null(strstr(err.message, "/nonexistent"));
 }
 
 int main(void)

@@ -19,6 +19,7 @@
  * Exit 0 pass, 1 fail, 77 skipped (corpus absent).
  */
 #include <dirent.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,7 @@ static profile_registry *load(const char *dir, double *ms)
         profile_registry_free(r);
         return NULL;
     }
+    double t1 = now_ms();
     size_t load_issues[4] = {0};
     if (profile_registry_compile(r, on_load_issue, load_issues, &err) != TSG_OK) {
         fprintf(stderr, "compile: %s\n", err.message);
@@ -114,12 +116,13 @@ static profile_registry *load(const char *dir, double *ms)
     *ms = now_ms() - t0;
     profile_registry_stats s;
     profile_registry_stats_get(r, &s);
-    printf("loaded %s in %.1f ms: %zu StructureDefinitions (%zu profiles, %zu extensions, %zu "
+    printf("loaded %s in %.1f ms (read and parse %.1f ms, compile %.1f ms): %zu "
+           "StructureDefinitions (%zu profiles, %zu extensions, %zu "
            "failed), %zu ValueSets, %zu CodeSystems, %zu other resources skipped, %zu elements "
            "kept; compile notes: %zu errors, %zu warnings\n",
-           dir, *ms, s.structure_definitions, s.profiles, s.extensions, s.failed, s.value_sets,
-           s.code_systems, s.skipped, s.elements, load_issues[VALIDATE_ERROR],
-           load_issues[VALIDATE_WARNING]);
+           dir, *ms, t1 - t0, *ms - (t1 - t0), s.structure_definitions, s.profiles, s.extensions,
+           s.failed, s.value_sets, s.code_systems, s.skipped, s.elements,
+           load_issues[VALIDATE_ERROR], load_issues[VALIDATE_WARNING]);
     return r;
 }
 
@@ -141,6 +144,8 @@ static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
+
+static int run_mutations(const profile_registry *r, const char *examples);
 
 static int run_jp_core(const char *defs, const char *examples)
 {
@@ -213,8 +218,106 @@ static int run_jp_core(const char *defs, const char *examples)
            "%zu information; unexpected: %zu; load %.1f ms, validation %.3f ms in all\n",
            nn, examples_validated, validations, no_profile, total[0], total[1], total[2],
            terminology, total[3], unexpected, load_ms, vt);
+    int missed = run_mutations(r, examples);
     profile_registry_free(r);
-    return unexpected ? 1 : 0;
+    return unexpected || missed ? 1 : 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Negative checks on JP Core: a JP Core example, broken in one place, gives
+ * the error its profile implies at the exact element.
+ * ------------------------------------------------------------------------ */
+
+static void mut_no_identifier(json_t *r)
+{
+    json_object_del(r, "identifier");
+}
+
+static void mut_category_code(json_t *r)
+{
+    json_t *c = json_array_get(
+        json_object_get(json_array_get(json_object_get(r, "category"), 0), "coding"), 0);
+    json_object_set_new(c, "code", json_string("laboratory"));
+}
+
+static void mut_extension_type(json_t *r)
+{
+    json_t *e = json_array_get(json_object_get(r, "extension"), 0);
+    json_object_del(e, "valueCoding");
+    json_object_set_new(e, "valueString", json_string("13"));
+}
+
+static void mut_subject_group(json_t *r)
+{
+    json_object_set_new(json_object_get(r, "subject"), "reference", json_string("Group/1"));
+}
+
+static void mut_patient_id_no_value(json_t *r)
+{
+    json_object_del(json_array_get(json_object_get(r, "identifier"), 0), "value");
+}
+
+static const struct {
+    const char *file;
+    void (*mutate)(json_t *);
+    const char *expression, *message;
+} MUTATIONS[] = {
+    {"Patient-jp-patient-example-1.json", mut_no_identifier, "Patient.identifier",
+     "minimum required = 1"},
+    {"Patient-jp-patient-example-1.json", mut_patient_id_no_value, "Patient.identifier[0].value",
+     "minimum required = 1"},
+    {"Observation-jp-observation-vitalsigns-example-1.json", mut_category_code,
+     "Observation.category[0].coding[0].code", "must be exactly \"vital-signs\""},
+    {"Organization-jp-organization-example-clinic.json", mut_extension_type,
+     "Organization.extension[0].valueString", "a string is not allowed here"},
+    {"MedicationRequest-jp-medicationrequest-example-1.json", mut_subject_group,
+     "MedicationRequest.subject", "target type Group is not allowed"},
+};
+
+typedef struct found {
+    const char *expression, *message;
+    int hit;
+} found;
+
+static void on_mut_issue(void *ctx, validate_severity sev, const char *code, const char *expr,
+                         const char *msg)
+{
+    found *f = ctx;
+    (void)code;
+    if (sev == VALIDATE_ERROR && strcmp(expr, f->expression) == 0 && strstr(msg, f->message))
+        f->hit = 1;
+}
+
+static int run_mutations(const profile_registry *r, const char *examples)
+{
+    int bad = 0;
+    for (size_t i = 0; i < sizeof MUTATIONS / sizeof *MUTATIONS; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", examples, MUTATIONS[i].file);
+        json_t *j = json_load_file(path, 0, NULL);
+        if (!j) {
+            printf("mutation %zu: cannot read %s\n", i, path);
+            bad++;
+            continue;
+        }
+        MUTATIONS[i].mutate(j);
+        char *text = json_dumps(j, 0);
+        const char *url = json_string_value(
+            json_array_get(json_object_get(json_object_get(j, "meta"), "profile"), 0));
+        const profile *p = url ? profile_registry_find(r, url) : NULL;
+        tsg_arena *a = tsg_arena_new(0);
+        fhir_node *root = NULL;
+        found f = {MUTATIONS[i].expression, MUTATIONS[i].message, 0};
+        if (p && text && fhir_json_parse(a, text, strlen(text), NULL, &root, NULL) == TSG_OK)
+            profile_validate(p, root, on_mut_issue, &f);
+        printf("mutation of %s: %s error at %s (%s)\n", MUTATIONS[i].file,
+               f.hit ? "found the" : "MISSED the", f.expression, f.message);
+        bad += !f.hit;
+        tsg_arena_free(a);
+        free(text);
+        json_decref(j);
+    }
+    return bad;
 }
 
 /* ------------------------------------------------------------------------ */

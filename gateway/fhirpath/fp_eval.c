@@ -726,12 +726,18 @@ static int arg_type(const fp_node *a, fp_str *ns, fp_str *name)
  * FHIRPath name and matches nothing). */
 static tsg_rc members(fp_ctx *c, const fhir_node *n, const char *name, size_t len, coll *out)
 {
+    /* children are in definition order with repeats consecutive: the matches
+     * are one run */
+    int found = 0;
     for (uint32_t i = 0; i < n->nkids; i++) {
         const fhir_node *k = &n->kids[i];
-        const model_elem *e = k->elem;
-        if (strlen(e->name) == len && !memcmp(e->name, name, len)) {
+        const char *en = k->elem->name;
+        if (en[0] == name[0] && !strncmp(en, name, len) && en[len] == 0) {
             tsg_rc rc = push_node(c, out, k);
             if (rc) return rc;
+            found = 1;
+        } else if (found) {
+            break;
         }
     }
     return TSG_OK;
@@ -742,7 +748,9 @@ static int type_has_elem(const model_type *t, const char *name, size_t len)
 {
     for (; t; t = t->base)
         for (uint16_t i = 0; i < t->nelems; i++)
-            if (strlen(t->elems[i].name) == len && !memcmp(t->elems[i].name, name, len)) return 1;
+            if (t->elems[i].name[0] == name[0] && !strncmp(t->elems[i].name, name, len) &&
+                t->elems[i].name[len] == 0)
+                return 1;
     return 0;
 }
 

@@ -63,14 +63,28 @@ static void add(ix_builder *b, store_index_kind kind, const char *code, const ch
         b->e = ne;
         b->cap = nc;
     }
-    size_t kl = strlen(b->type) + strlen(code) + strlen(k1) + (k2 ? strlen(k2) : 0) + 16;
-    char *key = tsg_arena_alloc(b->a, kl);
+    /* concatenated by hand: snprintf here was a tenth of a Bundle ingest */
+    size_t tl = strlen(b->type), cl = strlen(code), l1 = strlen(k1), l2 = k2 ? strlen(k2) : 0;
+    size_t len = 7 + tl + 1 + cl + 1 + l1 + l2;
+    char *key = tsg_arena_alloc(b->a, len + 1);
     if (!key) {
         b->rc = TSG_ENOMEM;
         return;
     }
-    int len = snprintf(key, kl, "tsg:ix:%s:%s:%s%s", b->type, code, k1, k2 ? k2 : "");
-    b->e[b->n++] = (store_index_entry){kind, key, (size_t)len, member, member_len, score, 0};
+    char *p = key;
+    memcpy(p, "tsg:ix:", 7);
+    p += 7;
+    memcpy(p, b->type, tl);
+    p += tl;
+    *p++ = ':';
+    memcpy(p, code, cl);
+    p += cl;
+    *p++ = ':';
+    memcpy(p, k1, l1);
+    p += l1;
+    if (l2) memcpy(p, k2, l2);
+    p[l2] = 0;
+    b->e[b->n++] = (store_index_entry){kind, key, len, member, member_len, score, 0};
 }
 
 /* "<text>\0<id>" in the arena (a LEX member). */
@@ -100,8 +114,7 @@ static const char *seq_member(ix_builder *b, size_t *len)
     }
     memcpy(m, b->id, il);
     m[il] = 0;
-    int k = snprintf(m + il + 1, 15, "%u", b->seq++);
-    *len = il + 1 + (size_t)k;
+    *len = il + 1 + tsg_fmt_ll(m + il + 1, (long long)b->seq++);
     return m;
 }
 
@@ -113,13 +126,15 @@ static void add_set(ix_builder *b, const char *code, const char *k1, const char 
 /* k1 + a + "|" + c as one key part. */
 static const char *pair(ix_builder *b, const char *x, const char *y)
 {
-    size_t n = strlen(x) + strlen(y) + 2;
-    char *s = tsg_arena_alloc(b->a, n);
+    size_t xl = strlen(x), yl = strlen(y);
+    char *s = tsg_arena_alloc(b->a, xl + yl + 2);
     if (!s) {
         b->rc = TSG_ENOMEM;
         return "";
     }
-    snprintf(s, n, "%s|%s", x, y);
+    memcpy(s, x, xl);
+    s[xl] = '|';
+    memcpy(s + xl + 1, y, yl + 1);
     return s;
 }
 

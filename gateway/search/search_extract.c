@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "fhirpath/fp_value.h"
@@ -344,9 +345,78 @@ static const char *const CANONICAL_UNITS[] = {
     "1", /* dimensionless: %, mol (UCUM's mol is a number), {count}, 10*3 */
     "g", "m", "s", "K", "L", "m2", "g/L", "/L", "/s", "Pa", "g/m2", "g/s", NULL};
 
+/*
+ * The canonical unit of a UCUM code and the line v·f + o that converts to it,
+ * found once per code and thread: trying each canonical unit parses both
+ * units every time, which cost 7 % of a Synthea ingest. Only codes whose
+ * conversion is linear (checked at three points) are cached; the others
+ * (none among the canonical units today) take the slow path each time.
+ */
+#define UCUM_CACHE_SLOTS 64
+#define UCUM_CACHE_CODE  32
+typedef struct ucum_slot {
+    char code[UCUM_CACHE_CODE]; /* "" empty */
+    const char *unit;           /* NULL: the code converts to no canonical unit */
+    long double f, o;           /* long double, so that v·f + o rounds to the same double
+                                   as the exact decimal conversion */
+} ucum_slot;
+static _Thread_local ucum_slot ucum_cache[UCUM_CACHE_SLOTS];
+
+/* Converts x in `code` to canonical unit u (as long double); 0 on failure. */
+static int ucum_point(const char *x, const char *code, const char *u, long double *out)
+{
+    fp_decimal d;
+    fp_quantity q, c;
+    if (fp_dec_parse(x, strlen(x), FP_DEC_FHIR, &d) != FP_OK ||
+        fp_qty_make(d, code, strlen(code), false, &q) != FP_OK ||
+        fp_qty_convert(&q, u, strlen(u), false, &c) != FP_OK)
+        return 0;
+    *out = fp_dec_to_ld(c.value);
+    return 1;
+}
+
+/* The cache slot of code (filled on a miss); NULL when code is too long. */
+static const ucum_slot *ucum_lookup(const char *code)
+{
+    size_t n = strlen(code);
+    if (!n || n >= UCUM_CACHE_CODE) return NULL;
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)code[i]) * 16777619u;
+    ucum_slot *s = &ucum_cache[h & (UCUM_CACHE_SLOTS - 1)];
+    if (!strcmp(s->code, code)) return s;
+    ucum_slot fresh = {{0}, NULL, 0, 0};
+    memcpy(fresh.code, code, n + 1);
+    for (size_t i = 0; CANONICAL_UNITS[i]; i++) {
+        long double y0, y1, y2;
+        if (!ucum_point("0", code, CANONICAL_UNITS[i], &y0)) continue;
+        if (!ucum_point("1", code, CANONICAL_UNITS[i], &y1) ||
+            !ucum_point("1000", code, CANONICAL_UNITS[i], &y2))
+            return NULL;
+        long double f = y1 - y0, lin = y0 + 1000 * f;
+        long double tol = 1e-9L * (lin < 0 ? -lin : lin) + 1e-12L;
+        if (y2 - lin > tol || lin - y2 > tol) return NULL; /* not linear: no caching */
+        fresh.unit = CANONICAL_UNITS[i];
+        fresh.f = f;
+        fresh.o = y0;
+        break;
+    }
+    *s = fresh;
+    return s;
+}
+
 int search_ucum_canonical(const char *value, size_t len, const char *code, const char **unit,
                           double *out)
 {
+    if (!*unit) {
+        const ucum_slot *s = ucum_lookup(code);
+        if (s) {
+            fp_decimal d;
+            if (!s->unit || fp_dec_parse(value, len, FP_DEC_FHIR, &d) != FP_OK) return 0;
+            *out = (double)(fp_dec_to_ld(d) * s->f + s->o);
+            *unit = s->unit;
+            return 1;
+        }
+    }
     fp_decimal d;
     fp_quantity q, c;
     if (fp_dec_parse(value, len, FP_DEC_FHIR, &d) != FP_OK ||

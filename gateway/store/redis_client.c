@@ -321,6 +321,16 @@ tsg_rc redis_command_argv(redis_client *c, int argc, const char **argv, const si
     return redis_pipeline(c, 1, &cmd, reply, err);
 }
 
+/* Writes "<t><n>\r\n" at p (at most 24 bytes); returns its length. */
+static size_t resp_header(char *p, char t, size_t n)
+{
+    p[0] = t;
+    size_t k = 1 + tsg_fmt_ll(p + 1, (long long)n);
+    p[k++] = '\r';
+    p[k++] = '\n';
+    return k;
+}
+
 tsg_rc redis_pipeline(redis_client *c, size_t n, const redis_cmd *cmds, redisReply **replies,
                       tsg_error *err)
 {
@@ -332,14 +342,38 @@ tsg_rc redis_pipeline(redis_client *c, size_t n, const redis_cmd *cmds, redisRep
             return tsg_error_set(err, TSG_EINVAL, "exception", "empty Redis command");
         }
     }
+    /* The whole pipeline as RESP in one buffer, appended to the connection
+     * once: hiredis' own formatting (sdscatfmt per argument) cost a tenth of a
+     * Bundle ingest's gateway time. */
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        bytes += 16;
+        for (int j = 0; j < cmds[i].argc; j++)
+            bytes += 24 + (cmds[i].argvlen ? cmds[i].argvlen[j] : strlen(cmds[i].argv[j]));
+    }
+    char *resp = malloc(bytes);
+    if (!resp) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        k += resp_header(resp + k, '*', (size_t)cmds[i].argc);
+        for (int j = 0; j < cmds[i].argc; j++) {
+            size_t len = cmds[i].argvlen ? cmds[i].argvlen[j] : strlen(cmds[i].argv[j]);
+            k += resp_header(resp + k, '$', len);
+            memcpy(resp + k, cmds[i].argv[j], len);
+            k += len;
+            resp[k++] = '\r';
+            resp[k++] = '\n';
+        }
+    }
     redis_conn *conn;
     tsg_rc rc = conn_ready(c, &conn, err);
-    if (rc != TSG_OK) return rc;
-    for (size_t i = 0; i < n; i++) {
-        if (redisAppendCommandArgv(conn->ctx, cmds[i].argc, cmds[i].argv, cmds[i].argvlen) !=
-            REDIS_OK)
-            return conn_failed(c, conn, err);
+    if (rc != TSG_OK) {
+        free(resp);
+        return rc;
     }
+    int appended = redisAppendFormattedCommand(conn->ctx, resp, k);
+    free(resp);
+    if (appended != REDIS_OK) return conn_failed(c, conn, err);
     count(&c->n_commands, n);
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;

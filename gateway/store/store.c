@@ -297,16 +297,17 @@ static void cb_fmt(cmdbuf *b, const char *fmt, ...)
     cb_arg(b, p, (size_t)n);
 }
 
-/* A score as Redis reads it back exactly: the shortest %.*g that round-trips. */
+/* A score as Redis reads it back exactly: integers (dates in ms, most
+ * values) as digits, others as %.17g. */
 static void cb_score(cmdbuf *b, double v)
 {
     if (b->oom) return;
     char tmp[40];
-    int n = 0;
-    for (int prec = 15; prec <= 17; prec++) {
-        n = snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        if (strtod(tmp, NULL) == v) break;
-    }
+    int n;
+    if (v == v && v >= -9007199254740992.0 && v <= 9007199254740992.0 && v == (double)(long long)v)
+        n = (int)tsg_fmt_ll(tmp, (long long)v);
+    else
+        n = snprintf(tmp, sizeof tmp, "%.17g", v);
     char *p = tsg_arena_strndup(b->a, tmp, (size_t)n);
     if (!p) {
         b->oom = 1;
@@ -332,12 +333,21 @@ static void cb_end(cmdbuf *b)
     b->c[b->n++] = (redis_cmd){b->argc, b->argv, b->lens};
 }
 
-/* A key "<prefix><a>[/<b>]" in the arena. */
+/* A key "<prefix><x>[/<y>]" in the arena. */
 static char *akey(tsg_arena *a, const char *prefix, const char *x, const char *y)
 {
-    size_t n = strlen(prefix) + strlen(x) + (y ? strlen(y) + 1 : 0) + 1;
-    char *k = tsg_arena_alloc(a, n);
-    if (k) snprintf(k, n, "%s%s%s%s", prefix, x, y ? "/" : "", y ? y : "");
+    size_t pl = strlen(prefix), xl = strlen(x), yl = y ? strlen(y) : 0;
+    char *k = tsg_arena_alloc(a, pl + xl + (y ? yl + 1 : 0) + 1);
+    if (!k) return NULL;
+    memcpy(k, prefix, pl);
+    memcpy(k + pl, x, xl);
+    size_t n = pl + xl;
+    if (y) {
+        k[n++] = '/';
+        memcpy(k + n, y, yl);
+        n += yl;
+    }
+    k[n] = 0;
     return k;
 }
 
@@ -445,7 +455,7 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
 {
     tsg_arena *a = b->a;
     char now[24];
-    snprintf(now, sizeof now, "%lld", now_ms);
+    tsg_fmt_ll(now, now_ms);
     const char *nows = tsg_arena_strndup(a, now, strlen(now));
     size_t nix = 0;
     for (size_t i = 0; i < n; i++)
@@ -471,7 +481,7 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
         const char *tk = akey(a, "tsg:t:", x->type, NULL);
         const char *htk = akey(a, "tsg:hist:", x->type, NULL);
         char nv[24];
-        snprintf(nv, sizeof nv, "%ld", c->v + 1);
+        tsg_fmt_ll(nv, c->v + 1);
         const char *nvs = tsg_arena_strndup(a, nv, strlen(nv));
         const char *idv = ref ? akey(a, "", x->id, nv) : NULL;
         const char *refv = ref ? akey(a, "", ref, nv) : NULL;
@@ -531,12 +541,15 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
             cb_end(b);
             z[nz++] = (grp_item){tk, x->id, strlen(x->id)};
             if (*comp_id) {
-                char *ck = tsg_arena_alloc(a, strlen(comp_id) + 12);
+                size_t cl = strlen(comp_id);
+                char *ck = tsg_arena_alloc(a, cl + 12);
                 if (!ck) {
                     b->oom = 1;
                     break;
                 }
-                snprintf(ck, strlen(comp_id) + 12, "tsg:{%s}:comp", comp_id);
+                memcpy(ck, "tsg:{", 5);
+                memcpy(ck + 5, comp_id, cl);
+                memcpy(ck + 5 + cl, "}:comp", 7);
                 comp[nc++] = (grp_item){ck, ref, strlen(ref)};
             }
             for (size_t j = 0; j < x->nindex; j++)

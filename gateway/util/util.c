@@ -216,3 +216,18 @@ tsg_rc tsg_read_file(const char *path, size_t max, char **data, size_t *len, tsg
     *len = n;
     return TSG_OK;
 }
+
+size_t tsg_fmt_ll(char *buf, long long v)
+{
+    char d[24];
+    size_t m = 0, k = 0;
+    unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+    do {
+        d[m++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) buf[k++] = '-';
+    while (m) buf[k++] = d[--m];
+    buf[k] = 0;
+    return k;
+}

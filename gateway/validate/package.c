@@ -178,15 +178,15 @@ tsg_rc package_read_tar(const void *data, size_t len, package_entry_fn fn, void 
             return tsg_error_set(err, TSG_EINVAL, "structure",
                                  "tar header at byte %zu has a bad checksum", off);
         off += 512;
-        if (size > len - off)
-            return tsg_error_set(err, TSG_EINVAL, "structure",
-                                 "truncated tar: entry at byte %zu claims %llu bytes, %zu remain",
-                                 off - 512, (unsigned long long)size, len - off);
         if (size > PACKAGE_MAX_ENTRY_BYTES)
             return tsg_error_set(
                 err, TSG_ELIMIT, "too-costly",
                 "tar entry at byte %zu is larger than PACKAGE_MAX_ENTRY_BYTES (%u)", off - 512,
                 PACKAGE_MAX_ENTRY_BYTES);
+        if (size > len - off)
+            return tsg_error_set(err, TSG_EINVAL, "structure",
+                                 "truncated tar: entry at byte %zu claims %llu bytes, %zu remain",
+                                 off - 512, (unsigned long long)size, len - off);
         const char *body = d + off;
         size_t padded = (size_t)((size + 511) & ~(uint64_t)511);
         if (padded > len - off) padded = len - off;

@@ -1125,6 +1125,27 @@ static profile *compile_sd(profile_registry *r, pf_res *res)
     p->type = mt->name;
     p->mtype = mt;
     p->is_extension = strcmp(mt->name, "Extension") == 0;
+    if (p->is_extension) {
+        const json_t *ctxs = json_object_get(res->j, "context");
+        size_t nc = json_array_size(ctxs), i;
+        const json_t *c;
+        p->contexts = nc ? tsg_arena_zalloc(r->arena, nc * sizeof *p->contexts) : NULL;
+        if (nc && !p->contexts) {
+            p = NULL;
+            goto done;
+        }
+        p->context_any = nc == 0;
+        json_array_foreach(ctxs, i, c)
+        {
+            const char *t = jstr(c, "type"), *x = jstr(c, "expression");
+            if (!t || !x || strcmp(t, "element") != 0)
+                p->context_any = 1;
+            else if (!(p->contexts[p->ncontexts++] = adup(r->arena, x))) {
+                p = NULL;
+                goto done;
+            }
+        }
+    }
     p->reg = r;
     size_t total = count_celems(c);
     p->elems = tsg_arena_zalloc(r->arena, total * sizeof *p->elems);

@@ -111,10 +111,10 @@
 #include "validate.h"
 
 /* Named limits of the loader. */
-#define PACKAGE_MAX_ARCHIVE_BYTES  (256u * 1024u * 1024u)  /* one .tgz as stored */
-#define PACKAGE_MAX_UNPACKED_BYTES (1024u * 1024u * 1024u) /* its tar stream after gunzip */
-#define PACKAGE_MAX_ENTRY_BYTES    (64u * 1024u * 1024u)   /* one file in an archive or folder */
-#define PACKAGE_MAX_ENTRIES        100000u                 /* files in one archive */
+#define PACKAGE_MAX_ARCHIVE_BYTES  (256u * 1024u * 1024u) /* one .tgz as stored */
+#define PACKAGE_MAX_UNPACKED_BYTES (512u * 1024u * 1024u) /* its tar stream after gunzip */
+#define PACKAGE_MAX_ENTRY_BYTES    (64u * 1024u * 1024u)  /* one file in an archive or folder */
+#define PACKAGE_MAX_ENTRIES        100000u                /* files in one archive */
 #define PACKAGE_MAX_DEPTH          3u  /* folder levels profile_registry_load walks */
 #define PROFILE_MAX_NESTING        16u /* profiles within profiles during one validation */
 

@@ -643,6 +643,22 @@ static void check_elem(vctx *v, const profile *p, const pf_elem *e, const fhir_n
         check_children(v, p, &p->elems[e->kids + k], n);
 }
 
+/* 1 when an extension may sit on node parent per the definition's contexts:
+ * the parent's type (or a base of it: Element, Resource), or its element path
+ * (`Dosage.method`, `MedicationRequest.dispenseRequest`). */
+static int context_allows(const profile *ext, const fhir_node *parent)
+{
+    if (ext->context_any) return 1;
+    for (uint16_t i = 0; i < ext->ncontexts; i++) {
+        const char *c = ext->contexts[i];
+        if (parent->elem && strcmp(parent->elem->path, c) == 0) return 1;
+        if (strcmp(parent->type->name, c) == 0) return 1;
+        const model_type *t = model_type_find(c, strlen(c));
+        if (t && model_type_is(parent->type, t)) return 1;
+    }
+    return 0;
+}
+
 /* Every extension whose URL is a loaded extension definition, anywhere. */
 static void check_extensions(vctx *v, const profile_registry *r, const fhir_node *n)
 {
@@ -652,7 +668,13 @@ static void check_extensions(vctx *v, const profile_registry *r, const fhir_node
         size_t mark = path_push(v, k);
         if (strcmp(k->type->name, "Extension") == 0) {
             const profile *ext = profile_lookup(r, kid_value(k, "url"));
-            if (ext && ext->is_extension) validate_at(v, ext, k);
+            if (ext && ext->is_extension) {
+                if (!context_allows(ext, n))
+                    issue(v, VALIDATE_ERROR, "structure",
+                          "extension %s is not allowed on a %s here (its contexts: %s%s)", ext->url,
+                          n->type->name, ext->contexts[0], ext->ncontexts > 1 ? " and others" : "");
+                validate_at(v, ext, k);
+            }
         }
         check_extensions(v, r, k);
         path_pop(v, mark);

@@ -104,6 +104,12 @@ struct profile {
     const char *url, *version, *name, *type;
     const model_type *mtype;
     int is_extension;
+    /* extension definitions: the element contexts where it may be used
+     * (context type `element`); context_any when one of another type
+     * (fhirpath, extension) makes the check impossible here */
+    uint16_t ncontexts;
+    uint8_t context_any;
+    const char **contexts;
     uint32_t nelems;
     pf_elem *elems;
     const profile_registry *reg;

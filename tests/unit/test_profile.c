@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -756,6 +757,16 @@ static void test_region_care_team_and_post(void **state)
     expect(&is, VALIDATE_ERROR, "Communication.sent", "minimum required = 1");
     expect(&is, VALIDATE_ERROR, "Communication.sender", "minimum required = 1");
     assert_int_equal(is.n, 3);
+    /* the urgency extension's context is Communication: not a Patient */
+    is = run(r, REGP "tsunagu-patient",
+             "{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"" REGP
+             "tsunagu-post-urgency\","
+             "\"valueCode\":\"urgent\"}],\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}],"
+             "\"name\":[" NAME("IDE", "山田 太郎") "],\"gender\":\"male\",\"birthDate\":\"1930\"}");
+    assert_int_equal(is.n, 1);
+    expect(&is, VALIDATE_ERROR, "Patient.extension[0]",
+           "extension " REGP "tsunagu-post-urgency is not allowed on a Patient here (its contexts: "
+           "Communication)");
     profile_registry_free(r);
 }
 
@@ -940,6 +951,15 @@ static void test_package_tgz(void **state)
     off = tar_add(tar, 0, "package/a.json", big, sizeof big, '0');
     assert_int_equal(package_read_tar(tar, 700, on_entry, &e, &err), TSG_EINVAL);
     assert_non_null(strstr(err.message, "truncated tar"));
+    /* an entry beyond PACKAGE_MAX_ENTRY_BYTES (the header alone says so) */
+    off = tar_add(tar, 0, "package/a.json", "{}", 2, '0');
+    snprintf((char *)tar + 124, 12, "%011o", 100u << 20);
+    memset(tar + 148, ' ', 8);
+    unsigned sum = 0;
+    for (int i = 0; i < 512; i++) sum += tar[i];
+    snprintf((char *)tar + 148, 8, "%06o", sum);
+    assert_int_equal(package_read_tar(tar, off, on_entry, &e, &err), TSG_ELIMIT);
+    assert_non_null(strstr(err.message, "PACKAGE_MAX_ENTRY_BYTES"));
     /* not gzip at all */
     assert_int_equal(package_read_tgz("hello, this is not gzip", 23, on_entry, &e, &err),
                      TSG_EINVAL);
@@ -971,6 +991,52 @@ static void test_package_folders(void **state)
     assert_non_null(strstr(err.message, "/nonexistent"));
 }
 
+/* Compiled profiles are shared read-only: four threads validate at once. */
+typedef struct thread_arg {
+    const profile *p;
+    const fhir_node *root;
+    size_t issues;
+} thread_arg;
+
+static void count_issue(void *ctx, validate_severity sev, const char *code, const char *expr,
+                        const char *msg)
+{
+    (void)sev, (void)code, (void)expr, (void)msg;
+    ((thread_arg *)ctx)->issues++;
+}
+
+static void *thread_main(void *varg)
+{
+    thread_arg *a = varg;
+    for (int i = 0; i < 200; i++) profile_validate(a->p, a->root, count_issue, a);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    profile_registry *r = region();
+    const char *json =
+        "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}],"
+        "\"name\":[" NAME("SYL", "ヤマダ") "],\"gender\":\"male\",\"birthDate\":\"1930\","
+                                           "\"address\":[{\"postalCode\":\"1\"}]}";
+    tsg_arena *a = tsg_arena_new(0);
+    fhir_node *root = NULL;
+    assert_int_equal(fhir_json_parse(a, json, strlen(json), NULL, &root, NULL), TSG_OK);
+    pthread_t t[4];
+    thread_arg args[4];
+    for (int i = 0; i < 4; i++) {
+        args[i] = (thread_arg){profile_registry_find(r, REGP "tsunagu-patient"), root, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, thread_main, &args[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(args[i].issues, 200 * 2); /* kanji slice missing, postal code */
+    }
+    tsg_arena_free(a);
+    profile_registry_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -993,6 +1059,7 @@ int main(void)
         cmocka_unit_test(test_region_vitals_and_note),
         cmocka_unit_test(test_package_tgz),
         cmocka_unit_test(test_package_folders),
+        cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -18,7 +18,16 @@
 
 #include "profile_internal.h"
 
-#define PF_PATH_MAX 2048u
+#define PF_PATH_MAX   2048u
+#define PF_MAX_FRAMES 512u
+
+/* One step of the walk: a node (`.name[pos]`) or a bare element name (an
+ * element that is absent, for cardinality). The expression text is made from
+ * these only when an issue is reported. */
+typedef struct frame {
+    const fhir_node *node;
+    const char *name;
+} frame;
 
 typedef struct vctx {
     const fhir_node *root;
@@ -26,13 +35,37 @@ typedef struct vctx {
     void *rctx;
     tsg_arena *arena;
     tsg_buf text; /* FHIRPath results as text */
-    char path[PF_PATH_MAX];
-    size_t plen;
+    frame frames[PF_MAX_FRAMES];
+    size_t nframes; /* may pass PF_MAX_FRAMES: deeper steps are not kept */
+    const model_type *t_extension;
     unsigned depth;
     int silent;    /* counting errors only (slice profile matching) */
     size_t errors; /* errors seen while silent */
     int oom;
 } vctx;
+
+/* Writes the expression of the current position into out. */
+static void path_text(const vctx *v, char *out, size_t cap)
+{
+    size_t len = (size_t)snprintf(out, cap, "%s", v->root->type->name);
+    size_t n = v->nframes < PF_MAX_FRAMES ? v->nframes : PF_MAX_FRAMES;
+    for (size_t i = 0; i < n && len < cap; i++) {
+        const frame *f = &v->frames[i];
+        int w;
+        if (f->name) {
+            w = snprintf(out + len, cap - len, ".%s", f->name);
+        } else {
+            char name[160];
+            size_t nl = model_property_name(f->node->elem, f->node->type, name, sizeof name);
+            if (f->node->elem->max != 1)
+                w = snprintf(out + len, cap - len, ".%.*s[%u]", (int)nl, name, f->node->pos);
+            else
+                w = snprintf(out + len, cap - len, ".%.*s", (int)nl, name);
+        }
+        if (w < 0) break;
+        len += (size_t)w;
+    }
+}
 
 static void issue(vctx *v, validate_severity sev, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -42,41 +75,31 @@ static void issue(vctx *v, validate_severity sev, const char *code, const char *
         if (sev <= VALIDATE_ERROR) v->errors++;
         return;
     }
-    char msg[1024];
+    char msg[1024], path[PF_PATH_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    v->report(v->rctx, sev, code, v->path, msg);
+    path_text(v, path, sizeof path);
+    v->report(v->rctx, sev, code, path, msg);
 }
 
-/* Appends ".name[pos]" of node k to the path; returns the old length. */
+/* Steps down to node k; returns the mark path_pop() goes back to. */
 static size_t path_push(vctx *v, const fhir_node *k)
 {
-    size_t mark = v->plen;
-    char name[160];
-    size_t n = model_property_name(k->elem, k->type, name, sizeof name);
-    int w;
-    if (k->elem->max != 1)
-        w = snprintf(v->path + v->plen, PF_PATH_MAX - v->plen, ".%.*s[%u]", (int)n, name, k->pos);
-    else
-        w = snprintf(v->path + v->plen, PF_PATH_MAX - v->plen, ".%.*s", (int)n, name);
-    if (w > 0) v->plen += (size_t)w < PF_PATH_MAX - v->plen ? (size_t)w : PF_PATH_MAX - 1 - v->plen;
-    return mark;
+    if (v->nframes < PF_MAX_FRAMES) v->frames[v->nframes] = (frame){k, NULL};
+    return v->nframes++;
 }
 
 static size_t path_push_name(vctx *v, const char *name)
 {
-    size_t mark = v->plen;
-    int w = snprintf(v->path + v->plen, PF_PATH_MAX - v->plen, ".%s", name);
-    if (w > 0) v->plen += (size_t)w < PF_PATH_MAX - v->plen ? (size_t)w : PF_PATH_MAX - 1 - v->plen;
-    return mark;
+    if (v->nframes < PF_MAX_FRAMES) v->frames[v->nframes] = (frame){NULL, name};
+    return v->nframes++;
 }
 
 static void path_pop(vctx *v, size_t mark)
 {
-    v->plen = mark;
-    v->path[mark] = '\0';
+    v->nframes = mark;
 }
 
 static tsg_arena *scratch(vctx *v)
@@ -303,7 +326,7 @@ static void check_type_profiles(vctx *v, const pf_elem *e, const fhir_node *n)
     const pf_type *pt = type_entry(e, n);
     if (!pt || !pt->nprofiles) return;
     /* extensions are validated by their URL (check_extensions) */
-    if (strcmp(n->type->name, "Extension") == 0) return;
+    if (n->type == v->t_extension) return;
     if (pt->nprofiles == 1) {
         if (!pt->profile_refs[0]) {
             issue(v, VALIDATE_WARNING, "not-found",
@@ -666,7 +689,7 @@ static void check_extensions(vctx *v, const profile_registry *r, const fhir_node
         const fhir_node *k = &n->kids[i];
         if (model_is_primitive(k->type) && !k->nkids) continue;
         size_t mark = path_push(v, k);
-        if (strcmp(k->type->name, "Extension") == 0) {
+        if (k->type == v->t_extension) {
             const profile *ext = profile_lookup(r, kid_value(k, "url"));
             if (ext && ext->is_extension) {
                 if (!context_allows(ext, n))
@@ -688,11 +711,10 @@ tsg_rc profile_validate(const profile *p, const fhir_node *root, validate_issue_
     memset(&vc, 0, sizeof vc);
     vctx *v = &vc;
     v->root = root;
+    v->t_extension = model_type_find("Extension", 9);
     v->report = report;
     v->rctx = ctx;
     tsg_buf_init(&v->text, 1u << 20);
-    snprintf(v->path, sizeof v->path, "%s", root->type->name);
-    v->plen = strlen(v->path);
     if (!model_type_is(root->type, p->mtype)) {
         issue(v, VALIDATE_ERROR, "structure", "the resource is a %s; profile %s constrains %s",
               root->type->name, p->url, p->type);

@@ -20,6 +20,10 @@ typedef struct vinv {
     vinv_mode mode;
     const fp_expr *expr; /* VINV_FHIRPATH only */
     const char *note;    /* why native/broken, or the compiler's message */
+    /* VINV_FHIRPATH: when the node has no child element of this name, the
+     * expression is true by its form (see guard_of in validate_invariants.c),
+     * so it need not be evaluated; NULL: always evaluate */
+    const char *guard;
 } vinv;
 
 /* The checking plan of constraint k (a member of model_r4()->constraints).

@@ -46,6 +46,65 @@ static const struct {
               "type-checking refuses the expression too)"},
 };
 
+/* Length of the FHIRPath identifier at s (0 if none). */
+static size_t ident(const char *s)
+{
+    size_t n = 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
+    while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+           (s[n] >= '0' && s[n] <= '9') || s[n] == '_')
+        n++;
+    return n;
+}
+
+/*
+ * The guard of an expression: a child name whose absence makes the expression
+ * true by its form alone, so the walker need not evaluate it. Recognised forms
+ * (NAME an element name, REST without a top-level-changing `implies`/`xor`):
+ *   NAME.empty() or REST            (`or` binds looser than `and`, tighter than
+ *                                    `implies`/`xor` would, hence no such word)
+ *   NAME.exists() implies REST      (`implies` binds loosest; no second one)
+ *   NAME.a.b.empty() [and NAME.c.empty()]…   every term a path from NAME
+ * Anything else: no guard (always evaluated). Returns a malloc'd name or NULL.
+ */
+static char *guard_of(const char *e)
+{
+    size_t n = ident(e);
+    if (!n || e[n] != '.') return NULL;
+    const char *rest = NULL;
+    if (!strncmp(e + n, ".empty() or ", 12))
+        rest = e + n + 12;
+    else if (!strncmp(e + n, ".exists() implies ", 18))
+        rest = e + n + 18;
+    if (rest) {
+        if (strstr(rest, " implies ") || strstr(rest, " xor ")) return NULL;
+    } else {
+        /* terms NAME(.ident)+.empty() joined by " and " */
+        const char *p = e;
+        for (;;) {
+            if (strncmp(p, e, n) || p[n] != '.') return NULL;
+            p += n;
+            while (*p == '.') {
+                if (!strncmp(p, ".empty()", 8)) break;
+                size_t m = ident(p + 1);
+                if (!m) return NULL;
+                p += 1 + m;
+            }
+            if (strncmp(p, ".empty()", 8)) return NULL;
+            p += 8;
+            if (!*p) break;
+            if (strncmp(p, " and ", 5)) return NULL;
+            p += 5;
+        }
+    }
+    char *g = malloc(n + 1);
+    if (g) {
+        memcpy(g, e, n);
+        g[n] = '\0';
+    }
+    return g;
+}
+
 static vinv *table;
 static size_t table_n;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
@@ -82,6 +141,7 @@ static void table_build(void)
             continue;
         }
         v->expr = e;
+        v->guard = guard_of(k->expression);
     }
 }
 
@@ -91,7 +151,8 @@ const vinv *validate_invariant(const model_constraint *k)
     const model *m = model_r4();
     size_t i = (size_t)(k - m->constraints);
     if (k < m->constraints || i >= table_n) {
-        static const vinv none = {VINV_UNCOMPILABLE, NULL, "not a constraint of the R4 model"};
+        static const vinv none = {VINV_UNCOMPILABLE, NULL, "not a constraint of the R4 model",
+                                  NULL};
         return &none;
     }
     return &table[i];

@@ -87,15 +87,19 @@ typedef struct gw_key {
 } gw_key;
 
 typedef struct cache_slot {
-    unsigned char h[32]; /* SHA-256 of the token */
     bool used;
+    size_t token_len;
+    char token[AUTH_CACHE_TOKEN_MAX]; /* the verified token (not NUL-terminated) */
+    char aud[AUTH_CACHE_AUD_MAX];     /* the audience it was verified for */
     auth_principal p;
 } cache_slot;
 
 typedef struct client_state {
     char id[AUTH_ID_MAX];
     bool revoked;
-    long long checked_ms;
+    long long checked_ms;       /* when Redis last answered for this client */
+    unsigned lease;             /* requests left of the last lease from its bucket */
+    long long limited_until_ms; /* refused without asking Redis until then */
 } client_state;
 
 #define STATE_SLOTS 256u
@@ -110,7 +114,7 @@ struct auth_service {
     _Atomic long long last_reload_ms;
     pthread_mutex_t cache_lock[CACHE_LOCKS];
     cache_slot *cache; /* AUTH_CACHE_SLOTS */
-    pthread_mutex_t state_lock;
+    pthread_mutex_t state_locks[CACHE_LOCKS];
     client_state states[STATE_SLOTS];
 };
 
@@ -282,8 +286,10 @@ tsg_rc auth_service_new(redis_client *client, const auth_config *cfg, auth_servi
     svc->cfg = *cfg;
     svc->cache = cache;
     pthread_rwlock_init(&svc->lock, NULL);
-    pthread_mutex_init(&svc->state_lock, NULL);
-    for (unsigned i = 0; i < CACHE_LOCKS; i++) pthread_mutex_init(&svc->cache_lock[i], NULL);
+    for (unsigned i = 0; i < CACHE_LOCKS; i++) {
+        pthread_mutex_init(&svc->cache_lock[i], NULL);
+        pthread_mutex_init(&svc->state_locks[i], NULL);
+    }
     tsg_rc rc = keys_load(svc, true, err);
     if (rc) {
         auth_service_free(svc);
@@ -298,8 +304,10 @@ void auth_service_free(auth_service *svc)
     if (!svc) return;
     keys_clear(svc);
     pthread_rwlock_destroy(&svc->lock);
-    pthread_mutex_destroy(&svc->state_lock);
-    for (unsigned i = 0; i < CACHE_LOCKS; i++) pthread_mutex_destroy(&svc->cache_lock[i]);
+    for (unsigned i = 0; i < CACHE_LOCKS; i++) {
+        pthread_mutex_destroy(&svc->cache_lock[i]);
+        pthread_mutex_destroy(&svc->state_locks[i]);
+    }
     OPENSSL_cleanse(svc->cache, AUTH_CACHE_SLOTS * sizeof *svc->cache);
     free(svc->cache);
     free(svc);
@@ -980,17 +988,19 @@ done:
 
 /*
  * The client's state and rate bucket in one step. KEYS[1] the client hash,
- * KEYS[2] its bucket; ARGV rate (per s), burst. Returns {0} allowed, {1}
- * revoked or unknown, {2, ms} limited (retry after ms). The bucket lives in
- * tokens × 1000 and is not written to the AOF or replicas (REPL_NONE): it is
- * ephemeral, and a write per request would make every read wait for an fsync.
+ * KEYS[2] its bucket; ARGV rate (per s), burst, want (a lease: how many
+ * requests this gateway may admit before it asks again). Returns {0, n}
+ * allowed n requests (1 ≤ n ≤ want), {1, 0} revoked or unknown, {2, ms}
+ * limited (retry after ms). The bucket lives in tokens × 1000 and is not
+ * written to the AOF or replicas (REPL_NONE): it is ephemeral, and a write per
+ * request would make every read wait for an fsync.
  */
 static redis_script rate_script = REDIS_SCRIPT(
     "auth_rate", "local r = redis.call('HGET', KEYS[1], 'revoked')\n"
                  "if r ~= '0' then return {1, 0} end\n"
                  "local rate = tonumber(ARGV[1])\n"
-                 "if rate <= 0 then return {0, 0} end\n"
                  "local burst = tonumber(ARGV[2]) * 1000\n"
+                 "local want = tonumber(ARGV[3])\n"
                  "local t = redis.call('TIME')\n"
                  "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
                  "redis.set_repl(redis.REPL_NONE)\n"
@@ -999,53 +1009,118 @@ static redis_script rate_script = REDIS_SCRIPT(
                  "local ts = tonumber(b[2]) or now\n"
                  "if now > ts then tokens = math.min(burst, tokens + (now - ts) * rate) end\n"
                  "local keep = math.ceil(burst / rate) + 1000\n"
-                 "if tokens < 1000 then\n"
+                 "local n = math.min(want, math.floor(tokens / 1000))\n"
+                 "if n < 1 then\n"
                  "  redis.call('HSET', KEYS[2], 't', tokens, 'ts', now)\n"
                  "  redis.call('PEXPIRE', KEYS[2], keep)\n"
                  "  return {2, math.ceil((1000 - tokens) / rate)}\n"
                  "end\n"
-                 "redis.call('HSET', KEYS[2], 't', tokens - 1000, 'ts', now)\n"
+                 "redis.call('HSET', KEYS[2], 't', tokens - n * 1000, 'ts', now)\n"
                  "redis.call('PEXPIRE', KEYS[2], keep)\n"
-                 "return {0, 0}\n");
+                 "return {0, n}\n");
 
-static unsigned fnv(const unsigned char *h)
+/*
+ * Admits one request of client id: not revoked, within its rate. What Redis
+ * said last is trusted for AUTH_REVOCATION_CACHE_MS: the revoked flag, and a
+ * lease of requests taken from the client's bucket at once (up to a tenth of
+ * the burst, at most AUTH_RATE_LEASE_MAX) so that a busy client costs one
+ * script call per lease, not one per request; a refusal is remembered until
+ * its retry time. So revocation takes effect within that time, and a gateway
+ * admits at most one lease more than the bucket held.
+ */
+static auth_verdict client_admit(auth_service *svc, const char *id, unsigned *retry_after_s,
+                                 tsg_error *err)
 {
-    unsigned v;
-    memcpy(&v, h, sizeof v);
-    return v;
-}
-
-/* Whether the client is revoked, from a short-lived in-memory cache (when the
- * rate script does not run). -1 when Redis fails. */
-static int client_revoked_cached(auth_service *svc, const char *id, tsg_error *err)
-{
-    unsigned char h[32];
-    unsigned hl = 0;
-    EVP_Digest(id, strlen(id), h, &hl, EVP_sha256(), NULL);
-    client_state *s = &svc->states[fnv(h) % STATE_SLOTS];
+    uint32_t hash = 2166136261u; /* FNV-1a: ids are random, no need for more */
+    for (const char *p = id; *p; p++) hash = (hash ^ (unsigned char)*p) * 16777619u;
+    unsigned idx = hash % STATE_SLOTS;
+    client_state *s = &svc->states[idx];
+    pthread_mutex_t *lk = &svc->state_locks[idx % CACHE_LOCKS];
     long long now = now_ms();
-    pthread_mutex_lock(&svc->state_lock);
+    unsigned rate = svc->cfg.rate_per_s;
+    unsigned burst = svc->cfg.rate_burst ? svc->cfg.rate_burst : 2 * rate;
+    pthread_mutex_lock(lk);
     if (!strcmp(s->id, id) && now - s->checked_ms < AUTH_REVOCATION_CACHE_MS) {
-        int r = s->revoked;
-        pthread_mutex_unlock(&svc->state_lock);
-        return r;
+        if (s->revoked) {
+            pthread_mutex_unlock(lk);
+            tsg_error_set(err, TSG_EINVAL, "security", "the client of this token is revoked");
+            return AUTH_BAD_TOKEN;
+        }
+        if (!rate) {
+            pthread_mutex_unlock(lk);
+            return AUTH_OK;
+        }
+        if (s->limited_until_ms > now) {
+            long long wait = s->limited_until_ms - now;
+            pthread_mutex_unlock(lk);
+            *retry_after_s = (unsigned)((wait + 999) / 1000);
+            tsg_error_set(err, TSG_ELIMIT, "throttled",
+                          "the client's rate limit (%u requests/s) is exhausted", rate);
+            return AUTH_RATE_LIMITED;
+        }
+        if (s->lease > 0) {
+            s->lease--;
+            pthread_mutex_unlock(lk);
+            return AUTH_OK;
+        }
     }
-    pthread_mutex_unlock(&svc->state_lock);
-    char key[AUTH_ID_MAX + 32];
-    snprintf(key, sizeof key, "tsg:auth:client:%s", id);
+    pthread_mutex_unlock(lk);
+
+    char k1[AUTH_ID_MAX + 32];
+    snprintf(k1, sizeof k1, "tsg:auth:client:%s", id);
+    long long state = -1, val = 0;
     redisReply *r = NULL;
-    if (cmd(svc->rc, &r, err, "HGET", key, "revoked", NULL)) {
-        freeReplyObject(r);
-        return -1;
+    if (rate) {
+        char k2[AUTH_ID_MAX + 32], a1[16], a2[16], a3[16];
+        unsigned lease = burst / 10;
+        lease = lease < 1 ? 1 : lease > AUTH_RATE_LEASE_MAX ? AUTH_RATE_LEASE_MAX : lease;
+        snprintf(k2, sizeof k2, "tsg:auth:rl:%s", id);
+        snprintf(a1, sizeof a1, "%u", rate);
+        snprintf(a2, sizeof a2, "%u", burst);
+        snprintf(a3, sizeof a3, "%u", lease);
+        const char *keys[] = {k1, k2}, *args[] = {a1, a2, a3};
+        if (redis_eval_script(svc->rc, &rate_script, 2, keys, NULL, 3, args, NULL, &r, err)) {
+            freeReplyObject(r);
+            return AUTH_UNAVAILABLE;
+        }
+        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+            r->element[0]->type == REDIS_REPLY_INTEGER &&
+            r->element[1]->type == REDIS_REPLY_INTEGER) {
+            state = r->element[0]->integer;
+            val = r->element[1]->integer;
+        }
+    } else {
+        if (cmd(svc->rc, &r, err, "HGET", k1, "revoked", NULL)) {
+            freeReplyObject(r);
+            return AUTH_UNAVAILABLE;
+        }
+        state = r->type == REDIS_REPLY_STRING && !strcmp(r->str, "0") ? 0 : 1;
+        val = 1;
     }
-    int revoked = !(r->type == REDIS_REPLY_STRING && !strcmp(r->str, "0"));
     freeReplyObject(r);
-    pthread_mutex_lock(&svc->state_lock);
+    if (state < 0 || state > 2 || (state == 0 && val < 1)) {
+        tsg_error_set(err, TSG_EIO, "exception", "the rate limit script answered oddly");
+        return AUTH_UNAVAILABLE;
+    }
+    pthread_mutex_lock(lk);
     snprintf(s->id, sizeof s->id, "%s", id);
-    s->revoked = revoked;
     s->checked_ms = now;
-    pthread_mutex_unlock(&svc->state_lock);
-    return revoked;
+    s->revoked = state == 1;
+    s->lease = state == 0 ? (unsigned)(val - 1) : 0;
+    s->limited_until_ms = state == 2 ? now + val : 0;
+    pthread_mutex_unlock(lk);
+    if (state == 1) {
+        tsg_error_set(err, TSG_EINVAL, "security", "the client of this token is revoked");
+        return AUTH_BAD_TOKEN;
+    }
+    if (state == 2) {
+        *retry_after_s = (unsigned)((val + 999) / 1000);
+        if (!*retry_after_s) *retry_after_s = 1;
+        tsg_error_set(err, TSG_ELIMIT, "throttled",
+                      "the client's rate limit (%u requests/s) is exhausted", rate);
+        return AUTH_RATE_LIMITED;
+    }
+    return AUTH_OK;
 }
 
 /* Verifies a token not in the cache and fills *who. */
@@ -1129,83 +1204,41 @@ auth_verdict auth_check_bearer(auth_service *svc, const char *authorization, con
                       AUTH_TOKEN_MAX_BYTES);
         return AUTH_BAD_TOKEN;
     }
-    /* the cache is keyed by the whole token (with the audience) */
-    unsigned char h[32];
-    unsigned hl = 0;
-    EVP_MD_CTX *md = EVP_MD_CTX_new();
-    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
-        EVP_DigestUpdate(md, tok, n) != 1 || EVP_DigestUpdate(md, "\n", 1) != 1 ||
-        EVP_DigestUpdate(md, audience, strlen(audience)) != 1 ||
-        EVP_DigestFinal_ex(md, h, &hl) != 1) {
-        EVP_MD_CTX_free(md);
-        tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
-        return AUTH_UNAVAILABLE;
-    }
-    EVP_MD_CTX_free(md);
-    unsigned slot = fnv(h) % AUTH_CACHE_SLOTS;
+    /* The cache holds the token and the audience themselves (a fast hash picks
+     * the slot, the bytes decide), so a hit needs no cryptography. Tokens or
+     * audiences too long for a slot are verified every time. */
+    size_t al = strlen(audience);
+    bool cacheable = n <= AUTH_CACHE_TOKEN_MAX && al < AUTH_CACHE_AUD_MAX;
+    uint64_t hash = 1469598103934665603ull; /* FNV-1a 64 */
+    for (size_t i = 0; i < n; i++) hash = (hash ^ (unsigned char)tok[i]) * 1099511628211ull;
+    for (size_t i = 0; i < al; i++) hash = (hash ^ (unsigned char)audience[i]) * 1099511628211ull;
+    unsigned slot = (unsigned)(hash % AUTH_CACHE_SLOTS);
     pthread_mutex_t *lk = &svc->cache_lock[slot % CACHE_LOCKS];
     long long now = now_ms() / 1000;
     bool hit = false;
-    pthread_mutex_lock(lk);
     cache_slot *cs = &svc->cache[slot];
-    if (cs->used && !memcmp(cs->h, h, 32) && now < cs->p.exp + AUTH_CLOCK_SKEW_S) {
-        *who = cs->p;
-        hit = true;
+    if (cacheable) {
+        pthread_mutex_lock(lk);
+        if (cs->used && cs->token_len == n && !memcmp(cs->token, tok, n) &&
+            !strcmp(cs->aud, audience) && now < cs->p.exp + AUTH_CLOCK_SKEW_S) {
+            *who = cs->p;
+            hit = true;
+        }
+        pthread_mutex_unlock(lk);
     }
-    pthread_mutex_unlock(lk);
     if (!hit) {
         auth_verdict v = verify_token(svc, tok, n, audience, who, err);
         if (v != AUTH_OK) return v;
-        pthread_mutex_lock(lk);
-        memcpy(cs->h, h, 32);
-        cs->p = *who;
-        cs->used = true;
-        pthread_mutex_unlock(lk);
+        if (cacheable) {
+            pthread_mutex_lock(lk);
+            memcpy(cs->token, tok, n);
+            cs->token_len = n;
+            memcpy(cs->aud, audience, al + 1);
+            cs->p = *who;
+            cs->used = true;
+            pthread_mutex_unlock(lk);
+        }
     }
     /* the client: not revoked, within its rate */
-    if (svc->cfg.rate_per_s) {
-        char k1[AUTH_ID_MAX + 32], k2[AUTH_ID_MAX + 32], rate[16], burst[16];
-        snprintf(k1, sizeof k1, "tsg:auth:client:%s", who->client_id);
-        snprintf(k2, sizeof k2, "tsg:auth:rl:%s", who->client_id);
-        snprintf(rate, sizeof rate, "%u", svc->cfg.rate_per_s);
-        snprintf(burst, sizeof burst, "%u",
-                 svc->cfg.rate_burst ? svc->cfg.rate_burst : 2 * svc->cfg.rate_per_s);
-        const char *keys[] = {k1, k2}, *args[] = {rate, burst};
-        redisReply *r = NULL;
-        if (redis_eval_script(svc->rc, &rate_script, 2, keys, NULL, 2, args, NULL, &r, err)) {
-            freeReplyObject(r);
-            return AUTH_UNAVAILABLE;
-        }
-        long long state = -1, wait = 0;
-        if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-            r->element[0]->type == REDIS_REPLY_INTEGER) {
-            state = r->element[0]->integer;
-            wait = r->element[1]->integer;
-        }
-        freeReplyObject(r);
-        if (state == 1) {
-            tsg_error_set(err, TSG_EINVAL, "security", "the client of this token is revoked");
-            return AUTH_BAD_TOKEN;
-        }
-        if (state == 2) {
-            *retry_after_s = (unsigned)((wait + 999) / 1000);
-            if (!*retry_after_s) *retry_after_s = 1;
-            tsg_error_set(err, TSG_ELIMIT, "throttled",
-                          "the client's rate limit (%u requests/s) is exhausted",
-                          svc->cfg.rate_per_s);
-            return AUTH_RATE_LIMITED;
-        }
-        if (state != 0) {
-            tsg_error_set(err, TSG_EIO, "exception", "the rate limit script answered oddly");
-            return AUTH_UNAVAILABLE;
-        }
-    } else {
-        int rev = client_revoked_cached(svc, who->client_id, err);
-        if (rev < 0) return AUTH_UNAVAILABLE;
-        if (rev) {
-            tsg_error_set(err, TSG_EINVAL, "security", "the client of this token is revoked");
-            return AUTH_BAD_TOKEN;
-        }
-    }
-    return AUTH_OK;
+    return client_admit(svc, who->client_id, retry_after_s, err);
 }

@@ -347,7 +347,7 @@ void http_server_set_ready(http_server *s, http_ready_fn fn, void *user_data);
 /*
  * The gate: called for every request that matched a route and passed the
  * layer's checks (method, body size, path, negotiation), just before the
- * handler. It may set req->principal (memory in req->arena) and returns true
+ * handler. It may set req->principal (valid until the handler returns) and returns true
  * to let the handler run, or false after answering resp itself (401, 403,
  * 429 …). Called on pool threads, several at once. NULL = no gate. Before
  * start. (The authentication of gateway/auth/auth_http.h.)

@@ -16,6 +16,8 @@
  *       region's Bundle against the region's patient and care-team profiles:
  *       no error and no warning may appear.
  *
+ * The environment variable TSUNAGU_CORPUS, when set, names the corpus folder
+ * (holding jp-core-definitions/ and jp-core-examples/) instead of the arguments.
  * Exit 0 pass, 1 fail, 77 skipped (corpus absent).
  */
 #include <dirent.h>
@@ -383,7 +385,17 @@ static int run_region(const char *profiles, const char *bundle)
 
 int main(int argc, char **argv)
 {
-    if (argc == 4 && strcmp(argv[1], "jp-core") == 0) return run_jp_core(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "jp-core") == 0) {
+        /* the environment variable TSUNAGU_CORPUS overrides the corpus folder */
+        const char *env = getenv("TSUNAGU_CORPUS");
+        if (env && *env) {
+            static char defs[4096], examples[4096];
+            snprintf(defs, sizeof defs, "%s/jp-core-definitions", env);
+            snprintf(examples, sizeof examples, "%s/jp-core-examples", env);
+            return run_jp_core(defs, examples);
+        }
+        return run_jp_core(argv[2], argv[3]);
+    }
     if (argc == 4 && strcmp(argv[1], "region") == 0) return run_region(argv[2], argv[3]);
     fprintf(stderr, "usage: validate_profiles jp-core DEFS EXAMPLES | region PROFILES BUNDLE\n");
     return 2;

@@ -279,8 +279,9 @@ tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
         return tsg_error_set(err, TSG_EINVAL, "invalid", "auth must be \"on\" or \"off\", not '%s'",
                              cfg->auth);
     size_t pl = strlen(cfg->public_url);
-    if (pl && ((strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8)) ||
-               cfg->public_url[pl - 1] == '/' || strpbrk(cfg->public_url, "\" ?#")))
+    if (pl &&
+        ((strncmp(cfg->public_url, "http://", 7) && strncmp(cfg->public_url, "https://", 8)) ||
+         cfg->public_url[pl - 1] == '/' || strpbrk(cfg->public_url, "\" ?#")))
         return tsg_error_set(err, TSG_EINVAL, "invalid",
                              "public_url must be http(s)://host[:port] without a trailing '/', "
                              "not '%s'",

@@ -85,10 +85,32 @@
  *                information issue with its key
  *   mustSupport  not enforced and not reported (a profile's claim
  *                about systems, not about instances)
- * Everything the walk needs is in the compiled tables; a call allocates only
- * in one scratch arena (FHIRPath results), created on first need and freed
- * at the end. Compiled profiles are immutable: any number of threads may
+ *   contexts     an extension used where its definition's element   structure
+ *                contexts do not allow it (the parent's type or
+ *                element path: `Patient`, `Dosage.method`)
+ *
+ * Everything the walk needs is in the compiled tables; the walk keeps its
+ * position as a stack of nodes and writes an expression only for an issue.
+ * A call allocates only for FHIRPath (constraints, unusual discriminator
+ * paths): one scratch arena and one text buffer, made on first need and
+ * freed at the end. Compiled profiles are immutable: any number of threads may
  * validate at once once profile_registry_compile() has returned.
+ *
+ * ## Known limits
+ *
+ *   - re-slicing (`identifier:a/b`) is treated as one more slice of the
+ *     element, not as a slice within slice a;
+ *   - a discriminator path through resolve() relies on the FHIRPath engine's
+ *     resolve() (contained resources and Bundle entries);
+ *   - a reference's target is checked for its resource type, not for its
+ *     conformance to the target profile (the target is not at hand);
+ *   - extension contexts of type `fhirpath` and `extension` are not checked
+ *     (element contexts are);
+ *   - value sets from packages are enumerated from compose.include concept
+ *     lists, whole code systems loaded with content `complete`, and nested
+ *     valueSet includes; filters and excludes leave a set "incomplete", and a
+ *     code not found in an incomplete set is a warning, not an error;
+ *   - an item that matches several slices is counted in the first.
  *
  * ## Wiring (for the CLI and REST)
  *

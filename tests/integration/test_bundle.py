@@ -66,6 +66,7 @@ class Server:
         env = dict(os.environ)
         env["TSUNAGU_LISTEN"] = "127.0.0.1:%d" % self.port
         env["TSUNAGU_DATA_DIR"] = self.tmp.name
+        env["TSUNAGU_AUTH"] = "off"  # no tokens here; test_auth.py tests authentication
         env.pop("TSUNAGU_REDIS_URL", None)
         env.pop("TSUNAGU_CONFIG", None)
         self.log = open(os.path.join(self.tmp.name, "gateway.log"), "wb")

@@ -749,6 +749,7 @@ def main():
             "TSUNAGU_LISTEN": "127.0.0.1:%d" % port,
             "TSUNAGU_DATA_DIR": os.path.join(tmp, "data"),
             "TSUNAGU_THREADS": "2",
+            "TSUNAGU_AUTH": "off",  # no tokens here; test_auth.py tests authentication
         }
     )
     env.pop("TSUNAGU_REDIS_URL", None)

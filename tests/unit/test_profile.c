@@ -704,6 +704,17 @@ static void test_region_patient(void **state)
     expect(&is, VALIDATE_ERROR, "Patient.address[0]", "tsg-addr-2");
     expect(&is, VALIDATE_ERROR, "Patient.address[0].district", "maximum allowed = 0");
     assert_int_equal(is.n, 7);
+    /* the kana name in hiragana or half-width kana: a warning */
+    is =
+        run(r, REGP "tsunagu-patient",
+            "{\"resourceType\":\"Patient\",\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}],"
+            "\"name\":[" NAME("IDE",
+                              "山田 太郎") ",{\"extension\":[{\"url\":\"" REPR "\",\"valueCode\":"
+                                           "\"SYL\"}],\"text\":\"やまだ "
+                                           "ﾀﾛｳ\",\"family\":\"やまだ\"}],\"gender\":\"male\","
+                                           "\"birthDate\":\"1930\"}");
+    assert_int_equal(is.n, 1);
+    expect(&is, VALIDATE_WARNING, "Patient.name[1]", "tsg-name-1");
     profile_registry_free(r);
 }
 

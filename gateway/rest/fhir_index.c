@@ -5,7 +5,10 @@
  * ## Index keys (prefix tsg:ix:<Type>:<code>:)
  *
  *   token       t:<system>|<code>  SET of ids   (system "" when the value has none)
- *               c:<code>           SET of ids   (any system)
+ *               sys                SET of the systems seen (""  for none), never
+ *                                  pruned: `code` without a system is the union of
+ *                                  t:<system>|<code> over them (a per-resource
+ *                                  c:<code> set cost a fifth of the index writes)
  *   token text  x                  (entry list only) "<folded>\0<id>": :text is
  *                                  rare, and a lex zset entry per display text cost
  *                                  a third of a Synthea ingest's index time;
@@ -147,7 +150,10 @@ static void index_entry(ix_builder *b, const search_entry *e)
     case SEARCH_ENTRY_TOKEN:
         if (!e->code) break;
         add_set(b, code, "t:", pair(b, e->system ? e->system : "", e->code));
-        add_set(b, code, "c:", e->code);
+        /* the parameter's systems (a directory, not per resource): code-only
+         * searches read t:<system>|<code> of each */
+        add(b, STORE_IX_DIR, code, "sys", NULL, e->system ? e->system : "",
+            e->system ? strlen(e->system) : 0, 0);
         break;
     case SEARCH_ENTRY_TOKEN_TEXT:
         if (!e->folded) break;

@@ -340,10 +340,11 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
     return aprintf(s, "tsg:ix:%s:%s:%s", type, code, suffix);
 }
 
-/* The live ids of a type with at least one index entry whose key starts with
- * ARGV[2] (a parameter's, for :missing; a system's tokens, for `system|`): a scan of their
- * index-entry lists, since keeping a "has" set would cost a write per parameter of every resource.
- * O(resources of the type); sent as EVAL text (rare) inside the pipeline. */
+/* The live ids of a type with at least one index entry whose key suffix
+ * (store.h) starts with ARGV[2] (a parameter's, for :missing; a system's tokens,
+ * for `system|`): a scan of their packed entries, since keeping a "has" set would cost a write per
+ * parameter of every resource. O(resources of the type); sent as EVAL text (rare) inside the
+ * pipeline. */
 #define HAS_SCRIPT                                                                                 \
     "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
     "local pre, out = '\\1' .. ARGV[2], {}\n"                                                      \
@@ -353,15 +354,28 @@ static const char *ix_key(sx *s, const char *type, const char *code, const char 
     "end\n"                                                                                        \
     "return out\n"
 
-/* The live ids of a type with a token display text (key ARGV[2], members
- * "<folded>\0<id>") starting with the folded prefix ARGV[3], for :text: a
- * scan of the entry lists, like HAS_SCRIPT. */
+/* The live ids of a type with a token display text (key suffix ARGV[2],
+ * members "<folded>\0<id>", packed as '>' + "<folded>\0") starting with the
+ * folded prefix ARGV[3], for :text: a scan of the packed entries, like
+ * HAS_SCRIPT. */
 #define TEXT_SCRIPT                                                                                \
     "local ids = redis.call('ZRANGE', 'tsg:t:' .. ARGV[1], 0, -1)\n"                               \
-    "local pat, out = '\\1' .. ARGV[2] .. '\\1n' .. ARGV[3], {}\n"                                 \
+    "local pat, out = '\\1' .. ARGV[2] .. '\\1n>' .. ARGV[3], {}\n"                                \
     "for _, id in ipairs(ids) do\n"                                                                \
     "  local x = redis.call('HGET', 'tsg:r:' .. ARGV[1] .. '/' .. id, 'x')\n"                      \
     "  if x and string.find(x, pat, 1, true) then out[#out + 1] = id end\n"                        \
+    "end\n"                                                                                        \
+    "return out\n"
+
+/* The ids with token code ARGV[2] in any system of the parameter whose keys
+ * start with ARGV[1]: the union of its t:<system>|<code> sets over the
+ * systems in its `sys` directory (fhir_index.c). */
+#define CODE_SCRIPT                                                                                \
+    "local seen, out = {}, {}\n"                                                                   \
+    "for _, sys in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'sys')) do\n"                          \
+    "  for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 't:' .. sys .. '|' .. ARGV[2])) do\n" \
+    "    if not seen[id] then seen[id] = true out[#out + 1] = id end\n"                            \
+    "  end\n"                                                                                      \
     "end\n"                                                                                        \
     "return out\n"
 
@@ -672,7 +686,7 @@ static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const sea
             return unsupported(s, c, "this token modifier (it needs a terminology server)");
         if (m == SEARCH_MOD_TEXT) {
             /* display texts are kept in the entry lists only (fhir_index.c) */
-            const char *k = ix_key(s, type, code, "x");
+            const char *k = aprintf(s, "%s:x", code);
             if (!k) return nomem(s);
             const char *argv[] = {"EVAL", TEXT_SCRIPT, "0", type, k, v->folded ? v->folded : ""};
             return term1(s, p, cmd_addv(s, l, 6, argv), MEM_ID);
@@ -687,13 +701,17 @@ static tsg_rc plan_value(sx *s, cmdlist *l, plan *p, const char *type, const sea
             /* `system|` (any code of a system) has no set of its own — it would
              * cost a write per coding for a rare query: scan the entry lists
              * for the system's t: keys (HAS_SCRIPT, as :missing) */
-            const char *prefix =
-                aprintf(s, "tsg:ix:%s:%s:t:%s|", type, code, v->system ? v->system : "");
+            const char *prefix = aprintf(s, "%s:t:%s|", code, v->system ? v->system : "");
             if (!prefix) return nomem(s);
             const char *argv[] = {"EVAL", HAS_SCRIPT, "0", type, prefix};
             return term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
-        } else
-            suf = aprintf(s, "c:%s", v->code ? v->code : "");
+        } else {
+            /* a code in any system: the union over the parameter's systems */
+            const char *pre = aprintf(s, "tsg:ix:%s:%s:", type, code);
+            if (!pre) return nomem(s);
+            const char *argv[] = {"EVAL", CODE_SCRIPT, "0", pre, v->code ? v->code : ""};
+            return term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
+        }
         return suf ? read_set(s, l, p, type, code, suf) : nomem(s);
     }
     case SEARCH_REFERENCE: {
@@ -742,11 +760,12 @@ static tsg_rc run_clauses(sx *s, const char *type, const search_clause *cl, size
                           int depth);
 
 /* The ids read from an index-entry list: reference keys of code `code` of type
- * `src` that point at `target` ("tsg:ix:<src>:<code>:r:<target>/<id>"). */
+ * `src` that point at `target` (key suffix "<code>:r:<target>/<id>", store.h). */
 static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *src, const char *code,
                               const char *target, idset *out)
 {
-    const char *pre = aprintf(s, "tsg:ix:%s:%s:r:%s/", src, code, target);
+    (void)src;
+    const char *pre = aprintf(s, "%s:r:%s/", code, target);
     if (!pre) return nomem(s);
     size_t pl = strlen(pre), cap = 0;
     out->n = 0;
@@ -755,9 +774,9 @@ static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *sr
         redisReply *r = reps[i];
         if (!r || r->type != REDIS_REPLY_STRING) continue;
         size_t pos = 0;
-        store_index_entry k;
+        store_x_entry k;
         while (store_entries_next(r->str, r->len, &pos, &k)) {
-            if (k.key_len <= pl || memcmp(k.key, pre, pl)) continue;
+            if (k.suffix_len <= pl || memcmp(k.suffix, pre, pl)) continue;
             if (out->n == cap) {
                 size_t nc = cap ? 2 * cap : 16;
                 const char **nv = tsg_arena_alloc(s->a, nc * sizeof *nv);
@@ -766,7 +785,7 @@ static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *sr
                 out->v = nv;
                 cap = nc;
             }
-            const char *id = tsg_arena_strndup(s->a, k.key + pl, k.key_len - pl);
+            const char *id = tsg_arena_strndup(s->a, k.suffix + pl, k.suffix_len - pl);
             if (!id) return nomem(s);
             out->v[out->n++] = id;
         }
@@ -855,7 +874,7 @@ static tsg_rc plan_clause(sx *s, cmdlist *l, plan *p, const char *type, const se
         /* an alias has a value when one of its parts has */
         for (size_t k = 0; k < (sp->nalias ? sp->nalias : 1); k++) {
             const search_param *part = sp->nalias ? sp->alias[k] : sp;
-            const char *prefix = aprintf(s, "tsg:ix:%s:%s:", type, part->code);
+            const char *prefix = aprintf(s, "%s:", part->code);
             if (!prefix) return nomem(s);
             const char *argv[] = {"EVAL", HAS_SCRIPT, "0", type, prefix};
             tsg_rc rc = term1(s, p, cmd_addv(s, l, 5, argv), MEM_ID);
@@ -1015,23 +1034,31 @@ static tsg_rc plan_result(sx *s, redisReply **view, const plan *p, const idset *
 /*
  * Filters candidates by index reads without reading whole indexes: for each
  * candidate id, the script finds the wanted keys in its packed index entries
- * (field x of tsg:r:<Type>/<id>: a plain search for "\1<key>\1", store.h) and
+ * (field x of tsg:r:<Type>/<id>: a plain search for "\1<key suffix>\1",
+ * store.h) and
  * returns the entries on them: key number, member, score ("" for SET/LEX
  * entries).
  */
 static redis_script filter_script =
     REDIS_SCRIPT("search_filter", "local nk = tonumber(ARGV[1])\n"
+                                  "local rp = 'tsg:r:' .. ARGV[2] .. '/'\n"
+                                  "local pl = #('tsg:ix:' .. ARGV[2] .. ':')\n"
                                   "local out = {}\n"
-                                  "for j = nk + 2, #ARGV do\n"
-                                  "  local x = redis.call('HGET', ARGV[j], 'x')\n"
+                                  "for j = nk + 3, #ARGV do\n"
+                                  "  local id = ARGV[j]\n"
+                                  "  local x = redis.call('HGET', rp .. id, 'x')\n"
                                   "  if x then\n"
                                   "    for i = 1, nk do\n"
-                                  "      local key = ARGV[1 + i]\n"
-                                  "      local pat = '\\1' .. key .. '\\1'\n"
+                                  "      local key = ARGV[2 + i]\n"
+                                  "      local pat = '\\1' .. string.sub(key, pl + 1) .. '\\1'\n"
                                   "      local a, b = string.find(x, pat, 1, true)\n"
                                   "      while a do\n"
-                                  "        local e = string.find(x, '\\1', b + 2, true)\n"
-                                  "        local m = string.sub(x, b + 2, e - 1)\n"
+                                  "        local e = string.find(x, '\\1', b + 3, true)\n"
+                                  "        local how = string.sub(x, b + 2, b + 2)\n"
+                                  "        local m = string.sub(x, b + 3, e - 1)\n"
+                                  "        if how == '=' then m = id\n"
+                                  "        elseif how == '<' then m = id .. m\n"
+                                  "        elseif how == '>' then m = m .. id end\n"
                                   "        local sc = ''\n"
                                   "        if string.sub(x, b + 1, b + 1) == 'z' then\n"
                                   "          sc = redis.call('ZSCORE', key, m) or ''\n"
@@ -1087,7 +1114,7 @@ static tsg_rc filter_candidates(sx *s, const char *type, const cmdlist *l, const
     size_t nk = 0;
     const char **keys = tsg_arena_alloc(s->a, l->n * sizeof *keys);
     long *kix = tsg_arena_alloc(s->a, l->n * sizeof *kix);
-    const char **args = tsg_arena_alloc(s->a, (l->n + cand->n + 1) * sizeof *args);
+    const char **args = tsg_arena_alloc(s->a, (l->n + cand->n + 2) * sizeof *args);
     if (!keys || !kix || !args) return nomem(s);
     for (size_t i = 0; i < l->n; i++) {
         kix[i] = -1;
@@ -1102,11 +1129,9 @@ static tsg_rc filter_candidates(sx *s, const char *type, const cmdlist *l, const
     snprintf(nks, sizeof nks, "%zu", nk);
     size_t na = 0;
     args[na++] = nks;
+    args[na++] = type;
     for (size_t j = 0; j < nk; j++) args[na++] = keys[j];
-    for (size_t j = 0; j < cand->n; j++) {
-        args[na] = aprintf(s, "tsg:r:%s/%s", type, cand->v[j]);
-        if (!args[na++]) return nomem(s);
-    }
+    for (size_t j = 0; j < cand->n; j++) args[na++] = cand->v[j];
     redisReply *r = NULL;
     tsg_rc rc = redis_eval_script(s->ctx->redis, &filter_script, 0, NULL, NULL, (int)na, args, NULL,
                                   &r, &s->err);
@@ -1694,16 +1719,12 @@ static tsg_rc includes(sx *s, const search_include *inc, size_t ninc, const char
                 }
                 continue;
             }
-            /* forward: the entries on "tsg:ix:<T>:<code>:r:<Type/id>" */
+            /* forward: the entries on keys "<code>:r:<Type/id>" (suffixes, store.h) */
             size_t pos = 0;
-            store_index_entry e;
+            store_x_entry e;
             while (!rc && store_entries_next(r->str, r->len, &pos, &e)) {
-                const store_index_entry *k = &e;
-                const char *kend = k->key + k->key_len;
-                if (k->key_len < 7 || strncmp(k->key, "tsg:ix:", 7)) continue;
-                const char *p1 = memchr(k->key + 7, ':', k->key_len - 7); /* after type */
-                if (!p1) continue;
-                const char *code = p1 + 1;
+                const char *kend = e.suffix + e.suffix_len;
+                const char *code = e.suffix;
                 const char *p2 = memchr(code, ':', (size_t)(kend - code));
                 if (!p2 || (size_t)(kend - p2) < 4 || memcmp(p2, ":r:", 3)) continue;
                 if (x->param && ((size_t)(p2 - code) != strlen(x->param->code) ||

@@ -232,14 +232,27 @@ typedef struct ix_ref {
     const store_index_entry *e;
 } ix_ref;
 
+static int bytes_cmp(const char *a, size_t an, const char *b, size_t bn)
+{
+    int c = memcmp(a, b, an < bn ? an : bn);
+    if (c) return c;
+    return an < bn ? -1 : an > bn;
+}
+
+/* Groups of one kind and key; set members sorted within, to drop repeats. */
 static int ix_ref_cmp(const void *a, const void *b)
 {
     const store_index_entry *x = ((const ix_ref *)a)->e, *y = ((const ix_ref *)b)->e;
     if (x->kind != y->kind) return (int)x->kind - (int)y->kind;
-    size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
-    int c = memcmp(x->key, y->key, n);
-    if (c) return c;
-    return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+    int c = bytes_cmp(x->key, x->key_len, y->key, y->key_len);
+    if (c || (x->kind != STORE_IX_SET && x->kind != STORE_IX_DIR)) return c;
+    return bytes_cmp(x->member, x->member_len, y->member, y->member_len);
+}
+
+/* Whether two entries of a sorted run belong to one command (same kind and key). */
+static int same_group(const store_index_entry *x, const store_index_entry *y)
+{
+    return x->kind == y->kind && !bytes_cmp(x->key, x->key_len, y->key, y->key_len);
 }
 
 /* Commands of one pipeline, their arguments in an arena. */
@@ -363,30 +376,59 @@ static int str_reply(const redisReply *r)
     return r && r->type == REDIS_REPLY_STRING;
 }
 
-/* Packs w's index entries into the arena ("\1" key "\1" kind member "\1" …). */
+/* How a member is packed: against the resource id (see store.h). */
+static char member_how(const store_index_entry *e, const char *id, size_t il, size_t *skip)
+{
+    *skip = 0;
+    if (e->member_len == il && !memcmp(e->member, id, il)) {
+        *skip = il;
+        return '=';
+    }
+    if (e->member_len > il && !memcmp(e->member, id, il) && e->member[il] == 0) {
+        *skip = il;
+        return '<';
+    }
+    if (e->member_len > il && !memcmp(e->member + e->member_len - il, id, il) &&
+        e->member[e->member_len - il - 1] == 0) {
+        *skip = il;
+        return '>';
+    }
+    return '.';
+}
+
+/* Packs w's index entries into the arena (store.h, "Packed entries"). */
 static tsg_rc pack_entries(tsg_arena *a, const store_write *w, const char **out, size_t *out_len,
                            tsg_error *err)
 {
+    size_t tl = strlen(w->type), il = strlen(w->id), pl = 7 + tl + 1;
     size_t n = 1;
-    for (size_t j = 0; j < w->nindex; j++) n += w->index[j].key_len + w->index[j].member_len + 3;
+    for (size_t j = 0; j < w->nindex; j++)
+        if (w->index[j].kind != STORE_IX_DIR) n += w->index[j].key_len + w->index[j].member_len + 4;
     char *p = tsg_arena_alloc(a, n);
     if (!p) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     size_t k = 0;
     p[k++] = STORE_X_SEP;
     for (size_t j = 0; j < w->nindex; j++) {
         const store_index_entry *e = &w->index[j];
+        if (e->kind == STORE_IX_DIR) continue; /* never removed: not listed */
         if (memchr(e->key, STORE_X_SEP, e->key_len) ||
-            memchr(e->member, STORE_X_SEP, e->member_len) || e->key_len < 7 ||
-            memcmp(e->key, "tsg:ix:", 7))
+            memchr(e->member, STORE_X_SEP, e->member_len) || e->key_len <= pl ||
+            memcmp(e->key, "tsg:ix:", 7) || memcmp(e->key + 7, w->type, tl) ||
+            e->key[7 + tl] != ':')
             return tsg_error_set(err, TSG_EINTERNAL, "exception",
                                  "store: index entry %zu of %s/%s cannot be packed", j, w->type,
                                  w->id);
-        memcpy(p + k, e->key, e->key_len);
-        k += e->key_len;
+        memcpy(p + k, e->key + pl, e->key_len - pl);
+        k += e->key_len - pl;
         p[k++] = STORE_X_SEP;
         p[k++] = (char)e->kind;
-        memcpy(p + k, e->member, e->member_len);
-        k += e->member_len;
+        size_t skip;
+        char how = member_how(e, w->id, il, &skip);
+        p[k++] = how;
+        const char *rest = how == '<' ? e->member + il : e->member;
+        size_t rl = e->member_len - skip;
+        memcpy(p + k, rest, rl);
+        k += rl;
         p[k++] = STORE_X_SEP;
     }
     *out = p;
@@ -430,18 +472,38 @@ static void grouped(cmdbuf *b, const char *cmd, grp_item *it, size_t n, const ch
     }
 }
 
-/* The old index entries of a resource (its packed field x) removed. */
-static void remove_entries(cmdbuf *b, const redisReply *x)
+/* The old index entries of Type/id (its packed field x) removed. */
+static void remove_entries(cmdbuf *b, const char *type, const char *id, const redisReply *x)
 {
     if (!str_reply(x)) return;
-    size_t pos = 0;
-    store_index_entry e;
+    size_t tl = strlen(type), il = strlen(id), pos = 0;
+    store_x_entry e;
     while (store_entries_next(x->str, x->len, &pos, &e)) {
         if (e.kind == STORE_IX_LIST) continue;
+        size_t kl = 7 + tl + 1 + e.suffix_len;
+        size_t ml = e.rest_len + (e.how == '.' ? 0 : il);
+        char *key = tsg_arena_alloc(b->a, kl + 1), *mem = tsg_arena_alloc(b->a, ml + 1);
+        if (!key || !mem) {
+            b->oom = 1;
+            return;
+        }
+        memcpy(key, "tsg:ix:", 7);
+        memcpy(key + 7, type, tl);
+        key[7 + tl] = ':';
+        memcpy(key + 8 + tl, e.suffix, e.suffix_len);
+        if (e.how == '=' || e.how == '<') {
+            memcpy(mem, id, il);
+            memcpy(mem + il, e.rest, e.rest_len);
+        } else if (e.how == '>') {
+            memcpy(mem, e.rest, e.rest_len);
+            memcpy(mem + e.rest_len, id, il);
+        } else {
+            memcpy(mem, e.rest, e.rest_len);
+        }
         cb_begin(b, 3);
         cb_str(b, e.kind == STORE_IX_SET ? "SREM" : "ZREM");
-        cb_arg(b, e.key, e.key_len);
-        cb_arg(b, e.member, e.member_len);
+        cb_arg(b, key, kl);
+        cb_arg(b, mem, ml);
         cb_end(b);
     }
 }
@@ -505,7 +567,7 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
                 cb_arg(b, hv, lul + 1 + c->body->len);
                 cb_end(b);
             }
-            remove_entries(b, c->x);
+            remove_entries(b, x->type, x->id, c->x);
             if (str_reply(c->c) && c->c->len) {
                 cb_begin(b, 3);
                 cb_str(b, "SREM");
@@ -620,16 +682,16 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
         qsort(refs, r, sizeof *refs, ix_ref_cmp);
         for (size_t i = 0; i < r;) {
             size_t j = i + 1;
-            while (j < r && !ix_ref_cmp(&refs[i], &refs[j])) j++;
+            while (j < r && same_group(refs[i].e, refs[j].e)) j++;
             const store_index_entry *e = refs[i].e;
-            int per = e->kind == STORE_IX_SET ? 1 : e->kind == STORE_IX_GEO ? 3 : 2;
+            int set = e->kind == STORE_IX_SET || e->kind == STORE_IX_DIR;
+            int per = set ? 1 : e->kind == STORE_IX_GEO ? 3 : 2;
             cb_begin(b, 2 + per * (int)(j - i));
-            cb_str(b, e->kind == STORE_IX_SET   ? "SADD"
-                      : e->kind == STORE_IX_GEO ? "GEOADD"
-                                                : "ZADD");
+            cb_str(b, set ? "SADD" : e->kind == STORE_IX_GEO ? "GEOADD" : "ZADD");
             cb_arg(b, e->key, e->key_len);
             for (size_t q = i; q < j; q++) {
                 const store_index_entry *y = refs[q].e;
+                if (set && q > i && !ix_ref_cmp(&refs[q - 1], &refs[q])) continue; /* a repeat */
                 if (y->kind == STORE_IX_SCORE) {
                     cb_score(b, y->score);
                 } else if (y->kind == STORE_IX_GEO) {
@@ -1019,22 +1081,19 @@ done:
  * Packed entries
  * ------------------------------------------------------------------------ */
 
-int store_entries_next(const char *x, size_t n, size_t *pos, store_index_entry *e)
+int store_entries_next(const char *x, size_t n, size_t *pos, store_x_entry *e)
 {
     size_t p = *pos ? *pos : 1;
     if (!x || !n || x[0] != STORE_X_SEP || p >= n) return 0;
     const char *a = memchr(x + p, STORE_X_SEP, n - p);
-    if (!a || (size_t)(a - x) + 2 > n) return 0;
-    size_t ka = (size_t)(a - x) + 1; /* the kind */
+    if (!a || (size_t)(a - x) + 3 > n) return 0;
+    size_t ka = (size_t)(a - x) + 1; /* the kind, then how */
     const char *b = memchr(x + ka, STORE_X_SEP, n - ka);
-    if (!b || b == x + ka) return 0;
-    *e = (store_index_entry){(store_index_kind)x[ka],
-                             x + p,
-                             (size_t)(a - x) - p,
-                             x + ka + 1,
-                             (size_t)(b - x) - ka - 1,
-                             0,
-                             0};
+    if (!b || (size_t)(b - x) < ka + 2) return 0;
+    char how = x[ka + 1];
+    if (how != '=' && how != '<' && how != '>' && how != '.') return 0;
+    *e = (store_x_entry){(store_index_kind)x[ka], x + p, (size_t)(a - x) - p, how, x + ka + 2,
+                         (size_t)(b - x) - ka - 2};
     *pos = (size_t)(b - x) + 1;
     return 1;
 }

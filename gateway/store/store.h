@@ -16,10 +16,9 @@
  *                                     (absent when deleted)
  *                                c    the patient compartment ("" none)
  *                                x    the index entries of the current version
- *                                     (absent when deleted), packed: "\1" then
- *                                     per entry key "\1" kind member "\1", so
- *                                     the next write removes exactly those
- *                                     (see "Packed entries" below)
+ *                                     (absent when deleted), packed (see "Packed
+ *                                     entries" below), so the next write removes
+ *                                     exactly those
  *   tsg:h:<Type>/<id>      HASH  <version> → "<lu>\n<body>" (body empty for a
  *                                deletion): every version but a live current
  *                                one, whose body is only in tsg:r (each body is
@@ -41,13 +40,22 @@
  * ## Packed entries (field x)
  *
  * A resource's index entries are one string rather than a LIST of kind, key,
- * member triples: Redis then parses, copies into Lua and back, and logs one
- * argument per resource instead of three per entry (about 60 for a Synthea
- * Observation) — the largest share of a Bundle ingest's Redis time. Keys all
- * start with "tsg:ix:" and kinds are s, z, l, g, n, so a key field never looks
- * like a kind-and-member field: "\1<key>\1" finds an entry on a key with one
- * plain string search, and "\1<prefix>" an entry whose key starts with a
- * prefix (what the search scans for :missing, :text and `system|`). Keys and
+ * member triples: Redis then parses, copies and logs one argument per resource
+ * instead of three per entry (about 60 for a Synthea Observation). The string
+ * is "\1" and then, per entry,
+ *
+ *     <key suffix> "\1" <kind> <how> <rest> "\1"
+ *
+ * where the key is "tsg:ix:<Type>:" + suffix (every index key of a resource
+ * has that prefix) and the member is, by <how>: '=' the resource id (rest
+ * empty); '<' the id + rest (SCORE/GEO members "<id>\0<n>"); '>' rest + the
+ * id (LEX/LIST members "<text>\0<id>"); '.' rest itself. Leaving out what the
+ * key and id already say keeps the field (and the AOF) about a third of the
+ * naive size. A suffix starts with a search parameter code ([a-z0-9_-]) and a
+ * kind-and-how field with a kind letter and one of "=<>.", so no suffix field
+ * looks like a member field: "\1<suffix>\1" finds an entry on a key with
+ * one plain string search and "\1<suffix prefix>" an entry whose key starts
+ * with it (what search scans for :missing, :text and `system|`). Keys and
  * members never hold "\1": FHIR strings refuse C0 controls (store_commit
  * checks). store_entries_next() walks the string in C; Lua does the same with
  * string.find(x, "\1", p, true).
@@ -152,6 +160,8 @@ typedef enum store_index_kind {
     STORE_IX_SCORE = 'z', /* ZADD key score member */
     STORE_IX_LEX = 'l',   /* ZADD key 0 member (ZRANGEBYLEX) */
     STORE_IX_GEO = 'g',   /* GEOADD key longitude latitude member (GEOSEARCH) */
+    STORE_IX_DIR = 'd',   /* SADD key member, not kept in the entry list and never removed:
+                             a directory of values seen (a token parameter's code systems) */
     STORE_IX_LIST = 'n'   /* no index key: kept in the resource's entry list only, for
                              rare queries that scan the lists (token :text) */
 } store_index_kind;
@@ -169,13 +179,22 @@ typedef struct store_index_entry {
 /* The separator of the packed entry field x (see "Packed entries"). */
 #define STORE_X_SEP '\1'
 
+/* One entry of a packed field x, pointing into it. */
+typedef struct store_x_entry {
+    store_index_kind kind;
+    const char *suffix; /* the key after "tsg:ix:<Type>:" */
+    size_t suffix_len;
+    char how; /* '=', '<', '>' or '.' (see "Packed entries") */
+    const char *rest;
+    size_t rest_len;
+} store_x_entry;
+
 /*
  * Walks the packed entry field x[0..n) of a resource: from *pos (0 at the
- * start) fills *e with the next entry (key and member point into x; score
- * fields 0) and advances *pos. Returns 1 for an entry, 0 at the end or on a
- * malformed field (which stops the walk).
+ * start) fills *e with the next entry and advances *pos. Returns 1 for an
+ * entry, 0 at the end or on a malformed field (which stops the walk).
  */
-int store_entries_next(const char *x, size_t n, size_t *pos, store_index_entry *e);
+int store_entries_next(const char *x, size_t n, size_t *pos, store_x_entry *e);
 
 typedef enum store_op { STORE_PUT, STORE_DELETE } store_op;
 

@@ -643,7 +643,11 @@ static int compile_types(build *b, const bnode *n, pf_elem *e)
         pt->targets = tsg_arena_zalloc(b->r->arena, (json_array_size(tg) + 1) * sizeof(char *));
         pt->target_types =
             tsg_arena_zalloc(b->r->arena, (json_array_size(tg) + 1) * sizeof(char *));
-        if (!pt->profiles || !pt->profile_refs || !pt->targets || !pt->target_types) return -1;
+        pt->target_refs =
+            tsg_arena_zalloc(b->r->arena, (json_array_size(tg) + 1) * sizeof(profile *));
+        if (!pt->profiles || !pt->profile_refs || !pt->targets || !pt->target_types ||
+            !pt->target_refs)
+            return -1;
         json_array_foreach(pr, k, v)
         {
             if (!json_is_string(v) || type_profile_is_core(code, json_string_value(v))) continue;
@@ -679,6 +683,9 @@ static void compile_targets_flag(pf_elem *e)
     for (uint16_t j = 0; j < e->ntypes; j++) {
         pf_type *pt = &e->types[j];
         if (!pt->ntargets || !m) continue;
+        /* a profile as target: contained targets are checked against it */
+        for (uint16_t y = 0; y < pt->ntargets; y++)
+            if (!core_type_of(pt->targets[y])) e->flags |= PF_TARGETS;
         for (uint16_t k = 0; k < m->ntypes; k++) {
             if (m->types[k].type != pt->type) continue;
             /* the model's targets as type names */
@@ -951,6 +958,7 @@ static celem *compile_node(build *b, const bnode *n, const model_type *ptype,
             e->types[0].profile_refs = tsg_arena_zalloc(A, sizeof(profile *));
             e->types[0].targets = tsg_arena_zalloc(A, sizeof(char *));
             e->types[0].target_types = tsg_arena_zalloc(A, sizeof(char *));
+            e->types[0].target_refs = tsg_arena_zalloc(A, sizeof(profile *));
             e->ntypes = 1;
         }
     }
@@ -1352,13 +1360,17 @@ static int resolve_profile(profile_registry *r, profile *p)
     /* type profiles and targets first: slice keys look at them */
     for (uint32_t i = 0; i < p->nelems; i++) {
         pf_elem *e = &p->elems[i];
-        int narrowed = 0;
+        int narrowed = 0, has_refs = 0;
         for (uint16_t t = 0; t < e->ntypes; t++) {
             pf_type *pt = &e->types[t];
             for (uint16_t k = 0; k < pt->nprofiles; k++)
                 pt->profile_refs[k] = profile_lookup(r, pt->profiles[k]);
-            for (uint16_t k = 0; k < pt->ntargets; k++)
+            for (uint16_t k = 0; k < pt->ntargets; k++) {
                 pt->target_types[k] = target_type_name(r, pt->targets[k]);
+                pt->target_refs[k] =
+                    core_type_of(pt->targets[k]) ? NULL : profile_lookup(r, pt->targets[k]);
+                if (pt->target_refs[k]) has_refs = 1; /* contained targets are checked */
+            }
             if (!(e->flags & PF_TARGETS) || !e->melem) continue;
             /* narrowed when some model target type is not among ours */
             for (uint16_t m = 0; m < e->melem->ntypes; m++) {
@@ -1377,7 +1389,8 @@ static int resolve_profile(profile_registry *r, profile *p)
                 }
             }
         }
-        if (!narrowed) e->flags &= ~(unsigned)PF_TARGETS;
+        if (narrowed) e->flags |= PF_TARGET_TYPES;
+        if (!narrowed && !has_refs) e->flags &= ~(unsigned)PF_TARGETS;
     }
     for (uint32_t i = 0; i < p->nelems; i++)
         if (resolve_keys(r, p, &p->elems[i]) < 0) return -1;

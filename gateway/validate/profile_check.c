@@ -372,11 +372,49 @@ static size_t reference_type(const char *ref, const char **type)
     return tend - tstart;
 }
 
+/* A reference to a contained resource (`#id`): the resource is at hand, so it
+ * must conform to one of the target profiles of its type (when loaded). */
+static void check_contained_target(vctx *v, const pf_type *pt, const char *ref, unsigned narrowed)
+{
+    const fhir_node *target = NULL;
+    for (uint32_t i = 0; i < v->root->nkids && !target; i++) {
+        const fhir_node *c = &v->root->kids[i];
+        if (strcmp(c->elem->name, "contained") != 0) continue;
+        const char *id = kid_value(c, "id");
+        if (id && strcmp(id, ref + 1) == 0) target = c;
+    }
+    if (!target) return; /* the base validator reports a dangling #id */
+    const char *first = NULL;
+    int allowed_type = 0;
+    for (uint16_t k = 0; k < pt->ntargets; k++) {
+        const char *tt = pt->target_types[k];
+        if (!tt || strcmp(tt, "Resource") == 0 || strcmp(tt, target->type->name) == 0)
+            allowed_type = 1;
+        const profile *q = pt->target_refs[k];
+        if (!q || !model_type_is(target->type, q->mtype)) continue;
+        if (conforms(v, q, target)) return;
+        if (!first) first = q->url;
+    }
+    if (!allowed_type && narrowed)
+        issue(v, VALIDATE_ERROR, "structure",
+              "the contained %s %s is not a type this element allows (target profiles)",
+              target->type->name, ref);
+    else if (allowed_type && first)
+        issue(v, VALIDATE_ERROR, "structure",
+              "the contained %s %s conforms to none of the target profiles (first: %s)",
+              target->type->name, ref, first);
+}
+
 static void check_target(vctx *v, const pf_elem *e, const fhir_node *n)
 {
     const pf_type *pt = type_entry(e, n);
     if (!pt || !pt->ntargets) return;
     const char *ref = kid_value(n, "reference"), *rt = NULL;
+    if (ref && ref[0] == '#' && ref[1]) {
+        check_contained_target(v, pt, ref, e->flags & PF_TARGET_TYPES);
+        return;
+    }
+    if (!(e->flags & PF_TARGET_TYPES)) return; /* the base's types: its check */
     size_t rl = reference_type(ref, &rt);
     if (!rl || !model_resource_find(rt, rl)) return;
     for (uint16_t k = 0; k < pt->ntargets; k++) {

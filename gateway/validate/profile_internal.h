@@ -34,7 +34,8 @@ typedef struct pf_type {
     const char **profiles;
     const profile **profile_refs; /* resolved, NULL where not loaded */
     const char **targets;
-    const char **target_types; /* resource type of each target, NULL when unknown */
+    const char **target_types;   /* resource type of each target, NULL when unknown */
+    const profile **target_refs; /* each target's compiled profile, NULL for R4 types */
 } pf_type;
 
 enum { PF_DISC_VALUE, PF_DISC_PATTERN, PF_DISC_TYPE, PF_DISC_PROFILE, PF_DISC_EXISTS };
@@ -75,6 +76,7 @@ typedef struct pf_constraint {
 #define PF_TYPE_PROFILES 0x08u /* some type has profiles to validate against */
 #define PF_TARGETS       0x10u /* some Reference type narrows its targets */
 #define PF_MUST_SUPPORT  0x20u
+#define PF_TARGET_TYPES  0x40u /* the targets narrow the base's resource types */
 
 typedef struct pf_elem {
     const char *id;          /* element id: "Observation.category:vs.coding" */

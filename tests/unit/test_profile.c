@@ -240,19 +240,21 @@ static void test_binding(void **state)
 static void test_types_and_targets(void **state)
 {
     (void)state;
-    profile_registry *r =
-        REG(SD_HEAD("pat", "Patient",
-                    CORE "Patient") "{\"id\":\"Patient\",\"path\":\"Patient\"}" SD_TAIL,
-            SD_HEAD("ty", "Observation",
-                    CORE "Observation") "{\"id\":\"Observation.value[x]\",\"path\":\"Observation."
-                                        "value[x]\",\"type\":[{\"code\":\"Quantity\"}]},"
-                                        "{\"id\":\"Observation.subject\",\"path\":\"Observation."
-                                        "subject\",\"type\":[{\"code\":\"Reference\","
-                                        "\"targetProfile\":[\"" SD "pat\"]}]},"
-                                        "{\"id\":\"Observation.performer\",\"path\":\"Observation."
-                                        "performer\",\"type\":[{\"code\":\"Reference\","
-                                        "\"targetProfile\":[\"" CORE "Practitioner\",\"" CORE
-                                        "PractitionerRole\"]}]}" SD_TAIL);
+    profile_registry *r = REG(
+        SD_HEAD(
+            "pat", "Patient",
+            CORE
+            "Patient") "{\"id\":\"Patient.gender\",\"path\":\"Patient.gender\",\"min\":1}" SD_TAIL,
+        SD_HEAD("ty", "Observation",
+                CORE "Observation") "{\"id\":\"Observation.value[x]\",\"path\":\"Observation."
+                                    "value[x]\",\"type\":[{\"code\":\"Quantity\"}]},"
+                                    "{\"id\":\"Observation.subject\",\"path\":\"Observation."
+                                    "subject\",\"type\":[{\"code\":\"Reference\","
+                                    "\"targetProfile\":[\"" SD "pat\"]}]},"
+                                    "{\"id\":\"Observation.performer\",\"path\":\"Observation."
+                                    "performer\",\"type\":[{\"code\":\"Reference\","
+                                    "\"targetProfile\":[\"" CORE "Practitioner\",\"" CORE
+                                    "PractitionerRole\"]}]}" SD_TAIL);
     issues is = run(
         r, SD "ty",
         "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
@@ -268,6 +270,21 @@ static void test_types_and_targets(void **state)
     is = run(r, SD "ty",
              "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"x\"},"
              "\"subject\":{\"reference\":\"Patient/1\"},\"valueQuantity\":{\"value\":1}}");
+    assert_int_equal(is.n, 0);
+    /* a contained target is at hand: it must conform to the target profile */
+    is =
+        run(r, SD "ty",
+            "{\"resourceType\":\"Observation\",\"contained\":[{\"resourceType\":\"Patient\",\"id\":"
+            "\"p\"}],\"status\":\"final\",\"code\":{\"text\":\"x\"},\"subject\":{\"reference\":\"#"
+            "p\"}}");
+    assert_int_equal(is.n, 1);
+    expect(&is, VALIDATE_ERROR, "Observation.subject",
+           "the contained Patient #p conforms to none of the target profiles (first: " SD "pat)");
+    is =
+        run(r, SD "ty",
+            "{\"resourceType\":\"Observation\",\"contained\":[{\"resourceType\":\"Patient\",\"id\":"
+            "\"p\",\"gender\":\"other\"}],\"status\":\"final\",\"code\":{\"text\":\"x\"},"
+            "\"subject\":{\"reference\":\"#p\"}}");
     assert_int_equal(is.n, 0);
     profile_registry_free(r);
 }

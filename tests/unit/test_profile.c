@@ -1019,6 +1019,50 @@ static void test_package_folders(void **state)
     assert_non_null(strstr(err.message, "/nonexistent"));
 }
 
+/* The seam of validate.h: the base validator calls the registry for each
+ * meta.profile and each requested profile. */
+static void test_validate_hook(void **state)
+{
+    (void)state;
+    profile_registry *r = region();
+    const char *json =
+        "{\"resourceType\":\"Patient\",\"meta\":{\"profile\":[\"" REGP "tsunagu-patient\","
+        "\"http://example.org/"
+        "not-loaded\"]},\"identifier\":[{\"system\":\"urn:x\",\"value\":\"1\"}],"
+        "\"name\":[" NAME("IDE", "山田 太郎") "],\"birthDate\":\"1930\"}";
+    tsg_arena *a = tsg_arena_new(0);
+    fhir_node *root = NULL;
+    assert_int_equal(fhir_json_parse(a, json, strlen(json), NULL, &root, NULL), TSG_OK);
+    validate_result res;
+    validate_result_init(&res, a);
+    const char *extra[] = {REGP "tsunagu-careteam"};
+    validate_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.meta_profiles = 1;
+    opt.profiles = extra;
+    opt.nprofiles = 1;
+    opt.profile_validate = profile_registry_validate;
+    opt.profile_ctx = r;
+    assert_int_equal(validate_resource(root, &opt, &res), TSG_OK);
+    int gender = 0, not_loaded = 0, wrong_type = 0;
+    for (size_t i = 0; i < res.count; i++) {
+        const validate_issue *it = &res.items[i];
+        fprintf(stderr, "  %d %s %s: %s\n", it->severity, it->code, it->expression, it->message);
+        if (it->severity == VALIDATE_ERROR && !strcmp(it->expression, "Patient.gender")) gender++;
+        if (it->severity == VALIDATE_WARNING &&
+            strstr(it->message, "http://example.org/not-loaded"))
+            not_loaded++;
+        if (it->severity == VALIDATE_ERROR && strstr(it->message, "constrains CareTeam"))
+            wrong_type++;
+    }
+    assert_int_equal(gender, 1);     /* the region profile, through meta.profile */
+    assert_int_equal(not_loaded, 1); /* a meta.profile nobody loaded: a warning */
+    assert_int_equal(wrong_type, 1); /* a requested profile of another type */
+    assert_true(validate_result_failed(&res));
+    tsg_arena_free(a);
+    profile_registry_free(r);
+}
+
 /* Compiled profiles are shared read-only: four threads validate at once. */
 typedef struct thread_arg {
     const profile *p;
@@ -1088,6 +1132,7 @@ int main(void)
         cmocka_unit_test(test_package_tgz),
         cmocka_unit_test(test_package_folders),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_validate_hook),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

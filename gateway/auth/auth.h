@@ -418,8 +418,9 @@ int auth_admin_main(int argc, char **argv);
 typedef struct auth_answer {
     int status;
     char *body;
-    char retry_after[16];  /* "" or seconds, for 429 */
-    bool www_authenticate; /* 401 from Basic: add WWW-Authenticate: Basic */
+    char retry_after[16];        /* "" or seconds, for 429 */
+    bool www_authenticate;       /* 401 from Basic: add WWW-Authenticate: Basic */
+    char client_id[AUTH_ID_MAX]; /* the client, once known ("" before) */
 } auth_answer;
 
 /*
@@ -473,5 +474,76 @@ bool auth_fhir_requirement(const char *const *segs, size_t n, unsigned method, b
  * are not JSON Bundles need *.cruds. */
 bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool json,
                          tsg_error *err);
+
+/* ------------------------------------------------------------------------
+ * Audit (issue 5, item 3)
+ *
+ * Every request that reaches a route (except the probes /healthz, /readyz,
+ * /metrics, /.well-known/…, /auth/jwks and /fhir/metadata) leaves one record
+ * in the Redis stream tsg:audit — FHIR interactions, token requests, and the
+ * refusals of the gate (401, 403, 429) — before its answer is sent:
+ *
+ *   tsg:audit  STREAM  id "<ms>-<seq>" (Redis' clock: one trusted, monotonic
+ *                      clock for the whole trail), fields i (interaction:
+ *                      read, search-type, create, token, …), m (method), p
+ *                      (path), q (query), s (HTTP status), c (client id), o
+ *                      (its Organization), a (client address), e (the entity:
+ *                      Type/id), d (detail: the error, if any)
+ *
+ * Durability: records are written by one writer thread in batches (group
+ * commit: one pipeline, so with the embedded Redis' appendfsync always one
+ * fsync for all requests waiting at that moment); a request waits for its
+ * record. If it cannot be written the request is answered 503 instead — a
+ * read shows nothing, but a write has already been committed by then (the
+ * record and the resource are not one atomic step: the store's script would
+ * have to take the record; noted for the next step).
+ *
+ * Reading: GET /fhir/AuditEvent (role admin) renders the records as R4
+ * AuditEvent resources (type rest or DICOM 110114 User Authentication,
+ * subtype the interaction, action, recorded, outcome 0/4/8, agent = the
+ * client (identifier urn:tsunagu:client) and its Organization, source,
+ * entity what + query), newest first, with the parameters date (prefixes),
+ * agent (client id or Organization/…), entity (Type/id), subtype, outcome,
+ * _id, _count (≤ 1000) and _before (the paging cursor of the next link). A
+ * request scans at most AUTH_AUDIT_SCAN_MAX records.
+ *
+ * Retention: records older than audit_retention_days are trimmed (XTRIM
+ * MINID, approximately, about once a minute); 0 keeps everything.
+ * ------------------------------------------------------------------------ */
+
+#define AUTH_AUDIT_BATCH_MAX 512u    /* records written in one pipeline */
+#define AUTH_AUDIT_SCAN_MAX  100000u /* records one search looks at */
+#define AUTH_AUDIT_COUNT_MAX 1000u   /* _count */
+
+typedef struct auth_audit auth_audit;
+
+/* What one record holds (strings may be NULL = ""). */
+typedef struct auth_audit_event {
+    const char *interaction, *method, *path, *query, *client, *org, *addr, *entity, *detail;
+    int status;
+} auth_audit_event;
+
+/* Starts the writer thread on client c (borrowed; free the audit first). */
+tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out, tsg_error *err);
+
+/* Stops the writer (after the records queued are written) and frees. */
+void auth_audit_free(auth_audit *a);
+
+/* Writes one record and waits until Redis acknowledged it (TSG_EIO with the
+ * reason otherwise). Thread-safe. */
+tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err);
+
+typedef struct auth_audit_query {
+    const char *dates[8];
+    size_t n_dates;
+    const char *agent, *entity, *subtype, *outcome, *id, *before;
+    size_t count; /* 0 = 100 */
+} auth_audit_query;
+
+/* Searches the records (see above). Returns the HTTP status: 200 with *out a
+ * searchset Bundle (JSON, malloc'd; the next link is next_prefix + "_before=…"),
+ * or 400/503/500 with err. */
+int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next_prefix, char **out,
+                      tsg_error *err);
 
 #endif

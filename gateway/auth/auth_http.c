@@ -9,6 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
+/* Why the gate or the token endpoint refused the request on this thread, and
+ * the client of a token request: read by the finish hook for the audit
+ * record (a request runs on one thread from the gate to the finish hook). */
+static _Thread_local char tls_detail[TSG_ERR_MESSAGE_MAX];
+static _Thread_local char tls_client[AUTH_ID_MAX];
+
 /* "http(s)://host" as the client addressed us, in the request's arena. */
 static const char *origin(const http_request *req, const auth_http *h)
 {
@@ -56,6 +62,7 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data)
 {
     auth_http *h = user_data;
     const char *route = req->route ? req->route : "";
+    tls_detail[0] = tls_client[0] = '\0';
     if (!strcmp(route, "/healthz") || !strcmp(route, "/readyz") || !strcmp(route, "/.well-known") ||
         !strcmp(route, "/auth"))
         return true;
@@ -80,6 +87,7 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data)
     const char *aud = join(req, origin(req, h), "/fhir");
     auth_verdict v =
         auth_check_bearer(h->svc, http_header(req, "Authorization"), aud, who, &retry, &err);
+    if (v != AUTH_OK) snprintf(tls_detail, sizeof tls_detail, "%s", err.message);
     switch (v) {
     case AUTH_OK:
         break;
@@ -111,9 +119,12 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data)
     char msg[400];
     if (!strcmp(route, "/metrics")) {
         if (!who->admin) why = "/metrics is for clients with role admin";
+    } else if (!strcmp(route, "/fhir/AuditEvent")) {
+        if (!who->admin) why = "the audit trail (AuditEvent) is for clients with role admin";
     } else if (fhir && bundle) {
         bool json = req->body_format == HTTP_FORMAT_JSON;
         if (!auth_bundle_allowed(&who->scopes, req->body, req->body_len, json, &err)) {
+            snprintf(tls_detail, sizeof tls_detail, "%s", err.message);
             resp->interaction = "forbidden";
             http_respond_outcome(resp, 403, "error", "forbidden", err.message,
                                  err.location[0] ? err.location : NULL, req->format);
@@ -145,6 +156,7 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data)
         }
     }
     if (why) {
+        snprintf(tls_detail, sizeof tls_detail, "%s", why);
         resp->interaction = "forbidden";
         http_respond_outcome(resp, 403, "error", "forbidden", why, NULL, req->format);
         www_auth(resp, "insufficient_scope", why);
@@ -208,6 +220,14 @@ void auth_http_handle(const http_request *req, http_response *resp, void *user_d
         auth_token_request(h->svc, req->body, req->body_len, http_header(req, "Authorization"),
                            join(req, o, "/auth/token"), join(req, o, "/fhir"), &ans);
         respond_json(resp, ans.status, ans.body);
+        snprintf(tls_client, sizeof tls_client, "%s", ans.client_id);
+        if (ans.status != 200) {
+            /* the audit record keeps the OAuth error's description */
+            json_t *o = ans.body ? json_loads(ans.body, 0, NULL) : NULL;
+            const char *d = json_string_value(json_object_get(o, "error_description"));
+            snprintf(tls_detail, sizeof tls_detail, "%s", d ? d : "");
+            json_decref(o);
+        }
         if (ans.www_authenticate)
             http_response_header_add(resp, "WWW-Authenticate", "Basic realm=\"tsunagu\"");
         free(ans.body);
@@ -244,4 +264,203 @@ void auth_http_wellknown(const http_request *req, http_response *resp, void *use
     tsg_buf_puts(&resp->body, s ? s : "{}");
     free(s);
     json_decref(doc);
+}
+
+/* ------------------------------------------------------------------------
+ * The audit trail
+ * ------------------------------------------------------------------------ */
+
+/* "Type/id" of what a FHIR request touched, in the arena; NULL when none. */
+static const char *entity_of(const http_request *req, const http_response *resp)
+{
+    const char *const *sg = req->segments;
+    size_t n = req->n_segments;
+    if (n >= 2 && sg[1][0] != '_' && sg[1][0] != '$')
+        return join(req, join(req, sg[0], "/"), sg[1]);
+    /* a create: the Location header names the new resource */
+    for (size_t i = 0; i < resp->n_headers; i++) {
+        if (strcasecmp(resp->headers[i].name, "Location")) continue;
+        const char *p = strstr(resp->headers[i].value, "/fhir/");
+        if (!p) return NULL;
+        p += 6;
+        const char *h = strstr(p, "/_history");
+        size_t l = h ? (size_t)(h - p) : strlen(p);
+        return tsg_arena_strndup(req->arena, p, l);
+    }
+    return NULL;
+}
+
+void auth_http_finish(const http_request *req, http_response *resp, void *user_data)
+{
+    auth_http *h = user_data;
+    if (!h->audit) return;
+    const char *route = req->route ? req->route : "";
+    bool fhir = !strcmp(route, "/fhir");
+    if (!strcmp(route, "/healthz") || !strcmp(route, "/readyz") || !strcmp(route, "/metrics") ||
+        !strcmp(route, "/.well-known") ||
+        (!strcmp(route, "/auth") &&
+         !(req->n_segments == 1 && !strcmp(req->segments[0], "token"))) ||
+        (fhir && req->n_segments == 1 && !strcmp(req->segments[0], "metadata")))
+        return;
+    const auth_principal *who = req->principal;
+    char method_lc[16];
+    size_t k = 0;
+    for (const char *p = req->method_name; *p && k + 1 < sizeof method_lc; p++)
+        method_lc[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    method_lc[k] = '\0';
+    auth_audit_event e = {
+        .interaction = resp->interaction ? resp->interaction : method_lc,
+        .method = req->method_name,
+        .path = req->path,
+        .query = req->query,
+        .client = who ? who->client_id : tls_client,
+        .org = who ? who->org : "",
+        .addr = req->remote_addr,
+        .entity = fhir || !strcmp(route, "/fhir/AuditEvent") ? entity_of(req, resp) : NULL,
+        .detail = resp->status >= 400 ? tls_detail : "",
+        .status = resp->status,
+    };
+    if (!strcmp(route, "/auth")) e.interaction = "token";
+    if (!strcmp(route, "/fhir/AuditEvent") && req->n_segments == 0) e.interaction = "search-type";
+    if (!strcmp(route, "/fhir/AuditEvent") && req->n_segments == 1) {
+        e.interaction = "read";
+        e.entity = join(req, "AuditEvent/", req->segments[0]);
+    }
+    tsg_error err;
+    tsg_error_clear(&err);
+    if (auth_audit_record(h->audit, &e, &err) == TSG_OK) return;
+    char msg[TSG_ERR_MESSAGE_MAX + 80];
+    snprintf(msg, sizeof msg, "the audit record of this request could not be written (%s)",
+             err.message);
+    resp->n_headers = 0;
+    http_respond_outcome(resp, 503, "error", "transient", msg, NULL, req->format);
+}
+
+void auth_http_audit(const http_request *req, http_response *resp, void *user_data)
+{
+    auth_http *h = user_data;
+    if (!h->audit) {
+        http_respond_outcome(resp, 404, "error", "not-found", "the audit trail is off", NULL,
+                             HTTP_FORMAT_JSON);
+        return;
+    }
+    auth_audit_query q;
+    memset(&q, 0, sizeof q);
+    if (req->n_segments > 1 || (req->n_segments == 1 && strlen(req->segments[0]) > 40)) {
+        http_respond_outcome(resp, 404, "error", "not-found",
+                             "AuditEvent supports search and read only", NULL, HTTP_FORMAT_JSON);
+        return;
+    }
+    if (req->n_segments == 1) q.id = req->segments[0];
+    tsg_buf next;
+    tsg_buf_init(&next, 8192);
+    tsg_buf_puts(&next, join(req, origin(req, h), "/fhir/AuditEvent?"));
+    for (size_t i = 0; i < req->n_params; i++) {
+        const http_param *p = &req->params[i];
+        const char **slot = NULL;
+        if (!strcmp(p->name, "date")) {
+            if (q.n_dates == sizeof q.dates / sizeof q.dates[0]) {
+                tsg_buf_free(&next);
+                http_respond_outcome(resp, 400, "error", "too-costly", "too many date parameters",
+                                     "date", HTTP_FORMAT_JSON);
+                return;
+            }
+            q.dates[q.n_dates++] = p->value;
+        } else if (!strcmp(p->name, "agent"))
+            slot = &q.agent;
+        else if (!strcmp(p->name, "entity"))
+            slot = &q.entity;
+        else if (!strcmp(p->name, "subtype"))
+            slot = &q.subtype;
+        else if (!strcmp(p->name, "outcome"))
+            slot = &q.outcome;
+        else if (!strcmp(p->name, "_id"))
+            slot = &q.id;
+        else if (!strcmp(p->name, "_before"))
+            slot = &q.before;
+        else if (!strcmp(p->name, "_count")) {
+            char *end;
+            long c = strtol(p->value, &end, 10);
+            if (*end || c < 1 || c > (long)AUTH_AUDIT_COUNT_MAX) {
+                tsg_buf_free(&next);
+                http_respond_outcome(resp, 400, "error", "invalid", "_count must be 1-1000",
+                                     "_count", HTTP_FORMAT_JSON);
+                return;
+            }
+            q.count = (size_t)c;
+        } else if (strcmp(p->name, "_format") && strcmp(p->name, "_pretty")) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "AuditEvent does not support the parameter %.64s (date, agent, entity, "
+                     "subtype, outcome, _id, _count)",
+                     p->name);
+            tsg_buf_free(&next);
+            http_respond_outcome(resp, 400, "error", "not-supported", msg, NULL, HTTP_FORMAT_JSON);
+            return;
+        }
+        if (slot) {
+            if (*slot) {
+                tsg_buf_free(&next);
+                http_respond_outcome(resp, 400, "error", "invalid",
+                                     "a parameter of AuditEvent is repeated", p->name,
+                                     HTTP_FORMAT_JSON);
+                return;
+            }
+            *slot = p->value;
+        }
+        if (strcmp(p->name, "_before")) {
+            /* the next link repeats the query (re-encoded) without the cursor */
+            static const char hex[] = "0123456789ABCDEF";
+            for (int part = 0; part < 2; part++) {
+                const char *t = part ? p->value : p->name;
+                size_t tl = part ? p->value_len : p->name_len;
+                for (size_t j = 0; j < tl; j++) {
+                    unsigned char c = (unsigned char)t[j];
+                    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                        (c >= '0' && c <= '9') || strchr("-._~/:", c))
+                        tsg_buf_putc(&next, (char)c);
+                    else {
+                        tsg_buf_putc(&next, '%');
+                        tsg_buf_putc(&next, hex[c >> 4]);
+                        tsg_buf_putc(&next, hex[c & 15]);
+                    }
+                }
+                tsg_buf_putc(&next, part ? '&' : '=');
+            }
+        }
+    }
+    if (tsg_buf_rc(&next) != TSG_OK) {
+        tsg_buf_free(&next);
+        http_respond_outcome(resp, 400, "error", "too-costly", "the query is too long", NULL,
+                             HTTP_FORMAT_JSON);
+        return;
+    }
+    resp->interaction = q.id && req->n_segments == 1 ? "read" : "search-type";
+    char *out = NULL;
+    tsg_error err;
+    tsg_error_clear(&err);
+    int st = auth_audit_search(h->audit, &q, next.data, &out, &err);
+    tsg_buf_free(&next);
+    if (st != 200) {
+        http_respond_outcome(resp, st, "error", st == 400 ? "invalid" : "transient", err.message,
+                             err.location[0] ? err.location : NULL, HTTP_FORMAT_JSON);
+        return;
+    }
+    if (req->n_segments == 1) {
+        /* a read: the one resource, or 404 */
+        json_t *b = json_loads(out, 0, NULL);
+        json_t *res = json_object_get(json_array_get(json_object_get(b, "entry"), 0), "resource");
+        free(out);
+        out = res ? json_dumps(res, JSON_COMPACT) : NULL;
+        json_decref(b);
+        if (!out) {
+            http_respond_outcome(resp, 404, "error", "not-found", "no such AuditEvent", NULL,
+                                 HTTP_FORMAT_JSON);
+            return;
+        }
+    }
+    resp->status = 200;
+    resp->content_type = HTTP_CT_FHIR_JSON;
+    tsg_buf_puts(&resp->body, out);
+    free(out);
 }

@@ -9,6 +9,8 @@
  *     http_server_set_gate(srv, auth_http_gate, &hc);
  *     http_route_add(srv, "/auth", HTTP_GET | HTTP_POST, 0, auth_http_handle, &hc, &err);
  *     http_route_add(srv, "/.well-known", HTTP_GET, 0, auth_http_wellknown, &hc, &err);
+ *     http_route_add(srv, "/fhir/AuditEvent", HTTP_GET, 0, auth_http_audit, &hc, &err);
+ *     http_server_set_finish(srv, auth_http_finish, &hc);   // the audit trail
  *
  * Answers of the gate (R4 OperationOutcome in the negotiated format):
  *   401 + `WWW-Authenticate: Bearer realm="tsunagu"` (no token) or with
@@ -27,6 +29,7 @@
 
 typedef struct auth_http {
     auth_service *svc;
+    auth_audit *audit;             /* NULL = no audit trail */
     char public_url[AUTH_URL_MAX]; /* "https://host[:port]" as clients see it; "" = from
                                       Host and X-Forwarded-Proto per request */
 } auth_http;
@@ -36,6 +39,13 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data);
 
 /* /auth/token (POST) and /auth/jwks (GET); user_data is an auth_http. */
 void auth_http_handle(const http_request *req, http_response *resp, void *user_data);
+
+/* The finish hook (http_finish_fn): the audit record of the request (auth.h,
+ * "Audit"); answers 503 when it cannot be written. user_data is an auth_http. */
+void auth_http_finish(const http_request *req, http_response *resp, void *user_data);
+
+/* GET /fhir/AuditEvent[/<id>] (admins: the gate checks the role). */
+void auth_http_audit(const http_request *req, http_response *resp, void *user_data);
 
 /* /.well-known/smart-configuration (GET); user_data is an auth_http. */
 void auth_http_wellknown(const http_request *req, http_response *resp, void *user_data);

@@ -760,6 +760,7 @@ static bool auth_basic(auth_service *svc, const char *authz, char *id, client_re
     char secret[512];
     if (!colon || !form_decode(raw, (size_t)(colon - raw), id, AUTH_ID_MAX) ||
         !form_decode(colon + 1, strlen(colon + 1), secret, sizeof secret)) {
+        id[0] = '\0'; /* form_decode may have stopped half way */
         oauth_error(ans, 401, "invalid_client", "the Basic credentials are malformed");
         return false;
     }
@@ -903,9 +904,11 @@ void auth_token_request(auth_service *svc, const char *form, size_t n, const cha
                     "client authentication is required (HTTP Basic or client_assertion)");
         goto done;
     }
-    if (basic ? !auth_basic(svc, authorization, id, &rec, ans)
-              : !auth_assertion(svc, f, token_url, id, &rec, ans))
-        goto done;
+    bool authenticated = basic ? auth_basic(svc, authorization, id, &rec, ans)
+                               : auth_assertion(svc, f, token_url, id, &rec, ans);
+    /* the client id as claimed, for the audit record of a failed login too */
+    snprintf(ans->client_id, sizeof ans->client_id, "%s", id);
+    if (!authenticated) goto done;
     if (rec.f[F_REVOKED] && !strcmp(rec.f[F_REVOKED], "1")) {
         oauth_error(ans, 401, "invalid_client", "the client is revoked");
         goto done;

@@ -87,6 +87,8 @@
  *   "auth_token_lifetime_s" TSUNAGU_AUTH_TOKEN_LIFETIME    300 (60..3600)
  *   "auth_rate_per_s"      TSUNAGU_AUTH_RATE               200 requests/s per client (0 = none)
  *   "auth_rate_burst"      TSUNAGU_AUTH_BURST              0 = 2 × the rate
+ *   "audit_retention_days" TSUNAGU_AUDIT_RETENTION_DAYS    1825 (0 = keep forever); the audit
+ *                                                          trail runs when auth is on
  *   "public_url"           TSUNAGU_PUBLIC_URL              "" (= from Host per request): the
  *                                                          https://host[:port] clients use; the
  *                                                          audience of tokens and assertions
@@ -110,6 +112,7 @@ typedef struct http_config {
     unsigned auth_rate_per_s;       /* per-client requests/s, 0 = no limit */
     unsigned auth_rate_burst;       /* bucket size, 0 = 2 × rate */
     char public_url[HTTP_URL_MAX];  /* "" = derived from Host */
+    unsigned audit_retention_days;  /* 0 = keep the audit trail forever */
 } http_config;
 
 /* Fills cfg with the defaults above. */
@@ -354,6 +357,15 @@ void http_server_set_ready(http_server *s, http_ready_fn fn, void *user_data);
  */
 typedef bool (*http_gate_fn)(http_request *req, http_response *resp, void *user_data);
 void http_server_set_gate(http_server *s, http_gate_fn fn, void *user_data);
+
+/*
+ * The finish hook: called for every request that matched a route and passed
+ * the layer's checks, after the gate and the handler (or the gate's refusal),
+ * before the answer is sent. It may replace resp (the audit trail answers 503
+ * when it cannot write its record). NULL = none. Before start.
+ */
+typedef void (*http_finish_fn)(const http_request *req, http_response *resp, void *user_data);
+void http_server_set_finish(http_server *s, http_finish_fn fn, void *user_data);
 
 /* Sets a hook that appends lines to /metrics (NULL = none). Before start. */
 void http_server_set_metrics_hook(http_server *s, http_metrics_fn fn, void *user_data);

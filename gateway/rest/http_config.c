@@ -28,6 +28,7 @@ void http_config_default(http_config *cfg)
     cfg->auth_rate_per_s = 200;
     cfg->auth_rate_burst = 0;
     cfg->public_url[0] = '\0';
+    cfg->audit_retention_days = 1825;
 }
 
 tsg_rc http_listen_parse(const char *s, struct sockaddr_storage *addr, socklen_t *addr_len,
@@ -143,6 +144,8 @@ static const num_key NUM_KEYS[] = {
      false},
     {"auth_rate_burst", "TSUNAGU_AUTH_BURST", 0, 10000000, offsetof(http_config, auth_rate_burst),
      false},
+    {"audit_retention_days", "TSUNAGU_AUDIT_RETENTION_DAYS", 0, 36500,
+     offsetof(http_config, audit_retention_days), false},
 };
 
 typedef struct str_key {
@@ -237,7 +240,7 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
                                "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
                                "connection_timeout_s, max_body_bytes, drain_timeout_s, "
                                "data_dir, redis_url, auth, auth_token_lifetime_s, "
-                               "auth_rate_per_s, auth_rate_burst, public_url)",
+                               "auth_rate_per_s, auth_rate_burst, public_url, audit_retention_days)",
                                file, key);
             goto out;
         }

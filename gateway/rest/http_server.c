@@ -68,6 +68,8 @@ struct http_server {
     void *metrics_ud;
     http_gate_fn gate;
     void *gate_ud;
+    http_finish_fn finish;
+    void *finish_ud;
     struct _u_instance inst;
     bool inst_init;
     bool started;
@@ -578,6 +580,7 @@ static int dispatch(const struct _u_request *ureq, struct _u_response *uresp, vo
         http_respond_outcome(&resp, 500, "error", "exception",
                              "the handler set an invalid status code", NULL, req.format);
     }
+    if (s->finish) s->finish(&req, &resp, s->finish_ud);
 
 send:
     uresp->status = resp.status;
@@ -667,6 +670,12 @@ void http_server_set_gate(http_server *s, http_gate_fn fn, void *user_data)
 {
     s->gate = fn;
     s->gate_ud = user_data;
+}
+
+void http_server_set_finish(http_server *s, http_finish_fn fn, void *user_data)
+{
+    s->finish = fn;
+    s->finish_ud = user_data;
 }
 
 void http_server_set_metrics_hook(http_server *s, http_metrics_fn fn, void *user_data)

@@ -94,6 +94,7 @@ int rest_serve(const char *config_file)
     http_server *srv = NULL;
     rest_ctx ctx = {0};
     auth_service *auth = NULL;
+    auth_audit *audit = NULL;
     static auth_http auth_web;
     if (redis_open(cfg.redis_url[0] ? cfg.redis_url : NULL, cfg.data_dir, NULL, NULL, &emb, &client,
                    &err)) {
@@ -138,6 +139,15 @@ int rest_serve(const char *config_file)
             goto done;
         }
         http_server_set_gate(srv, auth_http_gate, &auth_web);
+        /* the audit trail (auth.h, "Audit"): a record per request before its answer */
+        if (auth_audit_new(client, cfg.audit_retention_days, &audit, &err) ||
+            http_route_add(srv, "/fhir/AuditEvent", HTTP_GET, 0, auth_http_audit, &auth_web,
+                           &err)) {
+            fprintf(stderr, "tsunagu serve: audit: %s\n", err.message);
+            goto done;
+        }
+        auth_web.audit = audit;
+        http_server_set_finish(srv, auth_http_finish, &auth_web);
     } else {
         fprintf(stderr, "tsunagu serve: WARNING: authentication is OFF (TSUNAGU_AUTH=off): "
                         "every request is served without a token; never do this with real "
@@ -165,6 +175,7 @@ done:
     if (srv) http_server_stop(srv);
     http_server_free(srv);
     store_free(st);
+    auth_audit_free(audit);
     auth_service_free(auth);
     redis_client_free(client);
     if (emb) redis_embedded_stop(emb);

@@ -12,6 +12,9 @@
     oversized, malformed, revoked client), 403 on scope (read/search/create/update/delete,
     history, $everything, transactions entry by entry), /metrics for admins only;
   - key rotation (old tokens still accepted, both keys in the JWKS);
+  - the audit trail: one record per request (refusals and token requests too, probes not),
+    AuditEvent search and read for admins only, valid R4, filters, paging, and a request
+    answered 503 when its record cannot be written;
   - the per-client rate limit (429 with Retry-After).
 
 Tokens with chosen claims are forged with the gateway's own private key, read from its Redis
@@ -566,6 +569,103 @@ def t_rate_limit():
         assert b"tsg:auth:rl:" not in aof, "rate buckets reached the AOF"
 
 
+def t_audit():
+    gw = S.gw
+    adm_id, adm_sec = gw.create_client(org="Organization/region-office", scope="system/*.cruds",
+                                       role="admin")
+    mem_id, mem_sec = gw.create_client(org="Organization/clinic-9", scope="system/Patient.rs")
+    adm = bearer(gw.token(adm_id, adm_sec))
+    mem = bearer(gw.token(mem_id, mem_sec))
+    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    # a known sequence of requests: each must leave exactly one record
+    seq = [("GET", "/fhir/Patient/p-audit", mem, 404),
+           ("GET", "/fhir/Patient?name=audit", mem, 200),
+           ("POST", "/fhir/Patient", mem, 403),
+           ("GET", "/fhir/Patient/p-audit", {}, 401),
+           ("GET", "/fhir/Patient/p-audit", bearer("not.a.token"), 401)]
+    for method, path, h, want in seq:
+        body = {"resourceType": "Patient"} if method == "POST" else None
+        expect(gw.request(method, path, body, headers=h), want, "%s %s" % (method, path))
+    r = gw.request("PUT", "/fhir/Patient/p-audit", {"resourceType": "Patient", "id": "p-audit"},
+                   headers=adm)
+    assert r.status in (200, 201), r
+    expect_oauth(post_token(gw, {"grant_type": "client_credentials"}, (mem_id, "wrong")), 401,
+                 "invalid_client", "bad secret")
+    # probes and public documents are not recorded
+    for path in ("/healthz", "/readyz", "/fhir/metadata", "/auth/jwks",
+                 "/.well-known/smart-configuration"):
+        gw.get(path)
+    after = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    assert after - before == len(seq) + 2, (before, after)
+
+    # members may not read the trail
+    r = gw.get("/fhir/AuditEvent", headers=mem)
+    expect(r, 403, "member reads AuditEvent")
+    expect_401(gw.get("/fhir/AuditEvent"), "AuditEvent without a token", invalid_token=False)
+    # admins search it, newest first
+    r = gw.get("/fhir/AuditEvent?_count=%d" % (len(seq) + 3), headers=adm)
+    expect(r, 200, "admin searches AuditEvent")
+    evs = [e["resource"] for e in r.json["entry"]]
+    # the newest records are the two refused reads of the trail just above
+    descs = [e["outcomeDesc"] for e in evs]
+    assert descs[0].startswith("GET /fhir/AuditEvent -> HTTP 401"), descs
+    assert descs[1].startswith("GET /fhir/AuditEvent -> HTTP 403"), descs
+    tok = [e for e in evs if e["type"]["code"] == "110114"]
+    assert tok and tok[0]["outcome"] == "4" and tok[0]["agent"][0]["who"]["identifier"][
+        "value"] == mem_id, tok
+    put = [e for e in evs if e.get("subtype", [{}])[0].get("code") in ("update", "create")
+           and e.get("entity", [{}])[0].get("what", {}).get("reference") == "Patient/p-audit"]
+    assert put and put[0]["action"] in ("U", "C") and put[0]["outcome"] == "0", evs
+    assert {"reference": "Organization/region-office"} in [a.get("who") for a in put[0]["agent"]]
+    refused = [e for e in evs if e["outcome"] == "4" and "not.a.token" not in json.dumps(e)
+               and "401" in e["outcomeDesc"]]
+    assert len(refused) >= 2, descs
+    search = [e for e in evs if e.get("subtype", [{}])[0].get("code") == "search-type"
+              and "name=audit" in e["outcomeDesc"]]
+    assert search and base64.b64decode(search[0]["entity"][0]["query"]) == b"name=audit", search
+    # every AuditEvent is valid R4 (the model-checked reader of `tsunagu convert`)
+    for ev in evs:
+        p = subprocess.run([S.binary, "convert", "--to", "xml", "-"], input=json.dumps(ev).encode(),
+                           capture_output=True, timeout=30)
+        assert p.returncode == 0, (ev, p.stderr.decode())
+    # filters, read by id, paging
+    r = gw.get("/fhir/AuditEvent?agent=%s" % mem_id, headers=adm)
+    assert r.status == 200 and r.json["entry"] and all(
+        e["resource"]["agent"][0]["who"]["identifier"]["value"] == mem_id
+        for e in r.json["entry"]), r
+    r = gw.get("/fhir/AuditEvent?entity=Patient/p-audit&outcome=4", headers=adm)
+    assert r.status == 200 and len(r.json["entry"]) >= 3, r
+    r = gw.get("/fhir/AuditEvent?date=ge2000-01-01&date=lt2001-01-01", headers=adm)
+    assert r.status == 200 and r.json["entry"] == [], r
+    eid = evs[1]["id"]
+    r = gw.get("/fhir/AuditEvent/" + eid, headers=adm)
+    assert r.status == 200 and r.json["id"] == eid, r
+    expect(gw.get("/fhir/AuditEvent/1-0", headers=adm), 404, "unknown AuditEvent")
+    r = gw.get("/fhir/AuditEvent?_count=2", headers=adm)
+    nxt = [l["url"] for l in r.json.get("link", []) if l["relation"] == "next"][0]
+    r2 = gw.get(nxt[nxt.index("/fhir/"):], headers=adm)
+    assert r2.status == 200, r2
+    ids1 = [e["resource"]["id"] for e in r.json["entry"]]
+    ids2 = [e["resource"]["id"] for e in r2.json["entry"]]
+    assert len(ids1) == 2 and not set(ids1) & set(ids2), (ids1, ids2)
+    for bad in ("date=yesterday", "foo=1", "_count=0", "agent=a&agent=b"):
+        r = gw.get("/fhir/AuditEvent?" + bad, headers=adm)
+        assert r.status == 400 and r.json["resourceType"] == "OperationOutcome", (bad, r)
+    expect(gw.request("POST", "/fhir/AuditEvent", {"resourceType": "AuditEvent"}, headers=adm),
+           405, "AuditEvent cannot be written through the API")
+
+    # a record that cannot be written fails the request
+    redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")
+    redis_cli(gw, "SET", "tsg:audit", "not a stream")
+    try:
+        r = gw.get("/fhir/Patient/p-audit", headers=adm)
+        assert r.status == 503 and "audit" in json.dumps(r.json), r
+    finally:
+        redis_cli(gw, "DEL", "tsg:audit")
+        redis_cli(gw, "RENAME", "tsg:audit-saved", "tsg:audit")
+    expect(gw.get("/fhir/Patient/p-audit", headers=adm), 200, "audit works again")
+
+
 def t_auth_off():
     with harness.Gateway(S.binary) as gw:
         expect(gw.get("/fhir/Patient"), 200, "auth off: no token needed")
@@ -586,7 +686,7 @@ def main():
                          ("token_basic", t_token_basic),
                          ("token_private_key_jwt", t_token_private_key_jwt),
                          ("gate_rejections", t_gate_rejections), ("scopes", t_scopes),
-                         ("key_rotation", t_key_rotation)):
+                         ("key_rotation", t_key_rotation), ("audit", t_audit)):
             checks.run(name, fn)
         checks.run("rate_limit", t_rate_limit)
         checks.run("auth_off", t_auth_off)

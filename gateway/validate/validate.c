@@ -159,9 +159,20 @@ static size_t path_push(vctx *c, const fhir_node *k)
     size_t mark = c->plen;
     char name[160];
     size_t n = model_property_name(k->elem, k->type, name, sizeof name);
-    char idx[16] = "";
-    if (k->elem->max != 1) snprintf(idx, sizeof idx, "[%u]", k->pos);
-    size_t il = strlen(idx);
+    char idx[16];
+    size_t il = 0;
+    if (k->elem->max != 1) {
+        char digits[12];
+        size_t nd = 0;
+        uint32_t p = k->pos;
+        do {
+            digits[nd++] = (char)('0' + p % 10);
+            p /= 10;
+        } while (p);
+        idx[il++] = '[';
+        while (nd) idx[il++] = digits[--nd];
+        idx[il++] = ']';
+    }
     if (c->plen + 1 + n + il < VALIDATE_PATH_MAX) {
         c->path[c->plen++] = '.';
         memcpy(c->path + c->plen, name, n);
@@ -317,13 +328,22 @@ static void check_primitive(vctx *c, const fhir_node *n)
                   t->name, len);
             return;
         }
-        for (size_t i = 0; i < len; i++) {
-            unsigned char ch = (unsigned char)v[i];
-            if (ch < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') {
-                issue(c, VALIDATE_ERROR, "value",
-                      "a %s value must not contain control characters (U+%04X at byte %zu)",
-                      t->name, ch, i);
-                return;
+        {
+            /* no early exit, so the compiler can vectorise the common case */
+            unsigned bad = 0;
+            for (size_t i = 0; i < len; i++) {
+                unsigned char ch = (unsigned char)v[i];
+                bad |= (unsigned)(ch < 0x20) & (unsigned)(ch != '\t') & (unsigned)(ch != '\r') &
+                       (unsigned)(ch != '\n');
+            }
+            for (size_t i = 0; bad && i < len; i++) {
+                unsigned char ch = (unsigned char)v[i];
+                if (ch < 0x20 && ch != '\t' && ch != '\r' && ch != '\n') {
+                    issue(c, VALIDATE_ERROR, "value",
+                          "a %s value must not contain control characters (U+%04X at byte %zu)",
+                          t->name, ch, i);
+                    return;
+                }
             }
         }
         break;
@@ -748,11 +768,46 @@ static int result_true(const fp_collection *out)
     return t;
 }
 
+/* 1 when n has a descendant along the child names path[0..np). */
+static int path_exists(const fhir_node *n, const char *const *path, unsigned np)
+{
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const fhir_node *k = &n->kids[i];
+        if (strcmp(k->elem->name, path[0])) continue;
+        if (np == 1 || path_exists(k, path + 1, np - 1)) return 1;
+    }
+    return 0;
+}
+
+/* The value of a simple-form expression (validate_internal.h) on node n. */
+static int simple_eval(const vinv_simple *sf, const fhir_node *n)
+{
+    int group_ok = 1;
+    for (unsigned i = 0; i < sf->nterms; i++) {
+        const vinv_term *t = &sf->terms[i];
+        if (i && t->group != sf->terms[i - 1].group) {
+            if (group_ok) return 1;
+            group_ok = 1;
+        }
+        if (group_ok && path_exists(n, t->path, t->npath) != t->exists) group_ok = 0;
+    }
+    return group_ok;
+}
+
 static void eval_constraint(vctx *c, const fhir_node *n, const model_constraint *k)
 {
     const vinv *v = validate_invariant(k);
     if (v->mode == VINV_NATIVE || v->mode == VINV_BROKEN) return;
-    if (v->guard && !kid(n, v->guard)) return; /* true by its form (validate_internal.h) */
+    int fast = !(c->flags & VALIDATE_FHIRPATH_ONLY);
+    if (fast && v->guard && !kid(n, v->guard)) return; /* true by its form */
+    if (fast && v->simple) {
+        if (!simple_eval(v->simple, n)) {
+            int warn = k->severity && !strcmp(k->severity, "warning");
+            issue(c, warn ? VALIDATE_WARNING : VALIDATE_ERROR, "invariant", "%s: %s", k->key,
+                  k->human);
+        }
+        return;
+    }
     if (v->mode == VINV_UNCOMPILABLE) {
         issue(c, VALIDATE_INFORMATION, "informational",
               "the invariant %s cannot be evaluated (%s): %s", k->key, v->note, k->human);
@@ -1131,7 +1186,7 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
     } else if (n->elem && !is_res) {
         uint32_t real = 0;
         for (uint32_t i = 0; i < n->nkids; i++)
-            if (strcmp(n->kids[i].elem->name, "id")) real++;
+            if (n->kids[i].elem->index != 0) real++; /* Element.id is always the first */
         if (!real)
             issue(c, VALIDATE_ERROR, "invariant",
                   "ele-1: all FHIR elements must have a @value or children");

@@ -58,8 +58,12 @@
  * costs anything unless it is raised. The FHIRPath constraints of the model
  * (a few hundred distinct ones, shared by many elements) are compiled once, on
  * first use, under pthread_once, into a table indexed like
- * model->constraints; evaluation uses one scratch arena per call, reset
- * between evaluations. The validator keeps no mutable global state besides
+ * model->constraints; evaluation uses one scratch arena per call. Two
+ * shortcuts avoid the engine where the expression's form decides: a guard
+ * (`code.empty() or …` is true when the node has no `code`) and a simple form
+ * (tests of child paths joined by and/or, decided from the tree directly);
+ * VALIDATE_FHIRPATH_ONLY turns them off, and the corpus test checks that both
+ * ways give the same issues. The validator keeps no mutable global state besides
  * that table, so any number of threads may validate at once.
  *
  * ## Profiles
@@ -180,6 +184,10 @@ typedef tsg_rc (*validate_profile_fn)(void *ctx, const fhir_node *root, const ch
 /* validate_options.flags */
 #define VALIDATE_NO_INVARIANTS  0x01u /* skip the FHIRPath constraints (not the native ones) */
 #define VALIDATE_NO_TERMINOLOGY 0x02u /* skip binding checks */
+/* evaluate every FHIRPath constraint with the engine, without the walker's
+ * shortcuts (guards and simple forms, validate_internal.h); for tests that
+ * prove the shortcuts give the same issues */
+#define VALIDATE_FHIRPATH_ONLY 0x04u
 
 typedef struct validate_options {
     unsigned flags;

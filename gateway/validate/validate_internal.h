@@ -8,6 +8,23 @@
 #include "../fhirpath/fhirpath.h"
 #include "validate.h"
 
+/* An expression made only of child-path tests joined by `and`/`or`
+ * (`code.empty() or system.exists()`, `text.`div`.exists()`): the walker
+ * decides it from the tree directly, with FHIRPath's meaning (each test is a
+ * boolean, never empty, so `and`/`or` are plain logic; `and` binds tighter). */
+#define VINV_SIMPLE_TERMS 12
+#define VINV_SIMPLE_DEPTH 4
+typedef struct vinv_term {
+    const char *path[VINV_SIMPLE_DEPTH]; /* child names from the node */
+    unsigned char npath;
+    unsigned char exists; /* 1: PATH.exists(); 0: PATH.empty() */
+    unsigned char group;  /* terms of one group are and-ed; groups are or-ed */
+} vinv_term;
+typedef struct vinv_simple {
+    unsigned char nterms;
+    vinv_term terms[VINV_SIMPLE_TERMS];
+} vinv_simple;
+
 /* How one model constraint is checked. */
 typedef enum vinv_mode {
     VINV_FHIRPATH = 0, /* compiled: evaluate expr */
@@ -24,6 +41,9 @@ typedef struct vinv {
      * expression is true by its form (see guard_of in validate_invariants.c),
      * so it need not be evaluated; NULL: always evaluate */
     const char *guard;
+    /* VINV_FHIRPATH: the expression's simple form, decided without the engine;
+     * NULL: evaluate it */
+    const vinv_simple *simple;
 } vinv;
 
 /* The checking plan of constraint k (a member of model_r4()->constraints).

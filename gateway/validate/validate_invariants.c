@@ -105,6 +105,72 @@ static char *guard_of(const char *e)
     return g;
 }
 
+/*
+ * The simple form of e (validate_internal.h), or NULL when e is anything else.
+ * Grammar: TERM (" and "|" or ") TERM …, TERM = NAME("."NAME)*".empty()" or
+ * …".exists()", NAME an identifier or a `quoted` one. malloc'd, never freed.
+ */
+static vinv_simple *simple_of(const char *e)
+{
+    vinv_simple sf;
+    memset(&sf, 0, sizeof sf);
+    const char *p = e;
+    unsigned group = 0;
+    for (;;) {
+        if (sf.nterms == VINV_SIMPLE_TERMS) return NULL;
+        vinv_term *t = &sf.terms[sf.nterms];
+        for (;;) {
+            size_t n;
+            const char *name;
+            if (*p == '`') {
+                const char *q = strchr(p + 1, '`');
+                if (!q || q == p + 1) return NULL;
+                name = p + 1;
+                n = (size_t)(q - p - 1);
+                if (ident(name) != n) return NULL;
+                p = q + 1;
+            } else {
+                name = p;
+                n = ident(p);
+                if (!n) return NULL;
+                p += n;
+            }
+            if (t->npath == VINV_SIMPLE_DEPTH) return NULL;
+            char *copy = malloc(n + 1);
+            if (!copy) return NULL; /* leaks the earlier names: start-up only */
+            memcpy(copy, name, n);
+            copy[n] = '\0';
+            t->path[t->npath++] = copy;
+            if (*p != '.') return NULL;
+            if (!strncmp(p, ".empty()", 8)) {
+                t->exists = 0;
+                p += 8;
+                break;
+            }
+            if (!strncmp(p, ".exists()", 9)) {
+                t->exists = 1;
+                p += 9;
+                break;
+            }
+            p++;
+        }
+        t->group = (unsigned char)group;
+        sf.nterms++;
+        if (!*p) break;
+        if (!strncmp(p, " and ", 5)) {
+            p += 5;
+        } else if (!strncmp(p, " or ", 4)) {
+            p += 4;
+            group++;
+        } else {
+            return NULL;
+        }
+    }
+    vinv_simple *r = malloc(sizeof *r);
+    if (r) *r = sf;
+    return r;
+}
+
 static vinv *table;
 static size_t table_n;
 static pthread_once_t table_once = PTHREAD_ONCE_INIT;
@@ -142,6 +208,7 @@ static void table_build(void)
         }
         v->expr = e;
         v->guard = guard_of(k->expression);
+        v->simple = simple_of(k->expression);
     }
 }
 
@@ -151,7 +218,7 @@ const vinv *validate_invariant(const model_constraint *k)
     const model *m = model_r4();
     size_t i = (size_t)(k - m->constraints);
     if (k < m->constraints || i >= table_n) {
-        static const vinv none = {VINV_UNCOMPILABLE, NULL, "not a constraint of the R4 model",
+        static const vinv none = {VINV_UNCOMPILABLE, NULL, "not a constraint of the R4 model", NULL,
                                   NULL};
         return &none;
     }

@@ -527,6 +527,48 @@ static void test_invariant_failure(void **state)
     expect(&r, VALIDATE_ERROR, "invariant", "Observation.referenceRange[0].low", "sqty-1");
 }
 
+/* The walker's shortcuts (guards, simple forms) give what the engine gives,
+ * on resources that break the constraints they cover. */
+static void test_shortcuts_agree(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "{\"resourceType\":\"Patient\",\"contact\":[{\"gender\":\"male\"}]}",
+        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+        "\"valueQuantity\":{\"value\":1,\"code\":\"mg\"},\"dataAbsentReason\":{\"text\":\"x\"},"
+        "\"referenceRange\":[{\"low\":{\"value\":1,\"comparator\":\"<\"}},{\"appliesTo\":"
+        "[{\"text\":\"a\"}]}]}",
+        "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
+        "\"id\":\"o\",\"meta\":{\"versionId\":\"1\",\"security\":[{\"code\":\"x\"}]},"
+        "\"name\":\"x\"}],\"managingOrganization\":{\"reference\":\"#o\"}}",
+        "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"fullUrl\":"
+        "\"http://x.org/Patient/1/_history/1\"},{\"search\":{\"mode\":\"match\"}}]}",
+    };
+    validate_options slow;
+    memset(&slow, 0, sizeof slow);
+    slow.flags = VALIDATE_FHIRPATH_ONLY;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        fhir_node *root = parse(cases[i]);
+        validate_result a, b;
+        run(root, &a);
+        validate_result_init(&b, A);
+        assert_int_equal(validate_resource(root, &slow, &b), TSG_OK);
+        assert_true(a.count > 0);
+        if (a.count != b.count) {
+            fprintf(stderr, "case %zu: fast\n", i);
+            print_issues(&a);
+            fprintf(stderr, "slow\n");
+            print_issues(&b);
+        }
+        assert_int_equal(a.count, b.count);
+        for (size_t k = 0; k < a.count; k++) {
+            assert_int_equal(a.items[k].severity, b.items[k].severity);
+            assert_string_equal(a.items[k].expression, b.items[k].expression);
+            assert_string_equal(a.items[k].message, b.items[k].message);
+        }
+    }
+}
+
 /* ig-1 compares every grouping id with every resource's groupingId; made
  * large enough, it exceeds the evaluation's work budget: the validator must
  * say so as information carrying the key, not skip it and not fail. */
@@ -743,6 +785,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_unknown_system, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grammar_code_systems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariant_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shortcuts_agree, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariant_not_evaluable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_constraint_table, setup, teardown),
         cmocka_unit_test_setup_teardown(test_profiles_hook, setup, teardown),

@@ -105,9 +105,29 @@ int main(int argc, char **argv)
             tsg_arena *a = tsg_arena_new(0);
             validate_result r;
             validate_result_init(&r, a);
-            if (validate_text(a, data, len, NULL, &r, NULL) != TSG_OK) {
+            fhir_node *root = NULL;
+            if (validate_text(a, data, len, NULL, &r, &root) != TSG_OK) {
                 fprintf(stderr, "%s: out of memory\n", path);
                 errors++;
+            }
+            /* the walker's shortcuts must give exactly what the engine gives */
+            if (root) {
+                validate_result slow;
+                validate_result_init(&slow, a);
+                validate_options so;
+                memset(&so, 0, sizeof so);
+                so.flags = VALIDATE_FHIRPATH_ONLY;
+                validate_resource(root, &so, &slow);
+                int same = slow.count == r.count;
+                for (size_t k = 0; same && k < r.count; k++)
+                    same = slow.items[k].severity == r.items[k].severity &&
+                           !strcmp(slow.items[k].expression, r.items[k].expression) &&
+                           !strcmp(slow.items[k].message, r.items[k].message);
+                if (!same) {
+                    errors++;
+                    printf("ERROR %s: the shortcuts give %zu issues, FHIRPath alone %zu\n",
+                           names[i], r.count, slow.count);
+                }
             }
             validated++;
             warnings += r.counts[VALIDATE_WARNING];

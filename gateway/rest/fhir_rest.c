@@ -162,8 +162,9 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
         }
         long long now = rest_now_ms();
         store_write w;
-        if (rest_prepare_put(req->arena, root, id, v, now, existed ? "update" : "create", &w,
-                             &err)) {
+        /* the outbox names what the client did: PATCH (fhir_patch.c) comes through here */
+        const char *how = req->method == HTTP_PATCH ? "patch" : existed ? "update" : "create";
+        if (rest_prepare_put(req->arena, root, id, v, now, how, &w, &err)) {
             rest_fail_err(req, resp, 400, &err);
             return;
         }

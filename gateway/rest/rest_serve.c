@@ -105,6 +105,14 @@ int rest_serve(const char *config_file)
         fprintf(stderr, "tsunagu serve: %s\n", err.message);
         goto done;
     }
+    tsg_rc frc = store_format_check(st, &err);
+    if (frc == TSG_EIO) {
+        fprintf(stderr, "tsunagu serve: WARNING: could not check the data format: %s\n",
+                err.message);
+    } else if (frc) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
     ctx.st = st;
     ctx.redis = client;
     ctx.max_bundle_entries = REST_LIMIT_BUNDLE;

@@ -1107,6 +1107,41 @@ done:
 }
 
 /* ------------------------------------------------------------------------
+ * Format
+ * ------------------------------------------------------------------------ */
+
+tsg_rc store_format_check(store *s, tsg_error *err)
+{
+    /* data of the first format has an outbox but no tsg:format */
+    const char *get[] = {"GET", "tsg:format"}, *ex[] = {"EXISTS", "tsg:outbox"};
+    redis_cmd cmds[2] = {{2, get, NULL}, {2, ex, NULL}};
+    redisReply *r[2] = {NULL, NULL};
+    tsg_rc rc = redis_pipeline(s->client, 2, cmds, r, err);
+    if (!rc) {
+        if (r[0]->type == REDIS_REPLY_STRING) {
+            if (strcmp(r[0]->str, STORE_FORMAT))
+                rc = tsg_error_set(err, TSG_EINVAL, "exception",
+                                   "the Redis data is in format %.20s, this tsunagu reads format "
+                                   "%s: load the data into an empty database",
+                                   r[0]->str, STORE_FORMAT);
+        } else if (r[1]->type == REDIS_REPLY_INTEGER && r[1]->integer > 0) {
+            rc = tsg_error_set(err, TSG_EINVAL, "exception",
+                               "the Redis data was written by an earlier tsunagu (format 1), this "
+                               "one reads format %s: load the data into an empty database",
+                               STORE_FORMAT);
+        } else {
+            const char *set[] = {"SET", "tsg:format", STORE_FORMAT, "NX"};
+            redisReply *x = NULL;
+            rc = redis_command_argv(s->client, 4, set, NULL, &x, err);
+            freeReplyObject(x);
+        }
+    }
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------
  * Packed entries
  * ------------------------------------------------------------------------ */
 

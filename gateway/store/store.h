@@ -28,6 +28,7 @@
  *   tsg:hist               ZSET  "<Type>/<id>/<version>", score = lu: system history
  *   tsg:{<pid>}:comp       SET   "<Type>/<id>" of the live resources in patient
  *                                <pid>'s compartment (Patient/<pid> itself too)
+ *   tsg:format             STRING the data format (STORE_FORMAT), set on first start
  *   tsg:outbox             STREAM one event per write: i (interaction), t (type),
  *                                id, v (version), p (compartment patient id or
  *                                ""), ts (ms). Routing and subscriptions consume
@@ -115,6 +116,21 @@ void store_free(store *s);
 
 /* The client the store uses (for readiness checks and metrics). */
 redis_client *store_client(store *s);
+
+/*
+ * The data format this build writes (tsg:format). Version 2: MULTI/EXEC
+ * writes with packed entry fields and per-parameter system directories (the
+ * first format kept LISTs tsg:x:* and c:<code> sets, and had no tsg:format).
+ */
+#define STORE_FORMAT "2"
+
+/*
+ * Checks that Redis holds data of STORE_FORMAT, or no tsunagu data at all (then
+ * records the format). TSG_EINVAL with a message naming both formats when
+ * the data was written by another format (there is no migration yet: reload
+ * the data into an empty database); TSG_EIO when Redis does not answer.
+ */
+tsg_rc store_format_check(store *s, tsg_error *err);
 
 /* ------------------------------------------------------------------------
  * Reading

@@ -11,6 +11,7 @@ import email.utils
 import json
 import os
 import re
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -824,6 +825,44 @@ def t_restart_keeps_data():
     expect(r, 200, "vread after restart")
 
 
+def t_data_format():
+    """Data of another format (tsg:format, store.h) stops serve with exit 1 and a message
+    naming both formats; data of the first format (an outbox, no tsg:format) too."""
+    with harness.Gateway(S.binary) as gw:
+        expect(gw.request("POST", "/fhir/Patient", PATIENT), 201, "a write")
+        sock = os.path.join(gw.data_dir, "redis.sock")
+        for setup, want in ((["SET", "tsg:format", "9"], "format 9"),
+                            (["DEL", "tsg:format"], "earlier tsunagu (format 1)")):
+            out = subprocess.run(["redis-cli", "-s", sock] + setup, capture_output=True, text=True)
+            assert out.returncode == 0, out.stderr
+            assert gw.stop() == 0, gw.log_tail()
+            try:
+                gw.start(timeout=30)
+            except RuntimeError as e:
+                msg = str(e)
+                assert "exited with 1" in msg and want in msg, msg
+            else:
+                raise AssertionError("serve started on data of another format (%s)" % want)
+            # put the format back and start again: the data is served
+            env = dict(os.environ)
+            out = subprocess.run(["redis-server", os.path.join(gw.data_dir, "redis.conf"),
+                                  "--daemonize", "yes", "--pidfile",
+                                  os.path.join(gw.data_dir, "fix.pid")],
+                                 capture_output=True, text=True, env=env)
+            assert out.returncode == 0, out.stderr
+            for _ in range(100):
+                if subprocess.run(["redis-cli", "-s", sock, "PING"],
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.05)
+            subprocess.run(["redis-cli", "-s", sock, "SET", "tsg:format", "2"], check=True,
+                           capture_output=True)
+            subprocess.run(["redis-cli", "-s", sock, "SHUTDOWN"], capture_output=True)
+            time.sleep(0.2)
+            gw.start(timeout=30)
+            expect(gw.get("/readyz"), 200, "after the format was put back")
+
+
 def main():
     if len(sys.argv) != 2:
         print("usage: test_rest.py PATH/TO/tsunagu", file=sys.stderr)
@@ -847,6 +886,7 @@ def main():
         checks.run("body_limit", t_body_limit)
         checks.run("external_redis", t_external_redis)
         checks.run("corpus_roundtrip", t_corpus_roundtrip)
+        checks.run("data_format", t_data_format)
     finally:
         if checks.failed:
             S.gw.print_logs()

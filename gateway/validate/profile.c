@@ -145,21 +145,9 @@ static pf_res *find_res(const profile_registry *r, int kind, const char *url)
     return NULL;
 }
 
-tsg_rc profile_registry_add_json(profile_registry *r, const char *text, size_t len,
-                                 const char *origin, tsg_error *err)
+/* Adds resource j (the registry takes the reference). */
+static tsg_rc add_resource(profile_registry *r, json_t *j, const char *origin, tsg_error *err)
 {
-    if (r->compiled)
-        return tsg_error_set(err, TSG_EINVAL, "exception",
-                             "%s: the registry is compiled; load before compiling", origin);
-    if (len > PACKAGE_MAX_ENTRY_BYTES)
-        return tsg_error_set(err, TSG_ELIMIT, "too-costly",
-                             "%s: larger than PACKAGE_MAX_ENTRY_BYTES (%u)", origin,
-                             PACKAGE_MAX_ENTRY_BYTES);
-    json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return tsg_error_set(err, TSG_EINVAL, "structure", "%s:%d:%d: not valid JSON: %s", origin,
-                             je.line, je.column, je.text);
     const char *rt = jstr(j, "resourceType");
     int kind = -1;
     if (rt && strcmp(rt, "StructureDefinition") == 0) kind = RES_SD;
@@ -167,13 +155,11 @@ tsg_rc profile_registry_add_json(profile_registry *r, const char *text, size_t l
     if (rt && strcmp(rt, "CodeSystem") == 0) kind = RES_CS;
     const char *url = jstr(j, "url");
     if (kind < 0 || !url || !*url) {
-        if (!rt) {
-            json_decref(j);
+        json_decref(j);
+        if (!rt)
             return tsg_error_set(err, TSG_EINVAL, "structure",
                                  "%s: not a FHIR resource (no resourceType)", origin);
-        }
         r->stats.skipped++;
-        json_decref(j);
         return TSG_OK;
     }
     const char *ver = jstr(j, "version");
@@ -210,6 +196,41 @@ tsg_rc profile_registry_add_json(profile_registry *r, const char *text, size_t l
     if (kind == RES_VS) r->stats.value_sets++;
     if (kind == RES_CS) r->stats.code_systems++;
     return TSG_OK;
+}
+
+tsg_rc profile_registry_add_json(profile_registry *r, const char *text, size_t len,
+                                 const char *origin, tsg_error *err)
+{
+    if (r->compiled)
+        return tsg_error_set(err, TSG_EINVAL, "exception",
+                             "%s: the registry is compiled; load before compiling", origin);
+    if (len > PACKAGE_MAX_ENTRY_BYTES)
+        return tsg_error_set(err, TSG_ELIMIT, "too-costly",
+                             "%s: larger than PACKAGE_MAX_ENTRY_BYTES (%u)", origin,
+                             PACKAGE_MAX_ENTRY_BYTES);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return tsg_error_set(err, TSG_EINVAL, "structure", "%s:%d:%d: not valid JSON: %s", origin,
+                             je.line, je.column, je.text);
+    const char *rt = jstr(j, "resourceType");
+    if (!rt || strcmp(rt, "Bundle") != 0) return add_resource(r, j, origin, err);
+    /* a Bundle of definitions (the R4 distribution's extension-definitions.json,
+     * profiles-others.json, valuesets.json): each entry's resource */
+    tsg_rc rc = TSG_OK;
+    size_t i;
+    json_t *e;
+    json_array_foreach(json_object_get(j, "entry"), i, e)
+    {
+        json_t *res = json_object_get(e, "resource");
+        if (!json_is_object(res)) continue;
+        char where[1024];
+        snprintf(where, sizeof where, "%s: entry %zu", origin, i);
+        rc = add_resource(r, json_incref(res), where, err);
+        if (rc != TSG_OK) break;
+    }
+    json_decref(j);
+    return rc;
 }
 
 tsg_rc profile_registry_set_type_profile(profile_registry *r, const char *type, const char *url,
@@ -1203,18 +1224,59 @@ static const pf_elem *extension_slice(const profile *p, const pf_elem *x, const 
 }
 
 /* The element below e reached by the steps (names of model elements). */
+/* The child of e named step; when e has none but is sliced, the first of
+ * its slices' children so named (`code.coding.code` where the code is fixed
+ * in a slice of coding). */
+static const pf_elem *step_child(const profile *p, const pf_elem *e, const char *step)
+{
+    for (uint32_t k = 0; k < e->nkids; k++) {
+        const pf_elem *kid = &p->elems[e->kids + k];
+        if (kid->melem && strcmp(kid->melem->name, step) == 0) return kid;
+    }
+    for (uint32_t i = 0; i < e->nslices; i++) {
+        const pf_elem *sl = &p->elems[e->slices + i];
+        for (uint32_t k = 0; k < sl->nkids; k++) {
+            const pf_elem *kid = &p->elems[sl->kids + k];
+            if (kid->melem && strcmp(kid->melem->name, step) == 0 &&
+                (kid->fixed || kid->pattern || kid->nkids))
+                return kid;
+        }
+    }
+    return NULL;
+}
+
 static const pf_elem *walk_steps(const profile *p, const pf_elem *e, const pf_disc *d)
 {
     for (uint16_t s = 0; s < d->nsteps && e; s++) {
-        const pf_elem *next = NULL;
-        for (uint32_t k = 0; k < e->nkids && !next; k++) {
-            const pf_elem *kid = &p->elems[e->kids + k];
-            if (kid->melem && strcmp(kid->melem->name, d->steps[s]) == 0) next = kid;
-        }
+        const pf_elem *next = step_child(p, e, d->steps[s]);
         if (next && d->step_urls[s]) next = extension_slice(p, next, d->step_urls[s]);
         e = next;
     }
     return e;
+}
+
+/* When the steps run past the elements into a fixed/pattern value
+ * (`code.coding.code` with `code` carrying patternCodeableConcept), the part
+ * of that value the remaining steps name; NULL otherwise. *exact: from fixed. */
+static const json_t *walk_into_value(const profile *p, const pf_elem *e, const pf_disc *d,
+                                     int *exact)
+{
+    uint16_t s = 0;
+    for (; s < d->nsteps && e; s++) {
+        if (e->fixed || e->pattern) break;
+        const pf_elem *next = step_child(p, e, d->steps[s]);
+        if (d->step_urls[s]) return NULL;
+        e = next;
+    }
+    if (!e || !(e->fixed || e->pattern) || s == d->nsteps) return NULL;
+    const json_t *v = e->fixed ? e->fixed : e->pattern;
+    *exact = e->fixed != NULL;
+    for (; s < d->nsteps && v; s++) {
+        if (json_is_array(v)) v = json_array_get(v, 0);
+        v = json_object_get(v, d->steps[s]);
+    }
+    if (json_is_array(v)) v = json_array_get(v, 0);
+    return v;
 }
 
 static const profile *single_type_profile(const pf_elem *e, const char **url)
@@ -1305,6 +1367,11 @@ static int resolve_keys(profile_registry *r, profile *p, pf_elem *e)
                     if (v && json_array_append_new(r->owned, v) < 0) return -1;
                     k->value = v;
                     k->known = v != NULL;
+                } else if (!at && !pd->expr) {
+                    int exact = 0;
+                    k->value = walk_into_value(p, sl, pd, &exact);
+                    k->exact = exact && pd->kind == PF_DISC_VALUE;
+                    k->known = k->value != NULL;
                 }
                 if (k->known) {
                     /* found */

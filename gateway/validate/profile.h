@@ -15,6 +15,9 @@
  *     content: ../shared/corpus/jp-core-definitions);
  *   - a folder holding any of these (`profiles/`): its `*.json` files, its
  *     `*.tgz` files and its subfolders, PACKAGE_MAX_DEPTH levels deep.
+ * A JSON file may also hold a Bundle of definitions (the R4 distribution's
+ * extension-definitions.json, profiles-others.json, valuesets.json): its
+ * entries are loaded one by one.
  * StructureDefinition, ValueSet and CodeSystem resources are kept; other
  * resources (CapabilityStatement, NamingSystem, …) are skipped. A file that is
  * not JSON, an archive that is truncated, has a path with `..` or an absolute

@@ -666,6 +666,32 @@ static void test_bad_definitions(void **state)
     profile_registry_free(r);
 }
 
+static void test_bundle_of_definitions(void **state)
+{
+    (void)state;
+    /* the R4 distribution ships definitions as Bundles: each entry is loaded */
+    profile_registry *r =
+        REG("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":["
+            "{\"fullUrl\":\"urn:1\",\"resource\":" VS_MS "},"
+            "{\"fullUrl\":\"urn:2\",\"resource\":" EXT_DEF "},"
+            "{\"fullUrl\":\"urn:3\",\"resource\":{\"resourceType\":\"Patient\"}},"
+            "{\"fullUrl\":\"urn:4\"}]}",
+            SD_HEAD("b", "Patient",
+                    CORE "Patient") "{\"id\":\"Patient\",\"path\":\"Patient\"}" SD_TAIL);
+    profile_registry_stats s;
+    profile_registry_stats_get(r, &s);
+    assert_int_equal(s.structure_definitions, 2);
+    assert_int_equal(s.value_sets, 1);
+    assert_int_equal(s.extensions, 1);
+    assert_int_equal(s.skipped, 1);
+    issues is = run(r, SD "b",
+                    "{\"resourceType\":\"Patient\",\"extension\":[{\"url\":\"" SD
+                    "ext\",\"valueCode\":\"Z\"}]}");
+    assert_int_equal(is.n, 1);
+    expect(&is, VALIDATE_ERROR, "Patient.extension[0].valueCode", "'Z' is not in value set");
+    profile_registry_free(r);
+}
+
 /* ------------------------------------------------------------------------
  * The region's profiles
  * ------------------------------------------------------------------------ */
@@ -1126,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_constraints_and_must_support),
         cmocka_unit_test(test_wrong_resource_type_and_lookup),
         cmocka_unit_test(test_bad_definitions),
+        cmocka_unit_test(test_bundle_of_definitions),
         cmocka_unit_test(test_region_patient),
         cmocka_unit_test(test_region_care_team_and_post),
         cmocka_unit_test(test_region_vitals_and_note),

@@ -18,6 +18,9 @@
  *
  * The environment variable TSUNAGU_CORPUS, when set, names the corpus folder
  * (holding jp-core-definitions/ and jp-core-examples/) instead of the arguments.
+ * More arguments name extra definitions loaded after the package when they
+ * exist (the R4 core extension definitions, value sets and v3 code systems,
+ * so that core extensions are validated by URL, their bindings included).
  * Exit 0 pass, 1 fail, 77 skipped (corpus absent).
  */
 #include <dirent.h>
@@ -97,6 +100,13 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* Extra definitions loaded after the package when present: the R4 core
+ * extension definitions, so that core extensions in the examples
+ * (iso21090-EN-representation, geolocation, …) are validated by URL too. */
+static const char *const *g_extra;
+static int g_nextra;
+static int g_extras_loaded; /* how many of them were there */
+
 static profile_registry *load(const char *dir, double *ms)
 {
     double t0 = now_ms();
@@ -107,6 +117,17 @@ static profile_registry *load(const char *dir, double *ms)
         fprintf(stderr, "load %s: %s\n", dir, err.message);
         profile_registry_free(r);
         return NULL;
+    }
+    struct stat st;
+    for (int i = 0; i < g_nextra; i++) {
+        if (stat(g_extra[i], &st) != 0) continue;
+        if (profile_registry_load(r, g_extra[i], &err) != TSG_OK) {
+            fprintf(stderr, "load %s: %s\n", g_extra[i], err.message);
+            profile_registry_free(r);
+            return NULL;
+        }
+        printf("also loaded %s\n", g_extra[i]);
+        g_extras_loaded++;
     }
     double t1 = now_ms();
     size_t load_issues[4] = {0};
@@ -259,21 +280,32 @@ static void mut_patient_id_no_value(json_t *r)
     json_object_del(json_array_get(json_object_get(r, "identifier"), 0), "value");
 }
 
+static void mut_name_representation(json_t *r)
+{
+    json_t *e = json_array_get(
+        json_object_get(json_array_get(json_object_get(r, "name"), 0), "extension"), 0);
+    json_object_set_new(e, "valueCode", json_string("XYZ"));
+}
+
 static const struct {
     const char *file;
     void (*mutate)(json_t *);
     const char *expression, *message;
+    int needs_extras; /* the R4 extension definitions and value sets */
 } MUTATIONS[] = {
     {"Patient-jp-patient-example-1.json", mut_no_identifier, "Patient.identifier",
-     "minimum required = 1"},
+     "minimum required = 1", 0},
     {"Patient-jp-patient-example-1.json", mut_patient_id_no_value, "Patient.identifier[0].value",
-     "minimum required = 1"},
+     "minimum required = 1", 0},
     {"Observation-jp-observation-vitalsigns-example-1.json", mut_category_code,
-     "Observation.category[0].coding[0].code", "must be exactly \"vital-signs\""},
+     "Observation.category[0].coding[0].code", "must be exactly \"vital-signs\"", 0},
     {"Organization-jp-organization-example-clinic.json", mut_extension_type,
-     "Organization.extension[0].valueString", "a string is not allowed here"},
+     "Organization.extension[0].valueString", "a string is not allowed here", 0},
     {"MedicationRequest-jp-medicationrequest-example-1.json", mut_subject_group,
-     "MedicationRequest.subject", "target type Group is not allowed"},
+     "MedicationRequest.subject", "target type Group is not allowed", 0},
+    {"Practitioner-jp-practitioner-example-male-1.json", mut_name_representation,
+     "Practitioner.name[0].extension[0].valueCode",
+     "'XYZ' is not in value set http://hl7.org/fhir/ValueSet/name-v3-representation", 1},
 };
 
 typedef struct found {
@@ -294,6 +326,7 @@ static int run_mutations(const profile_registry *r, const char *examples)
 {
     int bad = 0;
     for (size_t i = 0; i < sizeof MUTATIONS / sizeof *MUTATIONS; i++) {
+        if (MUTATIONS[i].needs_extras && g_extras_loaded < 3) continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", examples, MUTATIONS[i].file);
         json_t *j = json_load_file(path, 0, NULL);
@@ -385,6 +418,11 @@ static int run_region(const char *profiles, const char *bundle)
 
 int main(int argc, char **argv)
 {
+    if (argc > 4) { /* optional: the R4 definitions (extensions, value sets, code systems) */
+        g_extra = (const char *const *)argv + 4;
+        g_nextra = argc - 4;
+        argc = 4;
+    }
     if (argc == 4 && strcmp(argv[1], "jp-core") == 0) {
         /* the environment variable TSUNAGU_CORPUS overrides the corpus folder */
         const char *env = getenv("TSUNAGU_CORPUS");

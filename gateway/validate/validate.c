@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "../model/model_internal.h"
 #include "validate_internal.h"
@@ -190,11 +193,18 @@ static void path_pop(vctx *c, size_t mark)
     c->path[mark] = '\0';
 }
 
+/* 1 when element name nm is `name` (first byte compared inline: most
+ * comparisons in the walk fail on it). */
+static inline int name_is(const char *nm, const char *name)
+{
+    return nm[0] == name[0] && !strcmp(nm, name);
+}
+
 /* Value of the first child named `name` of n (a primitive), or NULL. */
 static const fhir_node *kid(const fhir_node *n, const char *name)
 {
     for (uint32_t i = 0; i < n->nkids; i++)
-        if (!strcmp(n->kids[i].elem->name, name)) return &n->kids[i];
+        if (name_is(n->kids[i].elem->name, name)) return &n->kids[i];
     return NULL;
 }
 
@@ -271,8 +281,36 @@ static const char *base64_problem(const char *s, size_t n)
     size_t count = 0, pad = 0, i = 0;
     unsigned seen = 0;
     /* the common case: only alphabet characters until the padding */
+#ifdef __SSE2__
+    /* 16 bytes at a time while each is A-Z, a-z, 0-9, '+', '/' or whitespace
+     * (base64 is often wrapped in lines); the scalar loop takes the rest */
+    size_t ws = 0;
+    while (i + 16 <= n) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(p + i));
+        __m128i up = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('A' - 1)),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8('Z' + 1)));
+        __m128i lo = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('a' - 1)),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8('z' + 1)));
+        __m128i dg = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                   _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+        __m128i sy = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('+')),
+                                  _mm_cmpeq_epi8(v, _mm_set1_epi8('/')));
+        __m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(' ')),
+                                               _mm_cmpeq_epi8(v, _mm_set1_epi8('\n'))),
+                                  _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('\r')),
+                                               _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
+        __m128i ok = _mm_or_si128(_mm_or_si128(up, lo), _mm_or_si128(dg, sy));
+        if (_mm_movemask_epi8(_mm_or_si128(ok, sp)) != 0xFFFF) break;
+        ws += (size_t)__builtin_popcount((unsigned)_mm_movemask_epi8(sp));
+        i += 16;
+    }
+    count = i - ws;
+    size_t start = i;
+#else
+    size_t start = 0;
+#endif
     while (i < n && b64_class[p[i]] == B64_CHAR) i++;
-    count = i;
+    count += i - start;
     for (; i < n; i++) {
         unsigned k = b64_class[p[i]];
         seen |= 1u << k;
@@ -458,7 +496,7 @@ static const fhir_node *find_contained(vctx *c, const char *id, size_t l)
     if (!r) return NULL;
     for (uint32_t i = 0; i < r->nkids; i++) {
         const fhir_node *k = &r->kids[i];
-        if (strcmp(k->elem->name, "contained")) continue;
+        if (!name_is(k->elem->name, "contained")) continue;
         const char *kid_id = kid_value(k, "id");
         if (kid_id && strlen(kid_id) == l && !memcmp(kid_id, id, l)) return k;
     }
@@ -773,7 +811,7 @@ static int path_exists(const fhir_node *n, const char *const *path, unsigned np)
 {
     for (uint32_t i = 0; i < n->nkids; i++) {
         const fhir_node *k = &n->kids[i];
-        if (strcmp(k->elem->name, path[0])) continue;
+        if (!name_is(k->elem->name, path[0])) continue;
         if (np == 1 || path_exists(k, path + 1, np - 1)) return 1;
     }
     return 0;
@@ -897,7 +935,7 @@ static int refers_to(const fhir_node *n, const char *s, size_t l)
         const fhir_node *k = &n->kids[i];
         if (model_is_primitive(k->type)) {
             if (k->value && k->value_len == l && !memcmp(k->value, s, l) &&
-                (g.prim[k->type->id] == PK_URI || !strcmp(k->elem->name, "reference")))
+                (g.prim[k->type->id] == PK_URI || name_is(k->elem->name, "reference")))
                 return 1;
         } else if (refers_to(k, s, l)) {
             return 1;
@@ -912,7 +950,7 @@ static void check_dom3(vctx *c, const fhir_node *r)
 {
     for (uint32_t i = 0; i < r->nkids; i++) {
         const fhir_node *k = &r->kids[i];
-        if (strcmp(k->elem->name, "contained")) continue;
+        if (!name_is(k->elem->name, "contained")) continue;
         const char *id = kid_value(k, "id");
         char ref[80];
         int ok = 0;
@@ -936,7 +974,7 @@ static int csd1_collect(const fhir_node *n, const char **codes, size_t *nc, size
 {
     for (uint32_t i = 0; i < n->nkids; i++) {
         const fhir_node *k = &n->kids[i];
-        if (strcmp(k->elem->name, "concept")) continue;
+        if (!name_is(k->elem->name, "concept")) continue;
         const char *code = kid_value(k, "code");
         if (code) {
             if (*nc == cap) return -1;
@@ -1027,7 +1065,7 @@ static void check_contained(vctx *c, const fhir_node *r)
 {
     for (uint32_t i = 0; i < r->nkids; i++) {
         const fhir_node *k = &r->kids[i];
-        if (strcmp(k->elem->name, "contained")) continue;
+        if (!name_is(k->elem->name, "contained")) continue;
         const char *id = kid_value(k, "id");
         size_t mark = path_push(c, k);
         if (!id) {
@@ -1036,7 +1074,7 @@ static void check_contained(vctx *c, const fhir_node *r)
         } else {
             for (uint32_t j = 0; j < i; j++) {
                 const fhir_node *o = &r->kids[j];
-                if (strcmp(o->elem->name, "contained")) continue;
+                if (!name_is(o->elem->name, "contained")) continue;
                 const char *oid = kid_value(o, "id");
                 if (oid && !strcmp(oid, id)) {
                     issue(c, VALIDATE_ERROR, "duplicate",
@@ -1055,7 +1093,7 @@ static void check_bundle(vctx *c, const fhir_node *b)
 {
     for (uint32_t i = 0; i < b->nkids; i++) {
         const fhir_node *entry = &b->kids[i];
-        if (strcmp(entry->elem->name, "entry")) continue;
+        if (!name_is(entry->elem->name, "entry")) continue;
         const char *full = kid_value(entry, "fullUrl");
         const fhir_node *res = kid(entry, "resource");
         if (!full || !res) continue;
@@ -1166,7 +1204,7 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
     if (is_res) {
         c->resource = n;
         /* '#id' inside a contained resource resolves in its container */
-        if (!n->elem || strcmp(n->elem->name, "contained"))
+        if (!n->elem || !name_is(n->elem->name, "contained"))
             c->container = n;
         else if (kid(n, "contained"))
             issue(c, VALIDATE_ERROR, "structure",
@@ -1273,7 +1311,7 @@ tsg_rc validate_resource_fn(const fhir_node *root, const validate_options *opt,
         const fhir_node *meta = kid(root, "meta");
         for (uint32_t i = 0; meta && i < meta->nkids; i++) {
             const fhir_node *p = &meta->kids[i];
-            if (strcmp(p->elem->name, "profile") || !p->value) continue;
+            if (!name_is(p->elem->name, "profile") || !p->value) continue;
             int dup = 0;
             for (size_t j = 0; j < opt->nprofiles; j++)
                 if (!strcmp(opt->profiles[j], p->value)) dup = 1;

@@ -277,6 +277,37 @@ static void test_primitive_formats(void **state)
     }
 }
 
+/* base64Binary: wrapped lines pass; each kind of fault is found wherever it
+ * is (the check runs 16 bytes at a time, then byte by byte). */
+static void test_base64(void **state)
+{
+    (void)state;
+    static const char *const good[] = {
+        "QUJDRA==", "QUJD\nREVG\r\nR0hJ",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=", "QUJDREVGR0hJSktM\nTU5PUFFSU1RVVldY WVo=\n"};
+    static const char *const bad[] = {"QUJDRA=",
+                                      "QUJDREVGR0hJSktMTU5PUFFSU1RVV*dYWVo=",
+                                      "QUJD=REVG",
+                                      "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo",
+                                      "QU=DREVGR0hJSktMTU5PUFFSU1RVVldYWVo=",
+                                      "QUJDREVGR0hJSkt\001TU5PUFFSU1RVVldYWVo="};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        fhir_node *p = parse(patient);
+        set_value(p, "Patient.photo.data", good[i]);
+        validate_result r;
+        run(p, &r);
+        expect_valid(&r);
+    }
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        fhir_node *p = parse(patient);
+        set_value(p, "Patient.photo.data", bad[i]);
+        validate_result r;
+        run(p, &r);
+        fprintf(stderr, "bad base64 %zu\n", i);
+        expect(&r, VALIDATE_ERROR, "value", "Patient.photo[0].data", "base64Binary");
+    }
+}
+
 static void test_string_too_long(void **state)
 {
     (void)state;
@@ -774,6 +805,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_element, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extension_value_and_children, setup, teardown),
         cmocka_unit_test_setup_teardown(test_primitive_formats, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reference_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reference_target, setup, teardown),

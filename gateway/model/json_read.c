@@ -163,7 +163,16 @@ static uint8_t *push_seen(jr *r, size_t n)
 static inline void skip_ws(jr *r)
 {
     const char *p = r->p, *e = r->end;
-    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+    while (p < e && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) {
+        p++;
+        /* pretty-printed input: indentation runs of spaces, 8 at a time */
+        while (e - p >= 8) {
+            uint64_t w;
+            memcpy(&w, p, 8);
+            if (w != 0x2020202020202020ull) break;
+            p += 8;
+        }
+    }
     r->p = p;
 }
 

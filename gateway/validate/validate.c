@@ -135,10 +135,12 @@ typedef struct vctx {
     unsigned flags;
     char *path; /* the current node's expression, NUL-terminated */
     size_t plen;
-    tsg_arena *scratch;         /* FHIRPath results; replaced when large */
-    const fhir_node *resource;  /* the resource being walked (%resource) */
-    const fhir_node *container; /* whose contained resources '#id' resolves against */
-    tsg_rc rc;                  /* TSG_ENOMEM once memory ran out */
+    tsg_arena *scratch;            /* FHIRPath results; replaced when large */
+    const fhir_node *resource;     /* the resource being walked (%resource) */
+    const fhir_node *container;    /* whose contained resources '#id' resolves against */
+    tsg_rc rc;                     /* TSG_ENOMEM once memory ran out */
+    const vinv *inv;               /* validate_invariant_table() */
+    const model_constraint *kbase; /* model_r4()->constraints, its index base */
 } vctx;
 
 static void issue(vctx *c, validate_severity sev, const char *code, const char *fmt, ...)
@@ -301,7 +303,9 @@ static const char *base64_problem(const char *s, size_t n)
                                                _mm_cmpeq_epi8(v, _mm_set1_epi8('\t'))));
         __m128i ok = _mm_or_si128(_mm_or_si128(up, lo), _mm_or_si128(dg, sy));
         if (_mm_movemask_epi8(_mm_or_si128(ok, sp)) != 0xFFFF) break;
-        ws += (size_t)__builtin_popcount((unsigned)_mm_movemask_epi8(sp));
+        /* whitespace bytes counted by summing the 0/1 lanes (no popcount needed) */
+        __m128i sad = _mm_sad_epu8(_mm_and_si128(sp, _mm_set1_epi8(1)), _mm_setzero_si128());
+        ws += (size_t)(_mm_cvtsi128_si32(sad) + _mm_extract_epi16(sad, 4));
         i += 16;
     }
     count = i - ws;
@@ -834,7 +838,7 @@ static int simple_eval(const vinv_simple *sf, const fhir_node *n)
 
 static void eval_constraint(vctx *c, const fhir_node *n, const model_constraint *k)
 {
-    const vinv *v = validate_invariant(k);
+    const vinv *v = &c->inv[k - c->kbase];
     if (v->mode == VINV_NATIVE || v->mode == VINV_BROKEN) return;
     int fast = !(c->flags & VALIDATE_FHIRPATH_ONLY);
     if (fast && v->guard && !kid(n, v->guard)) return; /* true by its form */
@@ -1222,9 +1226,8 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
             issue(c, VALIDATE_ERROR, "invariant",
                   "ele-1: all FHIR elements must have a @value or children");
     } else if (n->elem && !is_res) {
-        uint32_t real = 0;
-        for (uint32_t i = 0; i < n->nkids; i++)
-            if (n->kids[i].elem->index != 0) real++; /* Element.id is always the first */
+        /* children besides Element.id: id is the first element and occurs once */
+        uint32_t real = n->nkids - (n->nkids && n->kids[0].elem->index == 0);
         if (!real)
             issue(c, VALIDATE_ERROR, "invariant",
                   "ele-1: all FHIR elements must have a @value or children");
@@ -1293,6 +1296,8 @@ tsg_rc validate_resource_fn(const fhir_node *root, const validate_options *opt,
     c.report = report;
     c.rctx = report_ctx;
     c.flags = opt->flags;
+    c.inv = validate_invariant_table();
+    c.kbase = model_r4()->constraints;
     c.path = malloc(VALIDATE_PATH_MAX);
     if (!c.path) return TSG_ENOMEM;
     size_t tl = strlen(root->type->name);

@@ -50,4 +50,8 @@ typedef struct vinv {
  * The table is built on first call (thread-safe) and never freed. */
 const vinv *validate_invariant(const model_constraint *k);
 
+/* The whole table, indexed like model_r4()->constraints (built on first
+ * call), so the walker can look plans up without a call per node. */
+const vinv *validate_invariant_table(void);
+
 #endif

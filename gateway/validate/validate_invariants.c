@@ -225,6 +225,12 @@ const vinv *validate_invariant(const model_constraint *k)
     return &table[i];
 }
 
+const vinv *validate_invariant_table(void)
+{
+    pthread_once(&table_once, table_build);
+    return table;
+}
+
 void validate_constraint_stats_get(validate_constraint_stats *s)
 {
     pthread_once(&table_once, table_build);

@@ -352,7 +352,8 @@ static const char *const CANONICAL_UNITS[] = {
  * conversion is linear (checked at three points) are cached; the others
  * (none among the canonical units today) take the slow path each time.
  */
-#define UCUM_CACHE_SLOTS 64
+#define UCUM_CACHE_SLOTS 256 /* open addressing, UCUM_CACHE_PROBES slots per code */
+#define UCUM_CACHE_PROBES 4
 #define UCUM_CACHE_CODE  32
 typedef struct ucum_slot {
     char code[UCUM_CACHE_CODE]; /* "" empty */
@@ -382,8 +383,13 @@ static const ucum_slot *ucum_lookup(const char *code)
     if (!n || n >= UCUM_CACHE_CODE) return NULL;
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)code[i]) * 16777619u;
-    ucum_slot *s = &ucum_cache[h & (UCUM_CACHE_SLOTS - 1)];
-    if (!strcmp(s->code, code)) return s;
+    ucum_slot *s = NULL;
+    for (uint32_t k = 0; k < UCUM_CACHE_PROBES; k++) {
+        ucum_slot *c = &ucum_cache[(h + k) & (UCUM_CACHE_SLOTS - 1)];
+        if (!strcmp(c->code, code)) return c;
+        if (!s && !c->code[0]) s = c;
+    }
+    if (!s) s = &ucum_cache[h & (UCUM_CACHE_SLOTS - 1)]; /* all taken: replace the first */
     ucum_slot fresh = {{0}, NULL, 0, 0};
     memcpy(fresh.code, code, n + 1);
     for (size_t i = 0; CANONICAL_UNITS[i]; i++) {

@@ -920,6 +920,63 @@ static void check_invariants(vctx *c, const fhir_node *n, const model_typeref *t
 }
 
 /* ------------------------------------------------------------------------
+ * Core extensions
+ * ------------------------------------------------------------------------ */
+
+static int cmp_ext(const void *key, const void *el)
+{
+    return strcmp((const char *)key, ((const validate_core_extension *)el)->url);
+}
+
+/* 1 when the space-separated list has the word w. */
+static int word_in(const char *list, const char *w)
+{
+    size_t n = strlen(w);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t l = e ? (size_t)(e - p) : strlen(p);
+        if (l == n && !memcmp(p, w, n)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
+    return 0;
+}
+
+/*
+ * An Extension whose url is in the FHIR core namespace must be one of R4's
+ * core extensions, and its value must have a type the definition allows (as
+ * the reference validator does). Extensions of other namespaces are the
+ * profile module's (validate_options.profile_validate): their definitions
+ * come from the loaded packages.
+ */
+static void check_core_extension(vctx *c, const fhir_node *ext)
+{
+    static const char core[] = "http://hl7.org/fhir/StructureDefinition/";
+    const char *url = kid_value(ext, "url");
+    if (!url) return;
+    const validate_core_extension *d =
+        bsearch(url, validate_core_extensions, validate_core_extensions_count,
+                sizeof validate_core_extensions[0], cmp_ext);
+    if (!d) {
+        if (!strncmp(url, core, sizeof core - 1))
+            issue(c, VALIDATE_ERROR, "structure",
+                  "the extension %s is unknown: it is in the FHIR core namespace but is not an "
+                  "R4 core extension",
+                  url);
+        return;
+    }
+    const fhir_node *v = kid(ext, "value");
+    if (!v) return;
+    if (!d->value_types[0])
+        issue(c, VALIDATE_ERROR, "structure",
+              "the extension %s takes no value[x] (it is made of sub-extensions)", url);
+    else if (!word_in(d->value_types, v->type->name))
+        issue(c, VALIDATE_ERROR, "structure",
+              "the extension %s does not allow a value of type %s (allowed: %s)", url,
+              v->type->name, d->value_types);
+}
+
+/* ------------------------------------------------------------------------
  * Constraints checked natively (see validate_invariants.c for why)
  * ------------------------------------------------------------------------ */
 
@@ -1245,6 +1302,7 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
         if (has_value == has_ext)
             issue(c, VALIDATE_ERROR, "invariant",
                   "ext-1: an extension must have either extensions or value[x], not both");
+        check_core_extension(c, n);
     } else if (t == g.reference) {
         check_reference(c, n, tr);
     } else if (t == g.element_definition && !(c->flags & VALIDATE_NO_INVARIANTS)) {

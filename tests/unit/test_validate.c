@@ -206,6 +206,35 @@ static void test_extension_value_and_children(void **state)
     expect(&r, VALIDATE_ERROR, "invariant", "Patient.extension[0]", "ext-1");
 }
 
+static void test_core_extensions(void **state)
+{
+    (void)state;
+    validate_result r;
+    /* a known core extension with an allowed value type */
+    run(parse("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":"
+              "\"http://hl7.org/fhir/StructureDefinition/patient-birthPlace\",\"valueAddress\":"
+              "{\"city\":\"Tokyo\"}}]}"),
+        &r);
+    expect_valid(&r);
+    /* the wrong value type */
+    run(parse("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":"
+              "\"http://hl7.org/fhir/StructureDefinition/patient-birthPlace\",\"valueString\":"
+              "\"Tokyo\"}]}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "structure", "Patient.extension[0]", "type string");
+    /* unknown in the core namespace */
+    run(parse("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":"
+              "\"http://hl7.org/fhir/StructureDefinition/patient-favouriteColour\","
+              "\"valueString\":\"blue\"}]}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "structure", "Patient.extension[0]", "unknown");
+    /* other namespaces are the profile module's: no base issue */
+    run(parse("{\"resourceType\":\"Patient\",\"extension\":[{\"url\":"
+              "\"http://example.org/fhir/StructureDefinition/x\",\"valueString\":\"a\"}]}"),
+        &r);
+    expect_valid(&r);
+}
+
 /* ------------------------------------------------------------------------
  * Primitives: every format
  * ------------------------------------------------------------------------ */
@@ -804,6 +833,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_element, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extension_value_and_children, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_core_extensions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_primitive_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_too_long, setup, teardown),

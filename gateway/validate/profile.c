@@ -481,11 +481,22 @@ struct bnode {
     size_t nkids, capkids, nslices, capslices;
 };
 
+#define PF_MAX_OPEN_SLICES 32u /* slices open at once while placing id-less elements */
+
+typedef struct open_slice {
+    const char *path; /* "Patient.identifier" */
+    const char *id;   /* "Patient.identifier:a" (with its own context) */
+} open_slice;
+
 typedef struct build {
     profile_registry *r;
     tsg_arena *tmp;
     const char *url; /* the definition being compiled (messages) */
     int oom;
+    /* element lists without ids: the slices the following elements belong to
+     * (an element list is in order: a slice's children follow it) */
+    open_slice open[PF_MAX_OPEN_SLICES];
+    size_t nopen;
 } build;
 
 static int vec_push(tsg_arena *a, void ***v, size_t *n, size_t *cap, void *x)
@@ -539,10 +550,38 @@ static int place_element(build *b, bnode *root, const json_t *el)
     const char *id = jstr(el, "id");
     char idbuf[1024];
     if (!id) {
+        /* no id (hand-written differentials): the id from the path, the
+         * slice name, and the slices open above it */
         const char *path = jstr(el, "path"), *sn = jstr(el, "sliceName");
         if (!path) return 0;
-        snprintf(idbuf, sizeof idbuf, "%s%s%s", path, sn ? ":" : "", sn ? sn : "");
+        size_t pl = strlen(path);
+        /* the element, restated or sliced again, closes what was open at or below it */
+        size_t keep = 0;
+        for (size_t i = 0; i < b->nopen; i++) {
+            size_t ol = strlen(b->open[i].path);
+            int below = ol >= pl && strncmp(b->open[i].path, path, pl) == 0 &&
+                        (ol == pl || b->open[i].path[pl] == '.');
+            if (!below) b->open[keep++] = b->open[i];
+        }
+        b->nopen = keep;
+        const open_slice *ctx = NULL;
+        for (size_t i = 0; i < b->nopen; i++) {
+            size_t ol = strlen(b->open[i].path);
+            if (ol < pl && strncmp(b->open[i].path, path, ol) == 0 && path[ol] == '.' &&
+                (!ctx || ol > strlen(ctx->path)))
+                ctx = &b->open[i];
+        }
+        if (ctx)
+            snprintf(idbuf, sizeof idbuf, "%s%s%s%s", ctx->id, path + strlen(ctx->path),
+                     sn ? ":" : "", sn ? sn : "");
+        else
+            snprintf(idbuf, sizeof idbuf, "%s%s%s", path, sn ? ":" : "", sn ? sn : "");
         id = idbuf;
+        if (sn && b->nopen < PF_MAX_OPEN_SLICES) {
+            char *p = tsg_arena_strndup(b->tmp, path, pl), *i = adup(b->tmp, idbuf);
+            if (!p || !i) return -1;
+            b->open[b->nopen++] = (open_slice){p, i};
+        }
     }
     /* first segment: the type */
     const char *s = id, *dot = strchr(s, '.');
@@ -1130,7 +1169,7 @@ static profile *compile_sd(profile_registry *r, pf_res *res)
         res->state = ST_FAILED;
         return NULL;
     }
-    build b = {r, tsg_arena_new(0), res->url, 0};
+    build b = {.r = r, .tmp = tsg_arena_new(0), .url = res->url};
     profile *p = NULL;
     if (!b.tmp) return NULL;
     bnode *root = bnode_new(&b, mt->name, strlen(mt->name), NULL, 0);
@@ -1139,6 +1178,7 @@ static profile *compile_sd(profile_registry *r, pf_res *res)
     for (size_t l = 0; l < nl; l++) {
         size_t i;
         const json_t *el;
+        b.nopen = 0;
         json_array_foreach(layers[l], i, el)
         {
             if (place_element(&b, root, el) < 0) goto done;

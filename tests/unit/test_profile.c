@@ -559,6 +559,32 @@ static void test_snapshot_from_differential(void **state)
     profile_registry_free(r);
 }
 
+static void test_differential_without_ids(void **state)
+{
+    (void)state;
+    /* hand-written: no element ids; a slice's children follow it */
+    profile_registry *r = REG(SD_HEAD(
+        "noid", "Patient",
+        CORE "Patient") "{\"path\":\"Patient.identifier\",\"slicing\":{\"discriminator\":[{"
+                        "\"type\":\"value\","
+                        "\"path\":\"system\"}],\"rules\":\"open\"}},"
+                        "{\"path\":\"Patient.identifier\",\"sliceName\":\"a\",\"min\":1},"
+                        "{\"path\":\"Patient.identifier.system\",\"fixedUri\":\"urn:a\"},"
+                        "{\"path\":\"Patient.identifier.value\",\"min\":1},"
+                        "{\"path\":\"Patient.identifier\",\"sliceName\":\"b\",\"max\":\"1\"},"
+                        "{\"path\":\"Patient.identifier.system\",\"fixedUri\":\"urn:b\"},"
+                        "{\"path\":\"Patient.name\",\"min\":1}" SD_TAIL);
+    issues is =
+        run(r, SD "noid", PAT_IDS("{\"system\":\"urn:a\"}," ID("urn:b", "1") "," ID("urn:b", "2")));
+    assert_int_equal(is.n, 3);
+    expect(&is, VALIDATE_ERROR, "Patient.identifier[0].value",
+           "Patient.identifier:a.value: minimum required = 1");
+    expect(&is, VALIDATE_ERROR, "Patient.identifier",
+           "slice 'b' of Patient.identifier allows at most 1 item, found 2");
+    expect(&is, VALIDATE_ERROR, "Patient.name", "minimum required = 1");
+    profile_registry_free(r);
+}
+
 static void test_constraints_and_must_support(void **state)
 {
     (void)state;
@@ -1160,6 +1186,7 @@ int main(void)
         cmocka_unit_test(test_slicing_type_and_exists),
         cmocka_unit_test(test_slicing_profile),
         cmocka_unit_test(test_snapshot_from_differential),
+        cmocka_unit_test(test_differential_without_ids),
         cmocka_unit_test(test_constraints_and_must_support),
         cmocka_unit_test(test_wrong_resource_type_and_lookup),
         cmocka_unit_test(test_bad_definitions),

@@ -571,6 +571,21 @@ static void remove_entries(cmdbuf *b, const char *type, const char *id, const re
     }
 }
 
+/* Starts "HSET <rk> v <nv> lu <now> del <del>" of argc arguments in all. */
+static void hset_head(cmdbuf *b, int argc, const char *rk, const char *nv, const char *now,
+                      const char *del)
+{
+    cb_begin(b, argc);
+    cb_str(b, "HSET");
+    cb_str(b, rk);
+    cb_str(b, "v");
+    cb_str(b, nv);
+    cb_str(b, "lu");
+    cb_str(b, now);
+    cb_str(b, "del");
+    cb_str(b, del);
+}
+
 /*
  * Builds MULTI … EXEC for w[0..n) given the current states cur (checked
  * writes; others are new). Returns the index of the EXEC command, or -1.
@@ -641,15 +656,7 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
             const char *packed = NULL;
             size_t packed_len = 0;
             if (pack_entries(a, x, &packed, &packed_len, err)) return -1;
-            cb_begin(b, 14);
-            cb_str(b, "HSET");
-            cb_str(b, rk);
-            cb_str(b, "v");
-            cb_str(b, nvs);
-            cb_str(b, "lu");
-            cb_str(b, nows);
-            cb_str(b, "del");
-            cb_str(b, "0");
+            hset_head(b, 14, rk, nvs, nows, "0");
             cb_str(b, "body");
             cb_arg(b, x->body, x->body_len);
             cb_str(b, "c");
@@ -673,15 +680,7 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
             for (size_t j = 0; j < x->nindex; j++)
                 if (x->index[j].kind != STORE_IX_LIST) grouper_add(&g, &x->index[j]);
         } else {
-            cb_begin(b, 10);
-            cb_str(b, "HSET");
-            cb_str(b, rk);
-            cb_str(b, "v");
-            cb_str(b, nvs);
-            cb_str(b, "lu");
-            cb_str(b, nows);
-            cb_str(b, "del");
-            cb_str(b, "1");
+            hset_head(b, 10, rk, nvs, nows, "1");
             cb_str(b, "c");
             cb_str(b, "");
             cb_end(b);

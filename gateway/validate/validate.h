@@ -241,6 +241,25 @@ typedef enum validate_level {
 } validate_level;
 
 /*
+ * Wiring (for gateway/rest, not done here): on create (POST), update (PUT) and
+ * PATCH, after the body is read into `root` and before the store is called,
+ * look up the resource type's configured level (off/base/profiles) and call
+ *
+ *     int rejected;
+ *     tsg_buf oo; tsg_buf_init(&oo, 0);
+ *     rc = validate_for_rest(root, level, &opts, request_arena, &oo, &rejected);
+ *
+ * with opts.profile_validate/profile_ctx from the profile loader and
+ * opts.profiles the type's configured profile URLs (level PROFILES only);
+ * rc != TSG_OK → 500; rejected → 422 with oo as the body
+ * (application/fhir+json); otherwise continue the write (warnings are not
+ * returned on success). $validate (system, type and instance level) reads the
+ * resource from the body (a Parameters `resource`, or the resource itself) or,
+ * at instance level, from the store, takes `profile` parameters into
+ * opts.profiles, calls validate_for_rest(…, VALIDATE_LEVEL_PROFILES, …) and
+ * answers 200 with the OperationOutcome whatever it holds; a body that does
+ * not parse: validate_text() gives the fatal issue with line and column.
+ *
  * What the REST layer calls on create/update (after parsing the body into
  * `root`) and for $validate: validates at `level` (profiles: opt's profiles
  * and meta.profile through opt's hook) and, when outcome is not NULL, appends

@@ -1441,7 +1441,16 @@ static int resolve_keys(profile_registry *r, profile *p, pf_elem *e)
             case PF_DISC_PROFILE:
                 if (at) {
                     k->profile = single_type_profile(at, &k->profile_url);
-                    k->known = k->profile_url != NULL;
+                    k->known = k->profile != NULL;
+                    if (k->profile_url && !k->profile) {
+                        char where[512];
+                        snprintf(where, sizeof where, "%s#%s", p->url, sl->id);
+                        note(r, VALIDATE_WARNING, where,
+                             "the profile %s this slice is told apart by is not loaded: no "
+                             "instance can match the slice",
+                             k->profile_url);
+                        continue;
+                    }
                 }
                 break;
             }

@@ -39,7 +39,8 @@
  *     chain of base definitions is followed up to the nearest one with a
  *     snapshot or to the R4 type (the model, model.h), and each
  *     differential is laid over its base element by element (element ids
- *     carry slice names: `Observation.category:vs.coding.system`), a property
+ *     carry slice names: `Observation.category:vs.coding.system`; without
+ *     ids, an element belongs to the slice it follows), a property
  *     a later layer states replacing the earlier one, constraints adding up;
  *     properties nobody states come from the R4 element (model_elem);
  *   - each element is compared with its R4 element and only what the profile

@@ -33,6 +33,7 @@
 
 #include "model/model.h"
 #include "validate/profile.h"
+#include "validate/validate.h"
 
 static const char *const sev_names[] = {"fatal", "error", "warning", "information"};
 
@@ -170,6 +171,55 @@ static int cmp_str(const void *a, const void *b)
 
 static int run_mutations(const profile_registry *r, const char *examples);
 
+typedef struct pipe_counts {
+    size_t sev[4], profile_errors;
+} pipe_counts;
+
+static void on_pipe_issue(void *ctx, validate_severity sev, const char *code, const char *expr,
+                          const char *msg)
+{
+    pipe_counts *c = ctx;
+    c->sev[sev]++;
+    if (sev <= VALIDATE_ERROR) printf("  pipeline error %s %s: %s\n", code, expr, msg);
+}
+
+/* For the record (not a pass/fail criterion here: the base rules are the base
+ * validator's tests): the whole pipeline, base R4 validation plus the profiles
+ * of meta.profile through the validate.h hook, over the same examples. */
+static void pipeline(profile_registry *r, const char *examples)
+{
+    DIR *d = opendir(examples);
+    if (!d) return;
+    pipe_counts c = {0};
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strstr(de->d_name, ".json")) continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", examples, de->d_name);
+        char *text = NULL;
+        size_t len = 0;
+        if (tsg_read_file(path, 64u << 20, &text, &len, NULL) != TSG_OK) continue;
+        tsg_arena *a = tsg_arena_new(0);
+        fhir_node *root = NULL;
+        if (a && fhir_json_parse(a, text, len, NULL, &root, NULL) == TSG_OK) {
+            validate_options opt;
+            memset(&opt, 0, sizeof opt);
+            opt.meta_profiles = 1;
+            opt.profile_validate = profile_registry_validate;
+            opt.profile_ctx = r;
+            validate_resource_fn(root, &opt, on_pipe_issue, &c);
+            n++;
+        }
+        tsg_arena_free(a);
+        free(text);
+    }
+    closedir(d);
+    printf("pipeline (base R4 + meta.profile): %zu examples: %zu fatal, %zu error, %zu warning, "
+           "%zu information\n",
+           n, c.sev[0], c.sev[1], c.sev[2], c.sev[3]);
+}
+
 static int run_jp_core(const char *defs, const char *examples)
 {
     struct stat st;
@@ -241,6 +291,7 @@ static int run_jp_core(const char *defs, const char *examples)
            "%zu information; unexpected: %zu; load %.1f ms, validation %.3f ms in all\n",
            nn, examples_validated, validations, no_profile, total[0], total[1], total[2],
            terminology, total[3], unexpected, load_ms, vt);
+    pipeline(r, examples);
     int missed = run_mutations(r, examples);
     profile_registry_free(r);
     return unexpected || missed ? 1 : 0;

@@ -810,13 +810,15 @@ static int result_true(const fp_collection *out)
     return t;
 }
 
-/* 1 when n has a descendant along the child names path[0..np). */
-static int path_exists(const fhir_node *n, const char *const *path, unsigned np)
+/* 1 when n has a descendant along the child names path[0..np) (lengths len). */
+static int path_exists(const fhir_node *n, const char *const *path, const unsigned char *len,
+                       unsigned np)
 {
     for (uint32_t i = 0; i < n->nkids; i++) {
         const fhir_node *k = &n->kids[i];
-        if (!name_is(k->elem->name, path[0])) continue;
-        if (np == 1 || path_exists(k, path + 1, np - 1)) return 1;
+        const char *nm = k->elem->name;
+        if (nm[0] != path[0][0] || strncmp(nm, path[0], len[0]) || nm[len[0]]) continue;
+        if (np == 1 || path_exists(k, path + 1, len + 1, np - 1)) return 1;
     }
     return 0;
 }
@@ -831,7 +833,7 @@ static int simple_eval(const vinv_simple *sf, const fhir_node *n)
             if (group_ok) return 1;
             group_ok = 1;
         }
-        if (group_ok && path_exists(n, t->path, t->npath) != t->exists) group_ok = 0;
+        if (group_ok && path_exists(n, t->path, t->len, t->npath) != t->exists) group_ok = 0;
     }
     return group_ok;
 }

@@ -15,7 +15,8 @@
 #define VINV_SIMPLE_TERMS 12
 #define VINV_SIMPLE_DEPTH 4
 typedef struct vinv_term {
-    const char *path[VINV_SIMPLE_DEPTH]; /* child names from the node */
+    const char *path[VINV_SIMPLE_DEPTH];  /* child names from the node (not NUL-ended) */
+    unsigned char len[VINV_SIMPLE_DEPTH]; /* their lengths */
     unsigned char npath;
     unsigned char exists; /* 1: PATH.exists(); 0: PATH.empty() */
     unsigned char group;  /* terms of one group are and-ed; groups are or-ed */

@@ -108,7 +108,8 @@ static char *guard_of(const char *e)
 /*
  * The simple form of e (validate_internal.h), or NULL when e is anything else.
  * Grammar: TERM (" and "|" or ") TERM …, TERM = NAME("."NAME)*".empty()" or
- * …".exists()", NAME an identifier or a `quoted` one. malloc'd, never freed.
+ * …".exists()", NAME an identifier or a `quoted` one (at most 255 bytes). The
+ * names point into e. malloc'd, never freed (built once).
  */
 static vinv_simple *simple_of(const char *e)
 {
@@ -127,20 +128,18 @@ static vinv_simple *simple_of(const char *e)
                 if (!q || q == p + 1) return NULL;
                 name = p + 1;
                 n = (size_t)(q - p - 1);
-                if (ident(name) != n) return NULL;
+                if (ident(name) != n || n > 255) return NULL;
                 p = q + 1;
             } else {
                 name = p;
                 n = ident(p);
-                if (!n) return NULL;
+                if (!n || n > 255) return NULL;
                 p += n;
             }
             if (t->npath == VINV_SIMPLE_DEPTH) return NULL;
-            char *copy = malloc(n + 1);
-            if (!copy) return NULL; /* leaks the earlier names: start-up only */
-            memcpy(copy, name, n);
-            copy[n] = '\0';
-            t->path[t->npath++] = copy;
+            /* a view into the model's expression text (immutable, never freed) */
+            t->path[t->npath] = name;
+            t->len[t->npath++] = (unsigned char)n;
             if (*p != '.') return NULL;
             if (!strncmp(p, ".empty()", 8)) {
                 t->exists = 0;

@@ -592,17 +592,18 @@ static void test_invariant_failure(void **state)
 static void test_shortcuts_agree(void **state)
 {
     (void)state;
+    /* each case in parentheses: one string made of several literals */
     static const char *const cases[] = {
         "{\"resourceType\":\"Patient\",\"contact\":[{\"gender\":\"male\"}]}",
-        "{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
-        "\"valueQuantity\":{\"value\":1,\"code\":\"mg\"},\"dataAbsentReason\":{\"text\":\"x\"},"
-        "\"referenceRange\":[{\"low\":{\"value\":1,\"comparator\":\"<\"}},{\"appliesTo\":"
-        "[{\"text\":\"a\"}]}]}",
-        "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
-        "\"id\":\"o\",\"meta\":{\"versionId\":\"1\",\"security\":[{\"code\":\"x\"}]},"
-        "\"name\":\"x\"}],\"managingOrganization\":{\"reference\":\"#o\"}}",
-        "{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"fullUrl\":"
-        "\"http://x.org/Patient/1/_history/1\"},{\"search\":{\"mode\":\"match\"}}]}",
+        ("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+         "\"valueQuantity\":{\"value\":1,\"code\":\"mg\"},\"dataAbsentReason\":{\"text\":\"x\"},"
+         "\"referenceRange\":[{\"low\":{\"value\":1,\"comparator\":\"<\"}},{\"appliesTo\":"
+         "[{\"text\":\"a\"}]}]}"),
+        ("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
+         "\"id\":\"o\",\"meta\":{\"versionId\":\"1\",\"security\":[{\"code\":\"x\"}]},"
+         "\"name\":\"x\"}],\"managingOrganization\":{\"reference\":\"#o\"}}"),
+        ("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"fullUrl\":"
+         "\"http://x.org/Patient/1/_history/1\"},{\"search\":{\"mode\":\"match\"}}]}"),
     };
     validate_options slow;
     memset(&slow, 0, sizeof slow);

@@ -490,13 +490,16 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *                      (its Organization), a (client address), e (the entity:
  *                      Type/id), d (detail: the error, if any)
  *
- * Durability: records are written by one writer thread in batches (group
- * commit: one pipeline, so with the embedded Redis' appendfsync always one
- * fsync for all requests waiting at that moment); a request waits for its
- * record. If it cannot be written the request is answered 503 instead — a
- * read shows nothing, but a write has already been committed by then (the
- * record and the resource are not one atomic step: the store's script would
- * have to take the record; noted for the next step).
+ * Durability: each request XADDs its record on its own Redis connection and
+ * waits for the reply; with the embedded Redis' appendfsync always that reply
+ * comes after the fsync, which Redis does once for all commands of an
+ * event-loop turn (the group commit happens there, across threads and
+ * gateways; a writer thread batching records serialised the fsyncs and made
+ * creates 4x slower). If the record cannot be written the request is answered
+ * 503 instead: a read shows nothing, but a write has been committed by then
+ * (record and resource are not one atomic step; for that the store's write
+ * script would have to take the record: the next step). Every read now waits
+ * for an fsync too, which is what the audit costs (tests/bench/auth/run).
  *
  * Reading: GET /fhir/AuditEvent (role admin) renders the records as R4
  * AuditEvent resources (type rest or DICOM 110114 User Authentication,
@@ -511,7 +514,6 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * MINID, approximately, about once a minute); 0 keeps everything.
  * ------------------------------------------------------------------------ */
 
-#define AUTH_AUDIT_BATCH_MAX 512u    /* records written in one pipeline */
 #define AUTH_AUDIT_SCAN_MAX  100000u /* records one search looks at */
 #define AUTH_AUDIT_COUNT_MAX 1000u   /* _count */
 
@@ -523,10 +525,10 @@ typedef struct auth_audit_event {
     int status;
 } auth_audit_event;
 
-/* Starts the writer thread on client c (borrowed; free the audit first). */
+/* The audit trail on client c (borrowed; free the audit first). */
 tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out, tsg_error *err);
 
-/* Stops the writer (after the records queued are written) and frees. */
+/* Frees a (NULL is ignored). */
 void auth_audit_free(auth_audit *a);
 
 /* Writes one record and waits until Redis acknowledged it (TSG_EIO with the

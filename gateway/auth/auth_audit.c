@@ -5,7 +5,7 @@
  */
 #include "auth.h"
 
-#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,26 +21,15 @@
 #define AUDIT_FIELD_MAX 2048u /* longer texts (a query) are cut, with "…" */
 
 typedef struct audit_item {
-    struct audit_item *next;
     int argc;
     const char *argv[AUDIT_ARGS];
     size_t argvlen[AUDIT_ARGS];
-    bool done;
-    tsg_rc rc;
-    char why[TSG_ERR_MESSAGE_MAX];
 } audit_item;
 
 struct auth_audit {
     redis_client *rc;
     long long retention_ms;
-    long long last_trim_ms;
-    pthread_mutex_t mu;
-    pthread_cond_t work;
-    pthread_cond_t done;
-    audit_item *head, *tail;
-    bool stop;
-    bool started;
-    pthread_t writer;
+    _Atomic long long last_trim_ms; /* one request a minute trims old records */
 };
 
 static long long now_ms(void)
@@ -50,72 +39,6 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* ------------------------------------------------------------------------
- * The writer: group commit
- * ------------------------------------------------------------------------ */
-
-/* Writes a batch of items in one pipeline (one round trip; with the embedded
- * Redis' appendfsync always, the replies come after one fsync of them all). */
-static void write_batch(auth_audit *a, audit_item **items, size_t n)
-{
-    redis_cmd cmds[AUTH_AUDIT_BATCH_MAX + 1];
-    redisReply *replies[AUTH_AUDIT_BATCH_MAX + 1];
-    for (size_t i = 0; i < n; i++) {
-        cmds[i].argc = items[i]->argc;
-        cmds[i].argv = items[i]->argv;
-        cmds[i].argvlen = items[i]->argvlen;
-    }
-    size_t nc = n;
-    char minid[40];
-    long long now = now_ms();
-    const char *trim[] = {"XTRIM", AUDIT_KEY, "MINID", "~", minid};
-    if (a->retention_ms > 0 && now - a->last_trim_ms > AUDIT_TRIM_MS) {
-        snprintf(minid, sizeof minid, "%lld-0", now - a->retention_ms);
-        cmds[nc].argc = 5;
-        cmds[nc].argv = trim;
-        cmds[nc].argvlen = NULL;
-        nc++;
-        a->last_trim_ms = now;
-    }
-    memset(replies, 0, sizeof replies);
-    tsg_error err;
-    tsg_error_clear(&err);
-    tsg_rc rc = redis_pipeline(a->rc, nc, cmds, replies, &err);
-    for (size_t i = 0; i < n; i++) {
-        redisReply *r = replies[i];
-        bool ok = rc == TSG_OK || (r && r->type == REDIS_REPLY_STRING);
-        items[i]->rc = ok ? TSG_OK : TSG_EIO;
-        if (!ok)
-            snprintf(items[i]->why, sizeof items[i]->why, "%s",
-                     r && r->type == REDIS_REPLY_ERROR ? r->str : err.message);
-    }
-    for (size_t i = 0; i < nc; i++) freeReplyObject(replies[i]);
-}
-
-static void *writer_main(void *arg)
-{
-    auth_audit *a = arg;
-    audit_item *batch[AUTH_AUDIT_BATCH_MAX];
-    pthread_mutex_lock(&a->mu);
-    for (;;) {
-        while (!a->head && !a->stop) pthread_cond_wait(&a->work, &a->mu);
-        if (!a->head && a->stop) break;
-        size_t n = 0;
-        while (a->head && n < AUTH_AUDIT_BATCH_MAX) {
-            batch[n++] = a->head;
-            a->head = a->head->next;
-        }
-        if (!a->head) a->tail = NULL;
-        pthread_mutex_unlock(&a->mu);
-        write_batch(a, batch, n);
-        pthread_mutex_lock(&a->mu);
-        for (size_t i = 0; i < n; i++) batch[i]->done = true;
-        pthread_cond_broadcast(&a->done);
-    }
-    pthread_mutex_unlock(&a->mu);
-    return NULL;
-}
-
 tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out, tsg_error *err)
 {
     *out = NULL;
@@ -123,31 +46,13 @@ tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out
     if (!a) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     a->rc = c;
     a->retention_ms = (long long)retention_days * 86400000LL;
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->work, NULL);
-    pthread_cond_init(&a->done, NULL);
-    if (pthread_create(&a->writer, NULL, writer_main, a) != 0) {
-        auth_audit_free(a);
-        return tsg_error_set(err, TSG_EIO, "exception", "cannot start the audit writer thread");
-    }
-    a->started = true;
+    atomic_store(&a->last_trim_ms, 0);
     *out = a;
     return TSG_OK;
 }
 
 void auth_audit_free(auth_audit *a)
 {
-    if (!a) return;
-    if (a->started) {
-        pthread_mutex_lock(&a->mu);
-        a->stop = true;
-        pthread_cond_signal(&a->work);
-        pthread_mutex_unlock(&a->mu);
-        pthread_join(a->writer, NULL);
-    }
-    pthread_cond_destroy(&a->work);
-    pthread_cond_destroy(&a->done);
-    pthread_mutex_destroy(&a->mu);
     free(a);
 }
 
@@ -185,20 +90,33 @@ tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *er
     put(&it, "a", e->addr);
     put(&it, "e", e->entity);
     put(&it, "d", e->detail);
-    pthread_mutex_lock(&a->mu);
-    if (a->stop) {
-        pthread_mutex_unlock(&a->mu);
-        return tsg_error_set(err, TSG_EIO, "exception", "the audit writer is stopped");
+    /* Each request writes its own record on its thread's connection and waits
+     * for the reply. Redis appends every command of one event-loop turn to the
+     * AOF and, with appendfsync always, fsyncs them together before it replies:
+     * the group commit happens there, across threads and gateways, without a
+     * hand-off to a writer thread (which serialised batches: one fsync at a
+     * time, creates 4× slower). */
+    redisReply *r = NULL;
+    tsg_rc rc = redis_command_argv(a->rc, it.argc, it.argv, it.argvlen, &r, err);
+    bool ok = rc == TSG_OK && r && r->type == REDIS_REPLY_STRING;
+    freeReplyObject(r);
+    if (!ok) {
+        if (rc == TSG_OK) tsg_error_set(err, TSG_EIO, "exception", "audit: XADD answered oddly");
+        return TSG_EIO;
     }
-    if (a->tail)
-        a->tail->next = &it;
-    else
-        a->head = &it;
-    a->tail = &it;
-    pthread_cond_signal(&a->work);
-    while (!it.done) pthread_cond_wait(&a->done, &a->mu);
-    pthread_mutex_unlock(&a->mu);
-    if (it.rc) return tsg_error_set(err, it.rc, "exception", "audit: %s", it.why);
+    long long now = now_ms();
+    long long last = atomic_load(&a->last_trim_ms);
+    if (a->retention_ms > 0 && now - last > AUDIT_TRIM_MS &&
+        atomic_compare_exchange_strong(&a->last_trim_ms, &last, now)) {
+        char minid[40];
+        snprintf(minid, sizeof minid, "%lld-0", now - a->retention_ms);
+        const char *trim[] = {"XTRIM", AUDIT_KEY, "MINID", "~", minid};
+        tsg_error terr;
+        r = NULL;
+        if (redis_command_argv(a->rc, 5, trim, NULL, &r, &terr) != TSG_OK)
+            fprintf(stderr, "tsunagu audit: trimming old records: %s\n", terr.message);
+        freeReplyObject(r);
+    }
     return TSG_OK;
 }
 

@@ -87,8 +87,9 @@
  *   "auth_token_lifetime_s" TSUNAGU_AUTH_TOKEN_LIFETIME    300 (60..3600)
  *   "auth_rate_per_s"      TSUNAGU_AUTH_RATE               200 requests/s per client (0 = none)
  *   "auth_rate_burst"      TSUNAGU_AUTH_BURST              0 = 2 × the rate
- *   "audit_retention_days" TSUNAGU_AUDIT_RETENTION_DAYS    1825 (0 = keep forever); the audit
- *                                                          trail runs when auth is on
+ *   "audit"                TSUNAGU_AUDIT                   "on" (with auth on: the audit trail;
+ *                                                          "off" only to measure its cost)
+ *   "audit_retention_days" TSUNAGU_AUDIT_RETENTION_DAYS    1825 (0 = keep forever)
  *   "public_url"           TSUNAGU_PUBLIC_URL              "" (= from Host per request): the
  *                                                          https://host[:port] clients use; the
  *                                                          audience of tokens and assertions
@@ -112,6 +113,7 @@ typedef struct http_config {
     unsigned auth_rate_per_s;       /* per-client requests/s, 0 = no limit */
     unsigned auth_rate_burst;       /* bucket size, 0 = 2 × rate */
     char public_url[HTTP_URL_MAX];  /* "" = derived from Host */
+    char audit[8];                  /* "on" | "off": the audit trail (with auth on) */
     unsigned audit_retention_days;  /* 0 = keep the audit trail forever */
 } http_config;
 

@@ -28,6 +28,7 @@ void http_config_default(http_config *cfg)
     cfg->auth_rate_per_s = 200;
     cfg->auth_rate_burst = 0;
     cfg->public_url[0] = '\0';
+    snprintf(cfg->audit, sizeof cfg->audit, "%s", "on");
     cfg->audit_retention_days = 1825;
 }
 
@@ -161,6 +162,7 @@ static const str_key STR_KEYS[] = {
     {"data_dir", "TSUNAGU_DATA_DIR", offsetof(http_config, data_dir), HTTP_PATH_MAX, false},
     {"redis_url", "TSUNAGU_REDIS_URL", offsetof(http_config, redis_url), HTTP_URL_MAX, true},
     {"auth", "TSUNAGU_AUTH", offsetof(http_config, auth), 8, false},
+    {"audit", "TSUNAGU_AUDIT", offsetof(http_config, audit), 8, false},
     {"public_url", "TSUNAGU_PUBLIC_URL", offsetof(http_config, public_url), HTTP_URL_MAX, true},
 };
 
@@ -240,7 +242,8 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
                                "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
                                "connection_timeout_s, max_body_bytes, drain_timeout_s, "
                                "data_dir, redis_url, auth, auth_token_lifetime_s, "
-                               "auth_rate_per_s, auth_rate_burst, public_url, audit_retention_days)",
+                               "auth_rate_per_s, auth_rate_burst, public_url, audit, "
+                               "audit_retention_days)",
                                file, key);
             goto out;
         }
@@ -278,6 +281,9 @@ tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
         tsg_rc rc = set_str(cfg, k, v, k->env, err);
         if (rc != TSG_OK) return rc;
     }
+    if (strcmp(cfg->audit, "on") && strcmp(cfg->audit, "off"))
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "audit must be \"on\" or \"off\", not '%s'", cfg->audit);
     if (strcmp(cfg->auth, "on") && strcmp(cfg->auth, "off"))
         return tsg_error_set(err, TSG_EINVAL, "invalid", "auth must be \"on\" or \"off\", not '%s'",
                              cfg->auth);

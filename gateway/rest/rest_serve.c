@@ -148,14 +148,19 @@ int rest_serve(const char *config_file)
         }
         http_server_set_gate(srv, auth_http_gate, &auth_web);
         /* the audit trail (auth.h, "Audit"): a record per request before its answer */
-        if (auth_audit_new(client, cfg.audit_retention_days, &audit, &err) ||
-            http_route_add(srv, "/fhir/AuditEvent", HTTP_GET, 0, auth_http_audit, &auth_web,
-                           &err)) {
-            fprintf(stderr, "tsunagu serve: audit: %s\n", err.message);
-            goto done;
+        if (!strcmp(cfg.audit, "on")) {
+            if (auth_audit_new(client, cfg.audit_retention_days, &audit, &err) ||
+                http_route_add(srv, "/fhir/AuditEvent", HTTP_GET, 0, auth_http_audit, &auth_web,
+                               &err)) {
+                fprintf(stderr, "tsunagu serve: audit: %s\n", err.message);
+                goto done;
+            }
+            auth_web.audit = audit;
+            http_server_set_finish(srv, auth_http_finish, &auth_web);
+        } else {
+            fprintf(stderr, "tsunagu serve: WARNING: the audit trail is OFF (TSUNAGU_AUDIT=off): "
+                            "requests leave no record\n");
         }
-        auth_web.audit = audit;
-        http_server_set_finish(srv, auth_http_finish, &auth_web);
     } else {
         fprintf(stderr, "tsunagu serve: WARNING: authentication is OFF (TSUNAGU_AUTH=off): "
                         "every request is served without a token; never do this with real "
@@ -174,8 +179,9 @@ int rest_serve(const char *config_file)
             redis_target_describe(&t, where, sizeof where);
     }
     /* never the URL as configured: it may hold the password */
-    fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s, auth %s\n", cfg.listen,
-            (unsigned)http_server_port(srv), emb ? "embedded" : where, cfg.auth);
+    fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s, auth %s, audit %s\n",
+            cfg.listen, (unsigned)http_server_port(srv), emb ? "embedded" : where, cfg.auth,
+            strcmp(cfg.auth, "on") ? "off" : cfg.audit);
     int sig = http_server_run(srv);
     fprintf(stderr, "tsunagu serve: stopped%s\n", sig ? " on a signal" : "");
     status = 0;

@@ -390,6 +390,22 @@ static void check_primitive(vctx *c, const fhir_node *n)
         }
         break;
     case PK_URI:
+        /* "oid:" and "uuid:" are not URI schemes: the urn: forms are meant (the
+         * reference validator refuses these too; it does not check the urn:
+         * forms of a plain uri, and R4's own examples use loose ones) */
+        if ((len > 4 && !memcmp(v, "oid:", 4)) || (len > 5 && !memcmp(v, "uuid:", 5))) {
+            issue(c, VALIDATE_ERROR, "value",
+                  "'%.*s' is not a URI: OIDs and UUIDs are written urn:oid:… and urn:uuid:…",
+                  len > 60 ? 60 : (int)len, v);
+            return;
+        }
+        if (n->elem && n->elem->owner == g.coding && name_is(n->elem->name, "system") &&
+            !memchr(v, ':', len)) {
+            issue(c, VALIDATE_ERROR, "value",
+                  "Coding.system must be an absolute URI, not a local reference ('%.*s')",
+                  len > 60 ? 60 : (int)len, v);
+            return;
+        }
         for (size_t i = 0; i < len; i++)
             if (v[i] == ' ' || v[i] == '\t' || v[i] == '\r' || v[i] == '\n' ||
                 (unsigned char)v[i] < 0x20) {

@@ -337,6 +337,25 @@ static void test_base64(void **state)
     }
 }
 
+/* uri values: no bare oid:/uuid: schemes; Coding.system is absolute */
+static void test_uri_forms(void **state)
+{
+    (void)state;
+    validate_result r;
+    fhir_node *p = parse(patient);
+    set_value(p, "Patient.identifier.system", "oid:1.2.3");
+    run(p, &r);
+    expect(&r, VALIDATE_ERROR, "value", "Patient.identifier[0].system", "urn:oid");
+    p = parse(patient);
+    set_value(p, "Patient.identifier.system", "uuid:c757873d-ec9a-4326-a141-556f43239520");
+    run(p, &r);
+    expect(&r, VALIDATE_ERROR, "value", "Patient.identifier[0].system", "urn:uuid");
+    run(parse("{\"resourceType\":\"Patient\",\"maritalStatus\":{\"coding\":[{\"system\":"
+              "\"marital\",\"code\":\"M\"}]}}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "value", "Patient.maritalStatus.coding[0].system", "absolute");
+}
+
 static void test_string_too_long(void **state)
 {
     (void)state;
@@ -837,6 +856,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_core_extensions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_primitive_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_base64, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_uri_forms, setup, teardown),
         cmocka_unit_test_setup_teardown(test_string_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reference_format, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reference_target, setup, teardown),

@@ -80,12 +80,26 @@ int validate_result_failed(const validate_result *r)
     return r->counts[VALIDATE_FATAL] + r->counts[VALIDATE_ERROR] > 0;
 }
 
-/* Appends s as a JSON string (quotes included). */
+/* Appends s as a JSON string (quotes included). Bytes that are not valid
+ * UTF-8 (a message cut inside a character, say) become U+FFFD, so the outcome
+ * is always valid FHIR JSON. */
 static void json_str(tsg_buf *b, const char *s)
 {
     tsg_buf_putc(b, '"');
+    size_t n = strlen(s);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         unsigned char c = *p;
+        if (c >= 0x80) {
+            uint32_t cp;
+            int l = tsg_utf8_decode((const char *)p, n - (size_t)((const char *)p - s), &cp);
+            if (l > 0) {
+                tsg_buf_append(b, p, (size_t)l);
+                p += l - 1;
+            } else {
+                tsg_buf_puts(b, "\xEF\xBF\xBD");
+            }
+            continue;
+        }
         if (c == '"' || c == '\\') {
             tsg_buf_putc(b, '\\');
             tsg_buf_putc(b, (char)c);

@@ -753,6 +753,16 @@ static void test_outcome_and_text(void **state)
     assert_int_equal(fhir_json_parse(A, out.data, out.len, NULL, &oo, &e), TSG_OK);
     tsg_buf_free(&out);
 
+    /* a message cut inside a UTF-8 character still gives valid JSON */
+    validate_result_init(&r, A);
+    validate_result_add(&r, VALIDATE_ERROR, "value", "Patient.name[0].family",
+                        "'\xe5\xb1\xb1\xe7' is cut");
+    tsg_buf_init(&out, 0);
+    assert_int_equal(validate_outcome_json(&r, &out, 0), TSG_OK);
+    assert_int_equal(tsg_utf8_valid_prefix(out.data, out.len), out.len);
+    assert_non_null(strstr(out.data, "\xe5\xb1\xb1\xef\xbf\xbd' is cut"));
+    tsg_buf_free(&out);
+
     /* the REST seam: rejected, with an outcome */
     tsg_buf_init(&out, 0);
     int rejected = 0;

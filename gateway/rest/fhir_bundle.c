@@ -795,6 +795,13 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
         default:
             continue;
         }
+        const char *oo, *first;
+        size_t oo_len;
+        int vst = rest_validate_write(t->ctx, t->a, root, &oo, &oo_len, &first);
+        if (vst == 500) return entry_fail(t, e, 500, "exception", "validation ran out of memory");
+        if (vst == 422)
+            return entry_fail(t, e, 422, "processing", "the resource is not valid: %s",
+                              first ? first : "(see $validate)");
         if (rest_prepare_put(t->a, root, e->id, e->cur_version, now, how, &e->w, &err))
             return entry_fail_err(t, e, 400, &err);
         if (e->m == M_POST) {

@@ -137,6 +137,7 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
                            fhir_node *root, const char *id, long want_version, int must_not_exist)
 {
     const char *type = root->type->name;
+    if (rest_validate_single(req, resp, ctx, root)) return; /* 422: invalid */
     tsg_error err;
     tsg_error_clear(&err);
     for (unsigned attempt = 0; attempt < REST_LIMIT_RETRIES; attempt++) {
@@ -248,6 +249,7 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
         return;
     }
     snprintf(claim, cl, "tsg:claim:%s?%s", type, cond);
+    if (rest_validate_single(req, resp, ctx, root)) return; /* 422: invalid */
     tsg_error err;
     tsg_error_clear(&err);
     for (unsigned attempt = 0; attempt < REST_LIMIT_RETRIES; attempt++) {
@@ -517,6 +519,11 @@ void fhir_handle(const http_request *req, http_response *resp, void *user_data)
             rest_capabilities(req, resp);
             return;
         }
+    } else if (!strcmp(s[0], "$validate")) {
+        if (n == 1 && m == HTTP_POST) {
+            rest_validate_op(req, resp, ctx, NULL, NULL);
+            return;
+        }
     } else if (!strcmp(s[0], "_history")) {
         if (n == 1 && m == HTTP_GET) {
             do_history(req, resp, ctx, NULL, NULL);
@@ -548,6 +555,11 @@ void fhir_handle(const http_request *req, http_response *resp, void *user_data)
             do_history(req, resp, ctx, s[0], NULL);
             return;
         }
+    } else if (n == 2 && !strcmp(s[1], "$validate")) {
+        if (m == HTTP_POST) {
+            rest_validate_op(req, resp, ctx, s[0], NULL);
+            return;
+        }
     } else if (n == 2) {
         if (!check_id(req, resp, s[1])) return;
         if (m == HTTP_GET) {
@@ -570,6 +582,12 @@ void fhir_handle(const http_request *req, http_response *resp, void *user_data)
         if (!check_id(req, resp, s[1])) return;
         if (m == HTTP_GET) {
             do_history(req, resp, ctx, s[0], s[1]);
+            return;
+        }
+    } else if (n == 3 && !strcmp(s[2], "$validate")) {
+        if (!check_id(req, resp, s[1])) return;
+        if (m == HTTP_POST || m == HTTP_GET) {
+            rest_validate_op(req, resp, ctx, s[0], s[1]);
             return;
         }
     } else if (n == 3 && !strcmp(s[2], "$everything") && !strcmp(s[0], "Patient")) {
@@ -599,8 +617,11 @@ void fhir_handle(const http_request *req, http_response *resp, void *user_data)
     const char *allow = "GET, HEAD, OPTIONS";
     if (n == 1 && is_type(s[0]))
         allow = "GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS";
-    else if (n == 2 && !strcmp(s[1], "_search"))
+    else if ((n == 2 && !strcmp(s[1], "_search")) ||
+             (n >= 1 && !strcmp(s[n - 1], "$validate") && n < 3))
         allow = "POST, OPTIONS";
+    else if (n == 3 && !strcmp(s[2], "$validate"))
+        allow = "GET, HEAD, POST, OPTIONS";
     else if (n == 2 && strcmp(s[1], "_history"))
         allow = "GET, HEAD, PUT, DELETE, PATCH, OPTIONS";
     http_response_header_add(resp, "Allow", allow);

@@ -93,6 +93,15 @@
  *   "public_url"           TSUNAGU_PUBLIC_URL              "" (= from Host per request): the
  *                                                          https://host[:port] clients use; the
  *                                                          audience of tokens and assertions
+ *   "validate"             TSUNAGU_VALIDATE                "base": validation on write, a level
+ *                                                          (off, base, profiles) for every type,
+ *                                                          then Type=level exceptions:
+ *                                                          "base,Patient=profiles,Binary=off"
+ *   "profile_paths"        TSUNAGU_PROFILE_PATHS           "profiles": FHIR packages (folders,
+ *                                                          .tgz) to load, separated by ':'
+ *   "type_profiles"        TSUNAGU_TYPE_PROFILES           "": profiles every resource of a type
+ *                                                          is checked against at level profiles,
+ *                                                          "Type=URL" separated by blanks
  *
  * The file is one JSON object; an unknown key, a value of the wrong type or
  * out of range is an error (a typo must not silently fall back to a default).
@@ -108,13 +117,16 @@ typedef struct http_config {
     unsigned drain_timeout_s;      /* how long stop waits for in-flight requests, 0..3600 */
     char data_dir[HTTP_PATH_MAX];
     char redis_url[HTTP_URL_MAX];
-    char auth[8];                   /* "on" | "off" (gateway/auth/auth.h) */
-    unsigned auth_token_lifetime_s; /* access token lifetime, 60..3600 */
-    unsigned auth_rate_per_s;       /* per-client requests/s, 0 = no limit */
-    unsigned auth_rate_burst;       /* bucket size, 0 = 2 × rate */
-    char public_url[HTTP_URL_MAX];  /* "" = derived from Host */
-    char audit[8];                  /* "on" | "off": the audit trail (with auth on) */
-    unsigned audit_retention_days;  /* 0 = keep the audit trail forever */
+    char auth[8];                      /* "on" | "off" (gateway/auth/auth.h) */
+    unsigned auth_token_lifetime_s;    /* access token lifetime, 60..3600 */
+    unsigned auth_rate_per_s;          /* per-client requests/s, 0 = no limit */
+    unsigned auth_rate_burst;          /* bucket size, 0 = 2 × rate */
+    char public_url[HTTP_URL_MAX];     /* "" = derived from Host */
+    char audit[8];                     /* "on" | "off": the audit trail (with auth on) */
+    unsigned audit_retention_days;     /* 0 = keep the audit trail forever */
+    char validate[HTTP_URL_MAX];       /* validation on write (fhir_validate.c) */
+    char profile_paths[HTTP_PATH_MAX]; /* ':'-separated package paths */
+    char type_profiles[HTTP_PATH_MAX]; /* "Type=URL …" */
 } http_config;
 
 /* Fills cfg with the defaults above. */

@@ -30,6 +30,9 @@ void http_config_default(http_config *cfg)
     cfg->public_url[0] = '\0';
     snprintf(cfg->audit, sizeof cfg->audit, "%s", "on");
     cfg->audit_retention_days = 1825;
+    snprintf(cfg->validate, sizeof cfg->validate, "%s", "base");
+    snprintf(cfg->profile_paths, sizeof cfg->profile_paths, "%s", "profiles");
+    cfg->type_profiles[0] = '\0';
 }
 
 tsg_rc http_listen_parse(const char *s, struct sockaddr_storage *addr, socklen_t *addr_len,
@@ -164,6 +167,11 @@ static const str_key STR_KEYS[] = {
     {"auth", "TSUNAGU_AUTH", offsetof(http_config, auth), 8, false},
     {"audit", "TSUNAGU_AUDIT", offsetof(http_config, audit), 8, false},
     {"public_url", "TSUNAGU_PUBLIC_URL", offsetof(http_config, public_url), HTTP_URL_MAX, true},
+    {"validate", "TSUNAGU_VALIDATE", offsetof(http_config, validate), HTTP_URL_MAX, false},
+    {"profile_paths", "TSUNAGU_PROFILE_PATHS", offsetof(http_config, profile_paths), HTTP_PATH_MAX,
+     true},
+    {"type_profiles", "TSUNAGU_TYPE_PROFILES", offsetof(http_config, type_profiles), HTTP_PATH_MAX,
+     true},
 };
 
 static void set_num(http_config *cfg, const num_key *k, unsigned long long v)
@@ -238,13 +246,14 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
             if (rc != TSG_OK) goto out;
         }
         if (!known) {
-            rc = tsg_error_set(err, TSG_EINVAL, "invalid",
-                               "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
-                               "connection_timeout_s, max_body_bytes, drain_timeout_s, "
-                               "data_dir, redis_url, auth, auth_token_lifetime_s, "
-                               "auth_rate_per_s, auth_rate_burst, public_url, audit, "
-                               "audit_retention_days)",
-                               file, key);
+            rc = tsg_error_set(
+                err, TSG_EINVAL, "invalid",
+                "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
+                "connection_timeout_s, max_body_bytes, drain_timeout_s, "
+                "data_dir, redis_url, auth, auth_token_lifetime_s, "
+                "auth_rate_per_s, auth_rate_burst, public_url, audit, audit_retention_days, "
+                "validate, profile_paths, type_profiles)",
+                file, key);
             goto out;
         }
     }

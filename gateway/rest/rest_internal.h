@@ -24,11 +24,14 @@
 #define REST_MAX_DEFAULT_THREADS   256u /* … and at most, whatever the core count */
 
 /* What every handler shares (set up by rest_serve). */
+typedef struct rest_validation rest_validation;
+
 typedef struct rest_ctx {
     store *st;
     redis_client *redis;
     http_server *srv;
     size_t max_bundle_entries;
+    const rest_validation *val; /* validation on write and $validate (fhir_validate.c) */
 } rest_ctx;
 
 /* The handler of /fhir (fhir_rest.c). */
@@ -156,6 +159,32 @@ void rest_everything(const http_request *req, http_response *resp, rest_ctx *ctx
 /* fhir_patch.c: PATCH /fhir/<type>/<id> with a JSON Patch body. */
 void rest_patch(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
                 const char *id);
+
+/* ------------------------------------------------------------------------
+ * Validation (fhir_validate.c; what it checks and when: its header)
+ * ------------------------------------------------------------------------ */
+
+/* Parses the `validate` level spec, loads the packages of `paths` (':'-separated)
+ * and the type profiles; TSG_EINVAL/ELIMIT/EIO with a message naming the item. */
+tsg_rc rest_validation_open(const char *spec, const char *paths, const char *type_profiles,
+                            rest_validation **out, tsg_error *err);
+void rest_validation_free(rest_validation *v);
+/* "validation on write: base, Patient=profiles; N profiles loaded" for the start-up log. */
+void rest_validation_describe(const rest_validation *v, char *out, size_t cap);
+
+/* Validates a resource about to be written at its type's level: 0 (write it),
+ * 422 with *outcome (OperationOutcome JSON in a) and *first_error ("expression:
+ * message"), or 500 (out of memory). */
+int rest_validate_write(rest_ctx *ctx, tsg_arena *a, const fhir_node *root, const char **outcome,
+                        size_t *outcome_len, const char **first_error);
+
+/* rest_validate_write for a single write: answers 422/500 and returns 1, or returns 0. */
+int rest_validate_single(const http_request *req, http_response *resp, rest_ctx *ctx,
+                         const fhir_node *root);
+
+/* $validate at system (type NULL), type or instance (id) level. */
+void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
+                      const char *id);
 
 /* fhir_bundle.c: POST /fhir with a transaction or batch Bundle. */
 void rest_bundle_post(const http_request *req, http_response *resp, rest_ctx *ctx);

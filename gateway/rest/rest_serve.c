@@ -93,6 +93,7 @@ int rest_serve(const char *config_file)
     store *st = NULL;
     http_server *srv = NULL;
     rest_ctx ctx = {0};
+    rest_validation *val = NULL;
     auth_service *auth = NULL;
     auth_audit *audit = NULL;
     static auth_http auth_web;
@@ -116,6 +117,16 @@ int rest_serve(const char *config_file)
     ctx.st = st;
     ctx.redis = client;
     ctx.max_bundle_entries = REST_LIMIT_BUNDLE;
+    if (rest_validation_open(cfg.validate, cfg.profile_paths, cfg.type_profiles, &val, &err)) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
+    ctx.val = val;
+    {
+        char what[256];
+        rest_validation_describe(val, what, sizeof what);
+        fprintf(stderr, "tsunagu serve: %s\n", what);
+    }
     if (!(srv = http_server_new(&cfg, &err))) {
         fprintf(stderr, "tsunagu serve: %s\n", err.message);
         goto done;
@@ -192,6 +203,7 @@ done:
     auth_audit_free(audit);
     auth_service_free(auth);
     redis_client_free(client);
+    rest_validation_free(val);
     if (emb) redis_embedded_stop(emb);
     return status;
 }

@@ -737,7 +737,9 @@ def _without_version(res):
 
 def t_corpus_roundtrip():
     """Every R4 example and JP Core example of the shared corpus, stored by PUT with its own
-    id and read back (JSON and XML): the content is what was sent, meta aside."""
+    id and read back (JSON and XML): the content is what was sent, meta aside. Validation on
+    write is off here: this is about storage fidelity, and a few official examples fail the
+    base validation (tests/validate lists them; test_validate_rest.py tests the 422)."""
     corpus = os.environ.get("TSUNAGU_CORPUS", os.path.join(os.path.dirname(__file__),
                                                            "../../../shared/corpus"))
     files = []
@@ -748,7 +750,7 @@ def t_corpus_roundtrip():
     if not files:
         raise harness.Skip("no corpus at %s (TSUNAGU_CORPUS)" % corpus)
     bad, stored, noid = [], 0, 0
-    with harness.Gateway(S.binary) as gw:
+    with harness.Gateway(S.binary, env={"TSUNAGU_VALIDATE": "off"}) as gw:
         for f in files:
             with open(f, encoding="utf-8") as fh:
                 res = json.load(fh)

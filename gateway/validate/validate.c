@@ -859,7 +859,9 @@ static void eval_constraint(vctx *c, const fhir_node *n, const model_constraint 
     const vinv *v = &c->inv[k - c->kbase];
     if (v->mode == VINV_NATIVE || v->mode == VINV_BROKEN) return;
     int fast = !(c->flags & VALIDATE_FHIRPATH_ONLY);
-    if (fast && v->guard && !kid(n, v->guard)) return; /* true by its form */
+    if (fast)
+        for (const char *const *gd = v->guards; *gd; gd++)
+            if (!kid(n, *gd)) return; /* true by its form (validate_internal.h) */
     if (fast && v->simple) {
         if (!simple_eval(v->simple, n)) {
             int warn = k->severity && !strcmp(k->severity, "warning");

@@ -26,6 +26,8 @@ typedef struct vinv_simple {
     vinv_term terms[VINV_SIMPLE_TERMS];
 } vinv_simple;
 
+#define VINV_GUARDS 4
+
 /* How one model constraint is checked. */
 typedef enum vinv_mode {
     VINV_FHIRPATH = 0, /* compiled: evaluate expr */
@@ -38,10 +40,10 @@ typedef struct vinv {
     vinv_mode mode;
     const fp_expr *expr; /* VINV_FHIRPATH only */
     const char *note;    /* why native/broken, or the compiler's message */
-    /* VINV_FHIRPATH: when the node has no child element of this name, the
-     * expression is true by its form (see guard_of in validate_invariants.c),
-     * so it need not be evaluated; NULL: always evaluate */
-    const char *guard;
+    /* VINV_FHIRPATH: when the node lacks a child element of one of these
+     * names, the expression is true by its form (see guards_of in
+     * validate_invariants.c), so it need not be evaluated; NULL-ended */
+    const char *guards[VINV_GUARDS + 1];
     /* VINV_FHIRPATH: the expression's simple form, decided without the engine;
      * NULL: evaluate it */
     const vinv_simple *simple;

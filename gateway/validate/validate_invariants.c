@@ -46,63 +46,151 @@ static const struct {
               "type-checking refuses the expression too)"},
 };
 
-/* Length of the FHIRPath identifier at s (0 if none). */
+/* Length of the element name at s (0 if none). Only lower-case initials: an
+ * upper-case one is a type name in FHIRPath (`Appointment.status` at the start
+ * of app-4 names the resource, not a child), which no shortcut may treat as a
+ * child element. */
 static size_t ident(const char *s)
 {
     size_t n = 0;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
+    if (!(s[0] >= 'a' && s[0] <= 'z')) return 0;
     while ((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
            (s[n] >= '0' && s[n] <= '9') || s[n] == '_')
         n++;
     return n;
 }
 
-/*
- * The guard of an expression: a child name whose absence makes the expression
- * true by its form alone, so the walker need not evaluate it. Recognised forms
- * (NAME an element name, REST without a top-level-changing `implies`/`xor`):
- *   NAME.empty() or REST            (`or` binds looser than `and`, tighter than
- *                                    `implies`/`xor` would, hence no such word)
- *   NAME.exists() implies REST      (`implies` binds loosest; no second one)
- *   NAME.a.b.empty() [and NAME.c.empty()]…   every term a path from NAME
- * Anything else: no guard (always evaluated). Returns a malloc'd name or NULL.
- */
-static char *guard_of(const char *e)
+/* Copies name[0..n) with a NUL; NULL when out of memory. */
+static char *name_dup(const char *name, size_t n)
 {
+    char *g = malloc(n + 1);
+    if (g) {
+        memcpy(g, name, n);
+        g[n] = '\0';
+    }
+    return g;
+}
+
+/* Length of the path chain at s: NAME then `.`-steps (calls with balanced
+ * parentheses and quoted strings inside allowed) up to the first space or end
+ * at the top level; 0 when s does not start with a name. */
+static size_t chain(const char *s)
+{
+    if (!ident(s)) return 0;
+    size_t i = 0;
+    int depth = 0;
+    char quote = 0;
+    for (; s[i]; i++) {
+        char ch = s[i];
+        if (quote) {
+            if (ch == '\\' && s[i + 1])
+                i++;
+            else if (ch == quote)
+                quote = 0;
+            continue;
+        }
+        if (ch == '\'' || ch == '`')
+            quote = ch;
+        else if (ch == '(')
+            depth++;
+        else if (ch == ')' && --depth < 0)
+            return 0;
+        else if (ch == ' ' && depth == 0)
+            break;
+    }
+    return depth == 0 && !quote ? i : 0;
+}
+
+/*
+ * The guards of an expression: child names whose absence makes the
+ * expression true by its form alone, so the walker need not evaluate it.
+ * Recognised (NAME an element name):
+ *   T or T or … or REST   where each leading T is NAME.empty(),
+ *                         NAME.hasValue().not() or NAME.exists().not() (all
+ *                         true when NAME is absent), and the last term may be
+ *                         a chain NAME.….empty() (empty when NAME is absent);
+ *                         REST without `implies`/`xor` (which bind looser
+ *                         than `or` and would change what the terms mean)
+ *   NAME.exists() implies REST   (`implies` binds loosest; no second one)
+ *   NAME.a.b.empty() [and NAME.c.empty()]…   every term a path from NAME
+ * Anything else: no guard (always evaluated). Fills g (at most VINV_GUARDS,
+ * NULL-ended); names are malloc'd and never freed (built once).
+ */
+static void guards_of(const char *e, const char **g)
+{
+    size_t ng = 0;
+    g[0] = NULL;
     size_t n = ident(e);
-    if (!n || e[n] != '.') return NULL;
-    const char *rest = NULL;
-    if (!strncmp(e + n, ".empty() or ", 12))
-        rest = e + n + 12;
-    else if (!strncmp(e + n, ".exists() implies ", 18))
-        rest = e + n + 18;
-    if (rest) {
-        if (strstr(rest, " implies ") || strstr(rest, " xor ")) return NULL;
-    } else {
-        /* terms NAME(.ident)+.empty() joined by " and " */
+    if (!n || e[n] != '.') return;
+    if (!strncmp(e + n, ".exists() implies ", 18)) {
+        if (strstr(e + n + 18, " implies ") || strstr(e + n + 18, " xor ")) return;
+        g[0] = name_dup(e, n);
+        g[1] = NULL;
+        return;
+    }
+    /* terms NAME(.ident)+.empty() joined by " and " */
+    {
         const char *p = e;
+        int ok = 1;
         for (;;) {
-            if (strncmp(p, e, n) || p[n] != '.') return NULL;
+            if (strncmp(p, e, n) || p[n] != '.') {
+                ok = 0;
+                break;
+            }
             p += n;
             while (*p == '.') {
                 if (!strncmp(p, ".empty()", 8)) break;
                 size_t m = ident(p + 1);
-                if (!m) return NULL;
+                if (!m) break;
                 p += 1 + m;
             }
-            if (strncmp(p, ".empty()", 8)) return NULL;
+            if (strncmp(p, ".empty()", 8)) {
+                ok = 0;
+                break;
+            }
             p += 8;
             if (!*p) break;
-            if (strncmp(p, " and ", 5)) return NULL;
+            if (strncmp(p, " and ", 5)) {
+                ok = 0;
+                break;
+            }
             p += 5;
         }
+        if (ok) {
+            g[0] = name_dup(e, n);
+            g[1] = NULL;
+            return;
+        }
     }
-    char *g = malloc(n + 1);
-    if (g) {
-        memcpy(g, e, n);
-        g[n] = '\0';
+    /* a chain of or-ed terms */
+    if (strstr(e, " implies ") || strstr(e, " xor ")) return;
+    const char *p = e;
+    while (ng < VINV_GUARDS) {
+        size_t m = ident(p);
+        if (!m || p[m] != '.') break;
+        const char *after = p + m;
+        size_t tl = 0;
+        if (!strncmp(after, ".empty()", 8))
+            tl = 8;
+        else if (!strncmp(after, ".hasValue().not()", 17))
+            tl = 17;
+        else if (!strncmp(after, ".exists().not()", 15))
+            tl = 15;
+        if (tl && (!after[tl] || !strncmp(after + tl, " or ", 4))) {
+            g[ng++] = name_dup(p, m);
+            if (!after[tl]) break;
+            p = after + tl + 4;
+            continue;
+        }
+        /* the last term: a chain from NAME ending in .empty() */
+        size_t cl = chain(p);
+        if (cl >= 8 && !p[cl] && !strncmp(p + cl - 8, ".empty()", 8)) g[ng++] = name_dup(p, m);
+        break;
     }
-    return g;
+    /* an or-chain guard is only sound when every term up to it is a guard
+     * term; terms after a non-guard term would make the chain true anyway, so
+     * guards found before one stay sound: (A or B or X) is true when A is */
+    g[ng] = NULL;
 }
 
 /*
@@ -206,7 +294,7 @@ static void table_build(void)
             continue;
         }
         v->expr = e;
-        v->guard = guard_of(k->expression);
+        guards_of(k->expression, v->guards);
         v->simple = simple_of(k->expression);
     }
 }
@@ -217,8 +305,8 @@ const vinv *validate_invariant(const model_constraint *k)
     const model *m = model_r4();
     size_t i = (size_t)(k - m->constraints);
     if (k < m->constraints || i >= table_n) {
-        static const vinv none = {VINV_UNCOMPILABLE, NULL, "not a constraint of the R4 model", NULL,
-                                  NULL};
+        static const vinv none = {.mode = VINV_UNCOMPILABLE,
+                                  .note = "not a constraint of the R4 model"};
         return &none;
     }
     return &table[i];

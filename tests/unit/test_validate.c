@@ -599,6 +599,24 @@ static void test_invariant_failure(void **state)
                          "{\"text\":\"t\"},\"valueQuantity\":{\"value\":1,\"code\":\"mg\"}}");
     run(o, &r);
     expect(&r, VALIDATE_ERROR, "invariant", "Observation.valueQuantity", "qty-3");
+    /* an expression that starts with the type name (app-4): evaluated, not
+     * mistaken for a missing child element */
+    run(parse("{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"cancelationReason\":"
+              "{\"text\":\"x\"},\"participant\":[{\"actor\":{\"reference\":\"Patient/1\"},"
+              "\"status\":\"accepted\"}]}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "invariant", "Appointment", "app-4");
+    /* guards of an or-chain: per-1 with both ends evaluated, and obs-7 */
+    run(parse("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
+              "\"effectivePeriod\":{\"start\":\"2020-02-01\",\"end\":\"2020-01-01\"}}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "invariant", "Observation.effectivePeriod", "per-1");
+    run(parse("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{"
+              "\"system\":\"http://loinc.org\",\"code\":\"1-8\"}]},\"valueString\":\"x\","
+              "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":"
+              "\"1-8\"}]},\"valueString\":\"y\"}]}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "invariant", "Observation", "obs-7");
     /* a core type profile (SimpleQuantity: no comparator) */
     run(parse("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"text\":\"t\"},"
               "\"referenceRange\":[{\"low\":{\"value\":1,\"comparator\":\"<\"}}]}"),
@@ -621,6 +639,14 @@ static void test_shortcuts_agree(void **state)
         ("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
          "\"id\":\"o\",\"meta\":{\"versionId\":\"1\",\"security\":[{\"code\":\"x\"}]},"
          "\"name\":\"x\"}],\"managingOrganization\":{\"reference\":\"#o\"}}"),
+        ("{\"resourceType\":\"Appointment\",\"status\":\"booked\",\"cancelationReason\":"
+         "{\"text\":\"x\"},\"participant\":[{\"actor\":{\"reference\":\"Patient/1\"},"
+         "\"status\":\"accepted\"}]}"),
+        ("{\"resourceType\":\"Observation\",\"status\":\"final\",\"code\":{\"coding\":[{"
+         "\"system\":\"http://loinc.org\",\"code\":\"1-8\"}]},\"valueString\":\"x\","
+         "\"effectivePeriod\":{\"start\":\"2020-02-01\",\"end\":\"2020-01-01\"},"
+         "\"component\":[{\"code\":{\"coding\":[{\"system\":\"http://loinc.org\",\"code\":"
+         "\"1-8\"}]},\"valueString\":\"y\"}]}"),
         ("{\"resourceType\":\"Bundle\",\"type\":\"collection\",\"entry\":[{\"fullUrl\":"
          "\"http://x.org/Patient/1/_history/1\"},{\"search\":{\"mode\":\"match\"}}]}"),
     };

@@ -131,6 +131,12 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data)
             www_auth(resp, "insufficient_scope", err.message);
             return false;
         }
+    } else if (fhir && !known) {
+        /* a path the gate does not map (the handler will answer 404/405, or an
+         * operation added later): deny by default unless the client may do
+         * everything */
+        if (!auth_scopes_allow(&who->scopes, "*", AUTH_PERM_ALL))
+            why = "this FHIR path is not one the scopes can grant (it needs system/*.cruds)";
     } else if (fhir && known) {
         if (perms == AUTH_PERM_C && http_header(req, "If-None-Exist"))
             perms |= AUTH_PERM_R | AUTH_PERM_S; /* a conditional create reads what it finds */

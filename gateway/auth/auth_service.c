@@ -291,6 +291,14 @@ tsg_rc auth_service_new(redis_client *client, const auth_config *cfg, auth_servi
         pthread_mutex_init(&svc->state_locks[i], NULL);
     }
     tsg_rc rc = keys_load(svc, true, err);
+    if (rc == TSG_EIO) {
+        /* Redis is not reachable yet (an external one may come later: serve
+         * starts anyway and /readyz tells): the keys are loaded at the first
+         * token request or token check */
+        fprintf(stderr, "tsunagu auth: the signing keys are not loaded yet: %s\n",
+                err ? err->message : "redis");
+        rc = TSG_OK;
+    }
     if (rc) {
         auth_service_free(svc);
         return rc;
@@ -770,8 +778,12 @@ static bool auth_basic(auth_service *svc, const char *authz, char *id, client_re
         oauth_error(ans, 503, "temporarily_unavailable", err.message);
         return false;
     }
-    bool ok =
-        rec->r && rec->f[F_SECRET] && auth_secret_verify(secret, strlen(secret), rec->f[F_SECRET]);
+    /* an unknown client costs the same PBKDF2 as a known one: the time of the
+     * answer must not tell which client ids exist */
+    static const char dummy[] = "pbkdf2-sha256$120000$AAAAAAAAAAAAAAAAAAAAAA$"
+                                "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    bool known = rec->r && rec->f[F_SECRET];
+    bool ok = auth_secret_verify(secret, strlen(secret), known ? rec->f[F_SECRET] : dummy) && known;
     OPENSSL_cleanse(secret, sizeof secret);
     if (!ok) {
         client_rec_free(rec);
@@ -941,13 +953,14 @@ void auth_token_request(auth_service *svc, const char *form, size_t n, const cha
         oauth_error(ans, 400, "invalid_scope", "the scope is too long");
         goto done;
     }
-    /* sign with the current key (a rotation by the admin command is seen here) */
+    /* sign with the current key (a rotation by the admin command is seen here;
+     * the first key is made here when Redis was down at start) */
     redisReply *cur = NULL;
-    if (!cmd(svc->rc, &cur, &err, "GET", CURRENT_KEY, NULL) && cur->type == REDIS_REPLY_STRING) {
+    if (!cmd(svc->rc, &cur, &err, "GET", CURRENT_KEY, NULL)) {
         pthread_rwlock_rdlock(&svc->lock);
-        bool same = !strcmp(cur->str, svc->current);
+        bool same = cur->type == REDIS_REPLY_STRING && !strcmp(cur->str, svc->current);
         pthread_rwlock_unlock(&svc->lock);
-        if (!same) keys_load(svc, false, &err);
+        if (!same) keys_load(svc, true, &err);
     }
     freeReplyObject(cur);
     long long now = now_ms() / 1000;

@@ -498,7 +498,14 @@ def t_scopes():
         assert r.status == 403, "%s %s: expected 403, got %r" % (method, path, r)
         assert r.json and r.json["issue"][0]["code"] == "forbidden", r
         assert 'error="insufficient_scope"' in (r.header("WWW-Authenticate") or ""), r
-    # a conditional create reads what it finds: it needs r and s too
+    # paths the gate does not map (future operations, malformed paths): deny by default
+    for method, path in (("POST", "/fhir/Patient/$validate"), ("GET", "/fhir/Patient/p1/x/y/z"),
+                         ("GET", "/fhir")):
+        body = {"resourceType": "Patient"} if method == "POST" else None
+        expect(gw.request(method, path, body, headers=t), 403, "unmapped %s %s" % (method, path))
+        r = gw.request(method, path, body, headers=bearer(adm))
+        assert r.status not in (401, 403), "unmapped %s %s for *.cruds: %r" % (method, path, r)
+        # a conditional create reads what it finds: it needs r and s too
     h = dict(t)
     h["If-None-Exist"] = "code=y"
     r = gw.request("POST", "/fhir/Observation", {"resourceType": "Observation",

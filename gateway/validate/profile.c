@@ -1368,6 +1368,62 @@ static json_t *synthesize(const profile *p, const pf_elem *e, unsigned depth)
     return o;
 }
 
+/* A key through resolve() (`resolve().code`, `resolve()` for type): looked
+ * up in the slice's single target profile, since the value is the target's. */
+static int resolve_key(profile_registry *r, const pf_elem *sl, const pf_disc *pd, pf_slice_key *k)
+{
+    if (strncmp(pd->path, "resolve()", 9) != 0) return 0;
+    const profile *tp = NULL;
+    const char *tt = NULL;
+    for (uint16_t t = 0; t < sl->ntypes; t++)
+        if (sl->types[t].ntargets == 1) {
+            tp = sl->types[t].target_refs[0];
+            tt = sl->types[t].target_types[0];
+        }
+    if (pd->path[9] == '\0') {
+        if (pd->kind == PF_DISC_TYPE && tt) {
+            const model_type *mt = model_type_find(tt, strlen(tt));
+            k->types = tsg_arena_zalloc(r->arena, sizeof *k->types);
+            if (!k->types) return -1;
+            if (mt) k->types[k->ntypes++] = mt;
+            k->known = k->ntypes > 0;
+        } else if (pd->kind == PF_DISC_PROFILE && tp) {
+            k->profile = tp;
+            k->profile_url = tp->url;
+            k->known = 1;
+        }
+        return 0;
+    }
+    if (pd->path[9] != '.' || !tp || (pd->kind != PF_DISC_VALUE && pd->kind != PF_DISC_PATTERN))
+        return 0;
+    /* the rest as simple steps */
+    const char *steps[16], *urls[16] = {0};
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", pd->path + 10);
+    pf_disc rd = {.kind = pd->kind, .path = buf, .steps = steps, .step_urls = urls};
+    for (char *c = buf; *c && rd.nsteps < 16;) {
+        char *dot = strchr(c, '.');
+        if (dot) *dot = '\0';
+        for (char *x = c; *x; x++)
+            if (!((*x >= 'a' && *x <= 'z') || (*x >= 'A' && *x <= 'Z') || (*x >= '0' && *x <= '9')))
+                return 0;
+        steps[rd.nsteps++] = c;
+        if (!dot) break;
+        c = dot + 1;
+    }
+    const pf_elem *at = walk_steps(tp, &tp->elems[0], &rd);
+    int exact = 0;
+    if (at && (at->fixed || at->pattern)) {
+        k->value = at->fixed ? at->fixed : at->pattern;
+        exact = at->fixed != NULL;
+    } else if (!at) {
+        k->value = walk_into_value(tp, &tp->elems[0], &rd, &exact);
+    }
+    k->exact = exact && pd->kind == PF_DISC_VALUE;
+    k->known = k->value != NULL;
+    return 0;
+}
+
 static int resolve_keys(profile_registry *r, profile *p, pf_elem *e)
 {
     if (!e->nslices || !e->ndisc) return 0;
@@ -1379,6 +1435,8 @@ static int resolve_keys(profile_registry *r, profile *p, pf_elem *e)
             const pf_disc *pd = &e->disc[d];
             pf_slice_key *k = &sl->keys[d];
             const pf_elem *at = pd->expr ? NULL : walk_steps(p, sl, pd);
+            if (pd->expr && resolve_key(r, sl, pd, k) < 0) return -1;
+            if (k->known) continue;
             const char *purl = NULL;
             const profile *tp = single_type_profile(sl, &purl);
             if (!at && !pd->expr && tp && pd->nsteps) {

@@ -104,8 +104,10 @@
  *
  *   - re-slicing (`identifier:a/b`) is treated as one more slice of the
  *     element, not as a slice within slice a;
- *   - a discriminator path through resolve() relies on the FHIRPath engine's
- *     resolve() (contained resources and Bundle entries);
+ *   - a discriminator path through resolve() (`resolve().code`) takes the
+ *     slice's key from its single target profile and the instance's value
+ *     from the FHIRPath engine's resolve(): contained resources and Bundle
+ *     entries only;
  *   - a reference's target is checked for its resource type, not for its
  *     conformance to the target profile (the target is not at hand);
  *   - extension contexts of type `fhirpath` and `extension` are not checked

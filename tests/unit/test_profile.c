@@ -519,6 +519,42 @@ static void test_slicing_profile(void **state)
     profile_registry_free(r);
 }
 
+static void test_slicing_through_resolve(void **state)
+{
+    (void)state;
+    /* result sliced by the code of the Observation it points at: the slice's
+     * key comes from its target profile, the value from the resolved target */
+    profile_registry *r = REG(
+        SD_HEAD("obs-a", "Observation",
+                CORE "Observation") "{\"id\":\"Observation.code\",\"path\":\"Observation.code\","
+                                    "\"patternCodeableConcept\":"
+                                    "{\"coding\":[{\"system\":\"urn:c\",\"code\":\"A\"}]}}" SD_TAIL,
+        SD_HEAD("dr", "DiagnosticReport",
+                CORE "DiagnosticReport") "{\"id\":\"DiagnosticReport.result\",\"path\":"
+                                         "\"DiagnosticReport.result\",\"slicing\":{"
+                                         "\"discriminator\":[{\"type\":\"value\",\"path\":"
+                                         "\"resolve().code\"}],\"rules\":\"open\"}},"
+                                         "{\"id\":\"DiagnosticReport.result:a\",\"path\":"
+                                         "\"DiagnosticReport.result\",\"sliceName\":\"a\","
+                                         "\"min\":1,\"max\":\"1\",\"type\":[{\"code\":"
+                                         "\"Reference\",\"targetProfile\":[\"" SD
+                                         "obs-a\"]}]}" SD_TAIL);
+#define DR(code)                                                                                   \
+    "{\"resourceType\":\"DiagnosticReport\",\"contained\":[{\"resourceType\":\"Observation\","     \
+    "\"id\":"                                                                                      \
+    "\"o1\",\"status\":\"final\",\"code\":{\"coding\":[{\"system\":\"urn:c\",\"code\":\"" code     \
+    "\"}]}}],"                                                                                     \
+    "\"status\":\"final\",\"code\":{\"text\":\"x\"},\"result\":[{\"reference\":\"#o1\"}]}"
+    issues is = run(r, SD "dr", DR("A"));
+    assert_int_equal(is.n, 0);
+    is = run(r, SD "dr", DR("B"));
+    assert_int_equal(is.n, 1);
+    expect(&is, VALIDATE_ERROR, "DiagnosticReport.result",
+           "slice 'a' of DiagnosticReport.result needs at least 1 item, found 0");
+#undef DR
+    profile_registry_free(r);
+}
+
 static void test_snapshot_from_differential(void **state)
 {
     (void)state;
@@ -1185,6 +1221,7 @@ int main(void)
         cmocka_unit_test(test_slicing_pattern),
         cmocka_unit_test(test_slicing_type_and_exists),
         cmocka_unit_test(test_slicing_profile),
+        cmocka_unit_test(test_slicing_through_resolve),
         cmocka_unit_test(test_snapshot_from_differential),
         cmocka_unit_test(test_differential_without_ids),
         cmocka_unit_test(test_constraints_and_must_support),

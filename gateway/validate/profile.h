@@ -77,6 +77,8 @@
  *                profile (JP_HumanName on Patient.name);
  *                a profile that is not loaded → warning
  *   targets      a reference's type is one of the target profiles' structure
+ *                types (where the profile narrows the base's); a
+ *                contained target (`#id`) conforms to one of them
  *   extensions   every extension whose URL is a loaded extension   (theirs)
  *                definition is validated against it, wherever it
  *                is in the resource
@@ -108,8 +110,9 @@
  *     slice's key from its single target profile and the instance's value
  *     from the FHIRPath engine's resolve(): contained resources and Bundle
  *     entries only;
- *   - a reference's target is checked for its resource type, not for its
- *     conformance to the target profile (the target is not at hand);
+ *   - a reference's target other than a contained resource is checked for
+ *     its resource type only, not for its conformance to the target profile
+ *     (the target is not at hand);
  *   - extension contexts of type `fhirpath` and `extension` are not checked
  *     (element contexts are);
  *   - value sets from packages are enumerated from compose.include concept

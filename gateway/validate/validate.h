@@ -16,8 +16,10 @@
  *   primitives    the R4 lexical forms and ranges of every        value
  *                 primitive (reusing the readers' checks), plus
  *                 string/markdown length (1 MiB) and control
- *                 characters, uri/url/canonical (no whitespace),
- *                 base64Binary, maxLength of the definition
+ *                 characters, uri/url/canonical (no whitespace,
+ *                 no bare oid:/uuid: scheme), Coding.system
+ *                 absolute, oid and uuid syntax, base64Binary,
+ *                 maxLength of the definition
  *   ele-1/ext-1   elements have a value or children; extensions   invariant
  *                 have a value or extensions, not both (native)
  *   resource id   Resource.id is an id ([A-Za-z0-9\-\.]{1,64})    value
@@ -32,19 +34,30 @@
  *   narrative     Narrative.div passes htmlChecks (txt-1): only   value
  *                 the basic HTML elements and attributes, no
  *                 script, no event-handler attributes (native)
- *   Bundle        fullUrl agrees with the entry resource's type   invariant / value
- *                 and id; plus the bdl-* invariants
+ *   Bundle        a RESTful fullUrl agrees with the entry         invalid / invariant
+ *                 resource's type and id; the bdl-* invariants
+ *   extensions    a URL in the core namespace                     structure
+ *                 (http://hl7.org/fhir/StructureDefinition/) is an
+ *                 R4 core extension, with a value type its
+ *                 definition allows (validate_extensions.c,
+ *                 generated); other URLs are the profile module's
  *   terminology   bindings against the value sets generated into  code-invalid
  *                 the model: required → error, extensible →
  *                 warning, preferred/example → nothing; a code
  *                 whose system the model does not know, or a value
  *                 set whose codes are not enumerated (external
- *                 code systems), → warning, never a silent pass
+ *                 code systems), → warning, never a silent pass;
+ *                 currencies (ISO 4217 list) and mimetypes (BCP 13
+ *                 grammar, plus FHIR's xml/json/ttl) are decided
+ *                 here although R4 does not enumerate them
  *   invariants    every constraint of the R4 definitions          invariant
- *                 (ele-1/ext-1/txt-1/txt-2/dom-3 natively, the
- *                 rest with the FHIRPath engine), severity from
- *                 the constraint; one the engine cannot evaluate
- *                 → information issue carrying its key
+ *                 (ele-1, ext-1, txt-1/2, ref-1, dom-3, csd-1,
+ *                 eld-16, eld-19 natively, with the reasons in
+ *                 validate_invariants.c; cid-0 listed as broken in
+ *                 R4; the rest with the FHIRPath engine), severity
+ *                 from the constraint; one the engine cannot
+ *                 evaluate (error, work or memory budget) →
+ *                 information issue carrying its key
  *
  * Every issue has a severity, an OperationOutcome issue-type code, a human
  * message, and the FHIRPath `expression` of the element with indexes

@@ -28,9 +28,10 @@
  *                 absolute URL, `#id` of a contained resource, or
  *                 urn:uuid:/urn:oid:; the target type is one the
  *                 element definition allows (targetProfile)
- *   contained     contained resources have an id, no nested       invariant / structure
- *                 contained, no meta.versionId/lastUpdated, no
- *                 narrative, and are referenced from the resource
+ *   contained     contained resources have unique ids, no nested  required / invariant
+ *                 contained (dom-2), no meta.versionId/lastUpdated
+ *                 (dom-4) or security (dom-5), and are referenced
+ *                 from the resource (dom-3)
  *   narrative     Narrative.div passes htmlChecks (txt-1): only   value
  *                 the basic HTML elements and attributes, no
  *                 script, no event-handler attributes (native)

@@ -1286,10 +1286,7 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
         c->resource = n;
         /* '#id' inside a contained resource resolves in its container */
         if (!n->elem || !name_is(n->elem->name, "contained"))
-            c->container = n;
-        else if (kid(n, "contained"))
-            issue(c, VALIDATE_ERROR, "structure",
-                  "dom-2: a contained resource SHALL NOT contain nested resources");
+            c->container = n; /* nested contained resources: dom-2 on the container */
         check_contained(c, n);
         if (!(c->flags & VALIDATE_NO_INVARIANTS)) {
             check_dom3(c, n);

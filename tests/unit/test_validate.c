@@ -451,6 +451,17 @@ static void test_contained(void **state)
               "\"managingOrganization\":{\"reference\":\"#o\"}}"),
         &r);
     expect(&r, VALIDATE_ERROR, "invariant", "Patient", "dom-4");
+    /* nested contained (dom-2), reported once, on the container */
+    run(parse(
+            "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
+            "\"id\":\"o\",\"contained\":[{\"resourceType\":\"Organization\",\"id\":\"p\"}],"
+            "\"partOf\":{\"reference\":\"#p\"}}],\"managingOrganization\":{\"reference\":\"#o\"}}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "invariant", "Patient", "dom-2");
+    size_t ndom2 = 0;
+    for (size_t i = 0; i < r.count; i++)
+        if (strstr(r.items[i].message, "dom-2")) ndom2++;
+    assert_int_equal(ndom2, 1);
     /* a wrong-type '#' reference */
     run(parse("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Practitioner\","
               "\"id\":\"o\"}],\"managingOrganization\":{\"reference\":\"#o\"}}"),

@@ -938,8 +938,12 @@ static int add_kids(build *b, celem *c, const bnode *n, const model_type *ctx,
         }
         celem *k = compile_node(b, n->kids[i], ctx, NULL, NULL, rootype);
         if (b->oom) return -1;
-        if (k && k->keep && vec_push(b->tmp, (void ***)&c->kids, &c->nkids, &c->capkids, k) < 0)
-            return -1;
+        if (k && !k->keep) {
+            /* dropped: an open slicing without slices may have compiled a path */
+            for (uint16_t d = 0; d < k->e.ndisc; d++) fp_expr_free(k->e.disc[d].expr);
+            continue;
+        }
+        if (k && vec_push(b->tmp, (void ***)&c->kids, &c->nkids, &c->capkids, k) < 0) return -1;
     }
     return 0;
 }

@@ -708,6 +708,13 @@ static void test_bad_definitions(void **state)
     assert_int_equal(profile_registry_add_json(r, dup, strlen(dup), "dup.json", &err), TSG_EINVAL);
     const char *nobase = SD_HEAD("orphan", "Patient",
                                  SD "missing") "{\"id\":\"Patient\",\"path\":\"Patient\"}" SD_TAIL;
+    const char *noslices = SD_HEAD(
+        "noslices", "Patient",
+        CORE
+        "Patient") "{\"id\":\"Patient.name\",\"path\":\"Patient.name\",\"slicing\":{"
+                   "\"discriminator\":"
+                   "[{\"type\":\"value\",\"path\":\"given.first()\"}],\"rules\":\"open\"}}" SD_TAIL;
+    assert_int_equal(profile_registry_add_json(r, noslices, strlen(noslices), "n", &err), TSG_OK);
     const char *badpath = SD_HEAD(
         "badpath", "Patient",
         CORE "Patient") "{\"id\":\"Patient.nonsense\",\"path\":\"Patient.nonsense\",\"min\":1},"

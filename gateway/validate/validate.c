@@ -66,6 +66,8 @@ static void g_build(void)
     g.prim = calloc(m->ntypes ? m->ntypes : 1, 1);
     size_t ncodes = 0;
     for (uint32_t i = 0; i < m->nvaluesets; i++) ncodes += m->valuesets[i].ncodes;
+    for (size_t i = 0; i < validate_extensible_valuesets_count; i++)
+        ncodes += validate_extensible_valuesets[i].ncodes;
     g.systems = calloc(ncodes ? ncodes : 1, sizeof *g.systems);
     if (!g.prim || !g.systems) abort(); /* at start-up */
     for (uint32_t i = 0; i < m->ntypes; i++) {
@@ -112,6 +114,10 @@ static void g_build(void)
         for (uint32_t j = 0; j < m->valuesets[i].ncodes; j++)
             if (m->valuesets[i].codes[j].system)
                 g.systems[g.nsystems++] = m->valuesets[i].codes[j].system;
+    for (size_t i = 0; i < validate_extensible_valuesets_count; i++)
+        for (uint32_t j = 0; j < validate_extensible_valuesets[i].ncodes; j++)
+            if (validate_extensible_valuesets[i].codes[j].system)
+                g.systems[g.nsystems++] = validate_extensible_valuesets[i].codes[j].system;
     qsort(g.systems, g.nsystems, sizeof *g.systems, cmp_str);
     size_t w = 0;
     for (size_t i = 0; i < g.nsystems; i++)
@@ -704,6 +710,28 @@ static int grammar_code(const model_valueset *vs, const char *system, const char
     return -1;
 }
 
+static int cmp_vs(const void *key, const void *el)
+{
+    return strcmp((const char *)key, ((const model_valueset *)el)->url);
+}
+
+/* The generated extensible value set with this url (no version), or NULL. */
+static const model_valueset *extensible_valueset(const char *url)
+{
+    if (!url) return NULL;
+    char u[256];
+    const char *bar = strchr(url, '|');
+    if (bar) {
+        size_t n = (size_t)(bar - url);
+        if (n >= sizeof u) return NULL;
+        memcpy(u, url, n);
+        u[n] = '\0';
+        url = u;
+    }
+    return bsearch(url, validate_extensible_valuesets, validate_extensible_valuesets_count,
+                   sizeof validate_extensible_valuesets[0], cmp_vs);
+}
+
 /* Result of checking one code against a value set. */
 enum { CODE_IN = 0, CODE_OUT, CODE_UNKNOWN_SYSTEM };
 
@@ -719,6 +747,7 @@ static void check_binding(vctx *c, const fhir_node *n, const model_binding *b)
     if (b->strength != MODEL_BIND_REQUIRED && b->strength != MODEL_BIND_EXTENSIBLE) return;
     int required = b->strength == MODEL_BIND_REQUIRED;
     const model_valueset *vs = b->valueset ? b->valueset : model_valueset_find(b->valueset_url);
+    if (!vs && !required) vs = extensible_valueset(b->valueset_url);
     const model_type *t = n->type;
     int is_code = model_is_primitive(t);
     int is_coding = t == g.coding, is_cc = t == g.codeable_concept;

@@ -542,6 +542,25 @@ static void test_extensible_binding(void **state)
     expect_valid(&r);
 }
 
+/* An extensible value set the model does not carry (generated from the R4
+ * definitions): a code of its system that it lacks is a warning. */
+static void test_extensible_generated(void **state)
+{
+    (void)state;
+    validate_result r;
+    run(parse("{\"resourceType\":\"Patient\",\"maritalStatus\":{\"coding\":[{\"system\":"
+              "\"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus\",\"code\":\"M\"}]}}"),
+        &r);
+    expect_valid(&r);
+    for (size_t i = 0; i < r.count; i++) assert_null(strstr(r.items[i].message, "marital"));
+    run(parse("{\"resourceType\":\"Patient\",\"maritalStatus\":{\"coding\":[{\"system\":"
+              "\"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus\",\"code\":\"Q\"}]}}"),
+        &r);
+    expect(&r, VALIDATE_WARNING, "code-invalid", "Patient.maritalStatus",
+           "extensible value set http://hl7.org/fhir/ValueSet/marital-status");
+    expect_valid(&r);
+}
+
 static void test_unknown_system(void **state)
 {
     (void)state;
@@ -912,6 +931,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bundle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_required_binding, setup, teardown),
         cmocka_unit_test_setup_teardown(test_extensible_binding, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_extensible_generated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_system, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grammar_code_systems, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invariant_failure, setup, teardown),

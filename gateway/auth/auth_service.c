@@ -1225,9 +1225,11 @@ auth_verdict auth_check_bearer(auth_service *svc, const char *authorization, con
      * audiences too long for a slot are verified every time. */
     size_t al = strlen(audience);
     bool cacheable = n <= AUTH_CACHE_TOKEN_MAX && al < AUTH_CACHE_AUD_MAX;
-    uint64_t hash = 1469598103934665603ull; /* FNV-1a 64 */
-    for (size_t i = 0; i < n; i++) hash = (hash ^ (unsigned char)tok[i]) * 1099511628211ull;
-    for (size_t i = 0; i < al; i++) hash = (hash ^ (unsigned char)audience[i]) * 1099511628211ull;
+    /* FNV-1a over the token's last 64 bytes (its signature: random), its length
+     * and the audience's length; the comparison below decides */
+    uint64_t hash = 1469598103934665603ull ^ (uint64_t)n ^ ((uint64_t)al << 32);
+    for (size_t i = n > 64 ? n - 64 : 0; i < n; i++)
+        hash = (hash ^ (unsigned char)tok[i]) * 1099511628211ull;
     unsigned slot = (unsigned)(hash % AUTH_CACHE_SLOTS);
     pthread_mutex_t *lk = &svc->cache_lock[slot % CACHE_LOCKS];
     long long now = now_ms() / 1000;

@@ -117,7 +117,9 @@
  * history of the whole system and /fhir?_getpages → s on `*` resp. s on any
  * type; Patient/<id>/$everything → r on Patient and s on `*`; a transaction
  * or batch (JSON) → each entry's interaction on its type; an XML Bundle (not
- * inspected) → `*.cruds`.
+ * inspected) → `*.cruds`; any other path below /fhir (an operation
+ * such as $validate, a malformed path) → `*.cruds`: deny by default until the
+ * table in auth_fhir.c names it.
  *
  * ## The next step: care-team and consent authorisation (not built here)
  *

@@ -1114,17 +1114,6 @@ static void test_package_folders(void **state)
     assert_non_null(strstr(err.message, "/nonexistent"));
 }
 
-/* test_validate_hook runs the base validator, whose constraint table (built
- * once per process in validate_invariants.c) loses the names of a partly
- * parsed "simple" path in simple_of() — a start-up-only leak of that module,
- * reported to its owner; it is suppressed here so that this binary checks
- * the profile module's own memory. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:simple_of\n";
-}
-
 /* The seam of validate.h: the base validator calls the registry for each
  * meta.profile and each requested profile. */
 static void test_validate_hook(void **state)

@@ -171,16 +171,6 @@ static int cmp_str(const void *a, const void *b)
 
 static int run_mutations(const profile_registry *r, const char *examples);
 
-/* The pipeline runs the base validator, whose constraint table (built once
- * per process in validate_invariants.c) loses the names of a partly parsed
- * "simple" path in simple_of() — a start-up-only leak of that module,
- * reported to its owner; suppressed here so that ASan checks the rest. */
-const char *__lsan_default_suppressions(void);
-const char *__lsan_default_suppressions(void)
-{
-    return "leak:simple_of\n";
-}
-
 typedef struct pipe_counts {
     size_t sev[4], profile_errors;
 } pipe_counts;

@@ -141,11 +141,13 @@ typedef struct vctx {
     unsigned flags;
     char *path; /* the current node's expression, NUL-terminated */
     size_t plen;
-    tsg_arena *scratch;            /* FHIRPath results; replaced when large */
-    const fhir_node *resource;     /* the resource being walked (%resource) */
-    const fhir_node *container;    /* whose contained resources '#id' resolves against */
-    tsg_rc rc;                     /* TSG_ENOMEM once memory ran out */
-    const vinv *inv;               /* validate_invariant_table() */
+    tsg_arena *scratch;         /* FHIRPath results; replaced when large */
+    const fhir_node *resource;  /* the resource being walked (%resource) */
+    const fhir_node *container; /* whose contained resources '#id' resolves against */
+    tsg_rc rc;                  /* TSG_ENOMEM once memory ran out */
+    const vinv *inv;            /* validate_invariant_table() */
+    const struct cidx *cidx;    /* the container's contained resources, sorted by id */
+    size_t ncidx;
     const model_constraint *kbase; /* model_r4()->constraints, its index base */
 } vctx;
 
@@ -515,16 +517,61 @@ static int target_allowed(const model_typeref *tr, const model_type *type, char 
     return unknown ? -1 : 0;
 }
 
+/* The contained resources of a container, sorted by id, so that '#id'
+ * references, duplicate ids and dom-3 cost O(n log n), not O(n²), however
+ * many contained resources a write carries. */
+typedef struct cidx {
+    const char *id;
+    const fhir_node *node;
+} cidx;
+
+static int cmp_cidx(const void *a, const void *b)
+{
+    const cidx *x = a, *y = b;
+    int d = strcmp(x->id, y->id);
+    return d ? d : (x->node->pos > y->node->pos) - (x->node->pos < y->node->pos);
+}
+
+/* Builds the sorted index of r's contained resources (with an id) into *out
+ * (malloc'd; NULL and 0 when there are none). Returns TSG_OK or TSG_ENOMEM. */
+static tsg_rc cidx_build(const fhir_node *r, cidx **out, size_t *n)
+{
+    size_t cnt = 0;
+    *out = NULL;
+    *n = 0;
+    for (uint32_t i = 0; i < r->nkids; i++)
+        if (name_is(r->kids[i].elem->name, "contained")) cnt++;
+    if (!cnt) return TSG_OK;
+    cidx *a = malloc(cnt * sizeof *a);
+    if (!a) return TSG_ENOMEM;
+    size_t k = 0;
+    for (uint32_t i = 0; i < r->nkids; i++) {
+        const fhir_node *ct = &r->kids[i];
+        if (!name_is(ct->elem->name, "contained")) continue;
+        const char *id = kid_value(ct, "id");
+        if (id) a[k].id = id, a[k++].node = ct;
+    }
+    qsort(a, k, sizeof *a, cmp_cidx);
+    *out = a;
+    *n = k;
+    return TSG_OK;
+}
+
 /* The contained resource of the current container with id `id` (len l). */
 static const fhir_node *find_contained(vctx *c, const char *id, size_t l)
 {
-    const fhir_node *r = c->container;
-    if (!r) return NULL;
-    for (uint32_t i = 0; i < r->nkids; i++) {
-        const fhir_node *k = &r->kids[i];
-        if (!name_is(k->elem->name, "contained")) continue;
-        const char *kid_id = kid_value(k, "id");
-        if (kid_id && strlen(kid_id) == l && !memcmp(kid_id, id, l)) return k;
+    size_t lo = 0, hi = c->ncidx;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        const char *m = c->cidx[mid].id;
+        int d = strncmp(m, id, l);
+        if (!d && m[l]) d = 1;
+        if (d < 0)
+            lo = mid + 1;
+        else if (d > 0)
+            hi = mid;
+        else
+            return c->cidx[mid].node;
     }
     return NULL;
 }
@@ -1054,29 +1101,62 @@ static int refers_to(const fhir_node *n, const char *s, size_t l)
     return 0;
 }
 
+/* Appends to refs every '#…' value under n that can refer to a contained
+ * resource (Reference.reference, uri, url, canonical). */
+typedef struct refset {
+    const char **v;
+    size_t n, cap;
+    int nomem;
+} refset;
+
+static void collect_refs(const fhir_node *n, refset *rs)
+{
+    for (uint32_t i = 0; i < n->nkids; i++) {
+        const fhir_node *k = &n->kids[i];
+        if (!model_is_primitive(k->type)) {
+            collect_refs(k, rs);
+            continue;
+        }
+        if (!k->value || k->value[0] != '#' ||
+            !(g.prim[k->type->id] == PK_URI || name_is(k->elem->name, "reference")))
+            continue;
+        if (rs->n == rs->cap) {
+            size_t nc = rs->cap ? rs->cap * 2 : 16;
+            const char **nv = realloc(rs->v, nc * sizeof *nv);
+            if (!nv) {
+                rs->nomem = 1;
+                return;
+            }
+            rs->v = nv;
+            rs->cap = nc;
+        }
+        rs->v[rs->n++] = k->value + 1;
+    }
+}
+
 /* dom-3: each contained resource is referenced from the resource (or refers to
  * the container with '#'). */
 static void check_dom3(vctx *c, const fhir_node *r)
 {
-    for (uint32_t i = 0; i < r->nkids; i++) {
-        const fhir_node *k = &r->kids[i];
-        if (!name_is(k->elem->name, "contained")) continue;
-        const char *id = kid_value(k, "id");
-        char ref[80];
-        int ok = 0;
-        if (!id) continue; /* reported by check_contained */
-        if (strlen(id) < sizeof ref - 1) {
-            ref[0] = '#';
-            memcpy(ref + 1, id, strlen(id) + 1);
-            ok = refers_to(r, ref, strlen(ref));
-        }
-        if (!ok) ok = refers_to(k, "#", 1);
-        if (!ok) {
-            size_t mark = path_push(c, k);
-            native_fail(c, g.dom3, "dom-3", "nothing refers to it");
-            path_pop(c, mark);
-        }
+    if (c->container != r || !c->ncidx) return;
+    refset rs = {0};
+    collect_refs(r, &rs);
+    if (rs.nomem) {
+        free(rs.v);
+        c->rc = TSG_ENOMEM;
+        return;
     }
+    qsort(rs.v, rs.n, sizeof *rs.v, cmp_str);
+    for (size_t i = 0; i < c->ncidx; i++) {
+        const char *id = c->cidx[i].id;
+        const fhir_node *k = c->cidx[i].node;
+        if (bsearch(&id, rs.v, rs.n, sizeof *rs.v, cmp_str)) continue;
+        if (refers_to(k, "#", 1)) continue;
+        size_t mark = path_push(c, k);
+        native_fail(c, g.dom3, "dom-3", "nothing refers to it");
+        path_pop(c, mark);
+    }
+    free(rs.v);
 }
 
 /* csd-1: the codes of a CodeSystem (at every level of concept) are unique. */
@@ -1175,25 +1255,19 @@ static void check_contained(vctx *c, const fhir_node *r)
 {
     for (uint32_t i = 0; i < r->nkids; i++) {
         const fhir_node *k = &r->kids[i];
-        if (!name_is(k->elem->name, "contained")) continue;
-        const char *id = kid_value(k, "id");
+        if (!name_is(k->elem->name, "contained") || kid(k, "id")) continue;
         size_t mark = path_push(c, k);
-        if (!id) {
-            issue(c, VALIDATE_ERROR, "required",
-                  "a contained resource must have an id (references to it are '#id')");
-        } else {
-            for (uint32_t j = 0; j < i; j++) {
-                const fhir_node *o = &r->kids[j];
-                if (!name_is(o->elem->name, "contained")) continue;
-                const char *oid = kid_value(o, "id");
-                if (oid && !strcmp(oid, id)) {
-                    issue(c, VALIDATE_ERROR, "duplicate",
-                          "the contained resources %u and %u have the same id '%s'", o->pos, k->pos,
-                          id);
-                    break;
-                }
-            }
-        }
+        issue(c, VALIDATE_ERROR, "required",
+              "a contained resource must have an id (references to it are '#id')");
+        path_pop(c, mark);
+    }
+    if (c->container != r) return; /* a contained resource: its container's index */
+    for (size_t i = 1; i < c->ncidx; i++) {
+        if (strcmp(c->cidx[i - 1].id, c->cidx[i].id)) continue;
+        size_t mark = path_push(c, c->cidx[i].node);
+        issue(c, VALIDATE_ERROR, "duplicate",
+              "the contained resources %u and %u have the same id '%s'", c->cidx[i - 1].node->pos,
+              c->cidx[i].node->pos, c->cidx[i].id);
         path_pop(c, mark);
     }
 }
@@ -1311,11 +1385,24 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
     }
     int is_res = t->kind == MODEL_RESOURCE;
     const fhir_node *saved_res = c->resource, *saved_cont = c->container;
+    cidx *own = NULL;
+    const cidx *saved_cidx = c->cidx;
+    size_t saved_ncidx = c->ncidx;
     if (is_res) {
         c->resource = n;
         /* '#id' inside a contained resource resolves in its container */
-        if (!n->elem || !name_is(n->elem->name, "contained"))
+        if (!n->elem || !name_is(n->elem->name, "contained")) {
             c->container = n; /* nested contained resources: dom-2 on the container */
+            size_t nown = 0;
+            if (cidx_build(n, &own, &nown) != TSG_OK) {
+                c->rc = TSG_ENOMEM;
+                c->resource = saved_res;
+                c->container = saved_cont;
+                return;
+            }
+            c->cidx = own;
+            c->ncidx = nown;
+        }
         check_contained(c, n);
         if (!(c->flags & VALIDATE_NO_INVARIANTS)) {
             check_dom3(c, n);
@@ -1359,6 +1446,9 @@ static void walk(vctx *c, const fhir_node *n, const model_typeref *tr, unsigned 
     if (!(c->flags & VALIDATE_NO_INVARIANTS)) check_invariants(c, n, tr);
     c->resource = saved_res;
     c->container = saved_cont;
+    c->cidx = saved_cidx;
+    c->ncidx = saved_ncidx;
+    free(own);
 }
 
 /* ------------------------------------------------------------------------

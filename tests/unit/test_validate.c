@@ -451,6 +451,32 @@ static void test_contained(void **state)
               "\"managingOrganization\":{\"reference\":\"#o\"}}"),
         &r);
     expect(&r, VALIDATE_ERROR, "invariant", "Patient", "dom-4");
+    /* duplicate ids */
+    run(parse("{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","
+              "\"id\":\"o\"},{\"resourceType\":\"Organization\",\"id\":\"o\"}],"
+              "\"managingOrganization\":{\"reference\":\"#o\"}}"),
+        &r);
+    expect(&r, VALIDATE_ERROR, "duplicate", "Patient.contained[1]", "same id 'o'");
+    /* many contained resources, each referenced: valid, in O(n log n) */
+    {
+        tsg_buf b;
+        tsg_buf_init(&b, 0);
+        tsg_buf_puts(&b, "{\"resourceType\":\"List\",\"status\":\"current\",\"mode\":"
+                         "\"working\",\"contained\":[");
+        for (int i = 0; i < 3000; i++)
+            tsg_buf_printf(&b,
+                           "%s{\"resourceType\":\"Basic\",\"id\":\"b%d\",\"code\":{\"text\":"
+                           "\"x\"}}",
+                           i ? "," : "", i);
+        tsg_buf_puts(&b, "],\"entry\":[");
+        for (int i = 0; i < 3000; i++)
+            tsg_buf_printf(&b, "%s{\"item\":{\"reference\":\"#b%d\"}}", i ? "," : "", 2999 - i);
+        tsg_buf_puts(&b, "]}");
+        assert_int_equal(tsg_buf_rc(&b), TSG_OK);
+        run(parse(b.data), &r);
+        tsg_buf_free(&b);
+        expect_valid(&r);
+    }
     /* nested contained (dom-2), reported once, on the container */
     run(parse(
             "{\"resourceType\":\"Patient\",\"contained\":[{\"resourceType\":\"Organization\","

@@ -1146,11 +1146,11 @@ static void check_dom3(vctx *c, const fhir_node *r)
         c->rc = TSG_ENOMEM;
         return;
     }
-    qsort(rs.v, rs.n, sizeof *rs.v, cmp_str);
+    if (rs.n) qsort(rs.v, rs.n, sizeof *rs.v, cmp_str);
     for (size_t i = 0; i < c->ncidx; i++) {
         const char *id = c->cidx[i].id;
         const fhir_node *k = c->cidx[i].node;
-        if (bsearch(&id, rs.v, rs.n, sizeof *rs.v, cmp_str)) continue;
+        if (rs.n && bsearch(&id, rs.v, rs.n, sizeof *rs.v, cmp_str)) continue;
         if (refers_to(k, "#", 1)) continue;
         size_t mark = path_push(c, k);
         native_fail(c, g.dom3, "dom-3", "nothing refers to it");

@@ -121,16 +121,15 @@ static void json_str(tsg_buf *b, const char *s)
 /* One issue as a JSON object. */
 static void write_issue(tsg_buf *b, const validate_issue *it, const char *nl, const char *in)
 {
-    tsg_buf_printf(b, "{%s%s  \"severity\": ", nl, in);
-    json_str(b, validate_severity_name(it->severity));
-    tsg_buf_printf(b, ",%s%s  \"code\": ", nl, in);
-    json_str(b, it->code);
+    /* in the element order of OperationOutcome.issue: extension, severity, code,
+     * details, expression */
+    tsg_buf_printf(b, "{%s%s  ", nl, in);
     if (it->line) {
         tsg_buf_printf(b,
-                       ",%s%s  \"extension\": [{\"url\": "
+                       "\"extension\": [{\"url\": "
                        "\"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line\", "
                        "\"valueInteger\": %u}",
-                       nl, in, it->line);
+                       it->line);
         if (it->column)
             tsg_buf_printf(
                 b,
@@ -138,8 +137,12 @@ static void write_issue(tsg_buf *b, const validate_issue *it, const char *nl, co
                 "\"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col\", "
                 "\"valueInteger\": %u}",
                 it->column);
-        tsg_buf_putc(b, ']');
+        tsg_buf_printf(b, "],%s%s  ", nl, in);
     }
+    tsg_buf_puts(b, "\"severity\": ");
+    json_str(b, validate_severity_name(it->severity));
+    tsg_buf_printf(b, ",%s%s  \"code\": ", nl, in);
+    json_str(b, it->code);
     tsg_buf_printf(b, ",%s%s  \"details\": {\"text\": ", nl, in);
     json_str(b, it->message);
     tsg_buf_putc(b, '}');

@@ -241,6 +241,8 @@ const validate_core_extension validate_core_extensions[] = {
     {"http://hl7.org/fhir/StructureDefinition/operationdefinition-profile", "uri"},
     {"http://hl7.org/fhir/StructureDefinition/operationoutcome-authority", "uri"},
     {"http://hl7.org/fhir/StructureDefinition/operationoutcome-detectedIssue", "Reference"},
+    {"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-col", "integer"},
+    {"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-line", "integer"},
     {"http://hl7.org/fhir/StructureDefinition/operationoutcome-issue-source", "string"},
     {"http://hl7.org/fhir/StructureDefinition/ordinalValue", "decimal"},
     {"http://hl7.org/fhir/StructureDefinition/organization-period", "Period"},

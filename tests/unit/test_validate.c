@@ -829,10 +829,14 @@ static void test_outcome_and_text(void **state)
     assert_non_null(strstr(out.data, "\"resourceType\": \"OperationOutcome\""));
     assert_non_null(strstr(out.data, "\"severity\": \"fatal\""));
     assert_non_null(strstr(out.data, "operationoutcome-issue-line\", \"valueInteger\": 2"));
-    /* the outcome is FHIR: the reader takes it */
+    /* the outcome is FHIR: the reader takes it, and it validates */
     fhir_node *oo = NULL;
     tsg_error e;
     assert_int_equal(fhir_json_parse(A, out.data, out.len, NULL, &oo, &e), TSG_OK);
+    validate_result self;
+    validate_result_init(&self, A);
+    assert_int_equal(validate_resource(oo, NULL, &self), TSG_OK);
+    expect_valid(&self);
     tsg_buf_free(&out);
 
     /* a message cut inside a UTF-8 character still gives valid JSON */

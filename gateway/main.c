@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/auth.h"
 #include "fhirpath/fhirpath.h"
 #include "rest/rest.h"
 #include "model/model.h"
 #include "util/util.h"
+#include "validate/profile.h"
 #include "validate/validate.h"
 
 #define EXIT_INVALID 1
@@ -312,8 +314,37 @@ static int cmd_validate(int argc, char **argv)
     opt.profiles = profiles;
     opt.nprofiles = nprofiles;
     opt.meta_profiles = 1;
-    /* no profile loader is hooked in yet: opt.profile_validate stays NULL, so
-     * every --profile is reported as not loaded */
+    /* the packages to validate against: TSUNAGU_PROFILE_PATHS (':'-separated folders and
+     * .tgz), as serve reads it, or the profiles/ folder when it is there */
+    profile_registry *reg = NULL;
+    {
+        const char *paths = getenv("TSUNAGU_PROFILE_PATHS");
+        int explicit_paths = paths && *paths;
+        char *buf = strdup(explicit_paths ? paths : "profiles");
+        const char *list[64];
+        size_t n = 0;
+        for (char *save = NULL, *t = buf ? strtok_r(buf, ":", &save) : NULL; t && n < 64;
+             t = strtok_r(NULL, ":", &save))
+            if (explicit_paths || access(t, F_OK) == 0) list[n++] = t;
+        tsg_error perr;
+        tsg_error_clear(&perr);
+        if (!buf) {
+            fprintf(stderr, "tsunagu validate: out of memory\n");
+            tsg_arena_free(arena);
+            return EXIT_INVALID;
+        }
+        if (n && !(reg = profile_registry_open(list, n, NULL, NULL, &perr))) {
+            fprintf(stderr, "tsunagu validate: profiles: %s\n", perr.message);
+            free(buf);
+            tsg_arena_free(arena);
+            return EXIT_INVALID;
+        }
+        free(buf);
+        if (reg) {
+            opt.profile_validate = profile_registry_validate;
+            opt.profile_ctx = reg;
+        }
+    }
 
     tsg_error err;
     tsg_error_clear(&err);
@@ -344,6 +375,7 @@ static int cmd_validate(int argc, char **argv)
         }
     }
     tsg_buf_free(&out);
+    profile_registry_free(reg);
     tsg_arena_free(arena);
     free(data);
     return status;

@@ -80,6 +80,15 @@ tsg_rc tsg_error_set(tsg_error *err, tsg_rc rc, const char *code, const char *fm
         /* mark the cut visibly rather than truncating silently */
         memcpy(err->message + sizeof err->message - 4, "...", 4);
     }
+    /* Messages quote input cut to a length ("'%.*s' is not a decimal"), which can split
+     * a UTF-8 sequence: every byte that is not part of valid UTF-8 becomes '?', so an
+     * OperationOutcome built from the message is valid JSON and XML. */
+    size_t len = strlen(err->message), i = 0;
+    while (i < len) {
+        size_t ok = tsg_utf8_valid_prefix(err->message + i, len - i);
+        i += ok;
+        if (i < len) err->message[i++] = '?';
+    }
     return rc;
 }
 

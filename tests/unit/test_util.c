@@ -129,6 +129,19 @@ static void test_error(void **state)
     assert_string_equal(e.message + TSG_ERR_MESSAGE_MAX - 4, "...");
 }
 
+/* A message that quotes input cut in the middle of a UTF-8 sequence stays valid UTF-8. */
+static void test_error_utf8(void **state)
+{
+    (void)state;
+    tsg_error err;
+    const char *s = "\xe5\xb1\xb1\xe7\x94\xb0"; /* 山田 */
+    tsg_error_set(&err, TSG_EINVAL, "value", "'%.*s' is not a decimal", 4, s);
+    assert_string_equal(err.message, "'\xe5\xb1\xb1?' is not a decimal");
+    assert_int_equal(tsg_utf8_valid_prefix(err.message, strlen(err.message)), strlen(err.message));
+    tsg_error_set(&err, TSG_EINVAL, "value", "'%s' is fine", s);
+    assert_string_equal(err.message, "'\xe5\xb1\xb1\xe7\x94\xb0' is fine");
+}
+
 static void test_read_file(void **state)
 {
     (void)state;
@@ -158,9 +171,10 @@ static void test_read_file(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_arena), cmocka_unit_test(test_arena_cap),
-        cmocka_unit_test(test_buf),   cmocka_unit_test(test_utf8),
-        cmocka_unit_test(test_error), cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_arena),     cmocka_unit_test(test_arena_cap),
+        cmocka_unit_test(test_buf),       cmocka_unit_test(test_utf8),
+        cmocka_unit_test(test_error),     cmocka_unit_test(test_error_utf8),
+        cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

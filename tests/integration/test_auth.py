@@ -676,6 +676,21 @@ def t_audit():
     expect(gw.get("/fhir/Patient/p-audit", headers=adm), 200, "audit works again")
 
 
+def t_admin_without_serve():
+    # the admin command on a data dir no gateway runs on starts the embedded Redis itself;
+    # the gateway started afterwards knows the client
+    gw = harness.Gateway(S.binary, auth=True)
+    try:
+        os.makedirs(gw.data_dir, exist_ok=True)
+        cid, sec = gw.create_client(scope="system/*.rs")
+        rc, out, err = gw.admin("client", "list")
+        assert rc == 0 and cid in out, (rc, err)
+        gw.start()
+        expect(gw.get("/fhir/Patient", headers=bearer(gw.token(cid, sec))), 200, "token")
+    finally:
+        gw.close()
+
+
 def t_auth_off():
     with harness.Gateway(S.binary) as gw:
         expect(gw.get("/fhir/Patient"), 200, "auth off: no token needed")
@@ -699,6 +714,7 @@ def main():
                          ("key_rotation", t_key_rotation), ("audit", t_audit)):
             checks.run(name, fn)
         checks.run("rate_limit", t_rate_limit)
+        checks.run("admin_without_serve", t_admin_without_serve)
         checks.run("auth_off", t_auth_off)
     finally:
         if checks.failed:

@@ -6,6 +6,7 @@
 #include "search.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
@@ -347,14 +348,16 @@ static const char *const CANONICAL_UNITS[] = {
 
 /*
  * The canonical unit of a UCUM code and the line v·f + o that converts to it,
- * found once per code and thread: trying each canonical unit parses both
- * units every time, which cost 7 % of a Synthea ingest. Only codes whose
- * conversion is linear (checked at three points) are cached; the others
- * (none among the canonical units today) take the slow path each time.
+ * found once per code: trying each canonical unit parses both units every
+ * time, which cost 7 % of a Synthea ingest. Only codes whose conversion is
+ * linear (checked at three points) are cached; the others (none among the
+ * canonical units today) take the slow path each time. A thread reads its own
+ * copy without locking; on a miss it copies the process-wide entry (under a
+ * mutex), which is computed only when no thread has done so yet.
  */
-#define UCUM_CACHE_SLOTS 256 /* open addressing, UCUM_CACHE_PROBES slots per code */
+#define UCUM_CACHE_SLOTS  256 /* open addressing, UCUM_CACHE_PROBES slots per code */
 #define UCUM_CACHE_PROBES 4
-#define UCUM_CACHE_CODE  32
+#define UCUM_CACHE_CODE   32
 typedef struct ucum_slot {
     char code[UCUM_CACHE_CODE]; /* "" empty */
     const char *unit;           /* NULL: the code converts to no canonical unit */
@@ -362,6 +365,24 @@ typedef struct ucum_slot {
                                    as the exact decimal conversion */
 } ucum_slot;
 static _Thread_local ucum_slot ucum_cache[UCUM_CACHE_SLOTS];
+static ucum_slot ucum_shared[UCUM_CACHE_SLOTS];
+static pthread_mutex_t ucum_shared_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The slot for code in table t (hash h): its entry, or a free/replaceable one (*found 0). */
+static ucum_slot *ucum_slot_of(ucum_slot *t, uint32_t h, const char *code, int *found)
+{
+    ucum_slot *s = NULL;
+    for (uint32_t k = 0; k < UCUM_CACHE_PROBES; k++) {
+        ucum_slot *c = &t[(h + k) & (UCUM_CACHE_SLOTS - 1)];
+        if (!strcmp(c->code, code)) {
+            *found = 1;
+            return c;
+        }
+        if (!s && !c->code[0]) s = c;
+    }
+    *found = 0;
+    return s ? s : &t[h & (UCUM_CACHE_SLOTS - 1)]; /* all taken: replace the first */
+}
 
 /* Converts x in `code` to canonical unit u (as long double); 0 on failure. */
 static int ucum_point(const char *x, const char *code, const char *u, long double *out)
@@ -383,13 +404,14 @@ static const ucum_slot *ucum_lookup(const char *code)
     if (!n || n >= UCUM_CACHE_CODE) return NULL;
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)code[i]) * 16777619u;
-    ucum_slot *s = NULL;
-    for (uint32_t k = 0; k < UCUM_CACHE_PROBES; k++) {
-        ucum_slot *c = &ucum_cache[(h + k) & (UCUM_CACHE_SLOTS - 1)];
-        if (!strcmp(c->code, code)) return c;
-        if (!s && !c->code[0]) s = c;
-    }
-    if (!s) s = &ucum_cache[h & (UCUM_CACHE_SLOTS - 1)]; /* all taken: replace the first */
+    int found;
+    ucum_slot *s = ucum_slot_of(ucum_cache, h, code, &found);
+    if (found) return s;
+    pthread_mutex_lock(&ucum_shared_lock);
+    ucum_slot *g = ucum_slot_of(ucum_shared, h, code, &found);
+    if (found) *s = *g;
+    pthread_mutex_unlock(&ucum_shared_lock);
+    if (found) return s;
     ucum_slot fresh = {{0}, NULL, 0, 0};
     memcpy(fresh.code, code, n + 1);
     for (size_t i = 0; CANONICAL_UNITS[i]; i++) {
@@ -398,15 +420,21 @@ static const ucum_slot *ucum_lookup(const char *code)
         if (!ucum_point("1", code, CANONICAL_UNITS[i], &y1) ||
             !ucum_point("1000", code, CANONICAL_UNITS[i], &y2))
             return NULL;
-        long double f = y1 - y0, lin = y0 + 1000 * f;
-        long double tol = 1e-9L * (lin < 0 ? -lin : lin) + 1e-12L;
-        if (y2 - lin > tol || lin - y2 > tol) return NULL; /* not linear: no caching */
+        /* the slope from the far point (the engine rounds conversions to about 8
+         * significant digits: 1 /min is 0.01666667 /s, 1000 /min 16.66666667 /s);
+         * the near point must lie on the line within that rounding */
+        long double f = (y2 - y0) / 1000, lin = y0 + f;
+        long double tol = 1e-6L * (lin < 0 ? -lin : lin) + 1e-12L;
+        if (y1 - lin > tol || lin - y1 > tol) return NULL; /* not linear: no caching */
         fresh.unit = CANONICAL_UNITS[i];
         fresh.f = f;
         fresh.o = y0;
         break;
     }
     *s = fresh;
+    pthread_mutex_lock(&ucum_shared_lock);
+    *ucum_slot_of(ucum_shared, h, code, &found) = fresh;
+    pthread_mutex_unlock(&ucum_shared_lock);
     return s;
 }
 

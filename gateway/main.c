@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "auth/auth.h"
 #include "fhirpath/fhirpath.h"
@@ -319,27 +318,14 @@ static int cmd_validate(int argc, char **argv)
     profile_registry *reg = NULL;
     {
         const char *paths = getenv("TSUNAGU_PROFILE_PATHS");
-        int explicit_paths = paths && *paths;
-        char *buf = strdup(explicit_paths ? paths : "profiles");
-        const char *list[64];
-        size_t n = 0;
-        for (char *save = NULL, *t = buf ? strtok_r(buf, ":", &save) : NULL; t && n < 64;
-             t = strtok_r(NULL, ":", &save))
-            if (explicit_paths || access(t, F_OK) == 0) list[n++] = t;
         tsg_error perr;
         tsg_error_clear(&perr);
-        if (!buf) {
-            fprintf(stderr, "tsunagu validate: out of memory\n");
-            tsg_arena_free(arena);
-            return EXIT_INVALID;
-        }
-        if (n && !(reg = profile_registry_open(list, n, NULL, NULL, &perr))) {
+        if (profile_registry_open_list(paths && *paths ? paths : PROFILE_DEFAULT_PATHS, NULL, NULL,
+                                       &reg, &perr)) {
             fprintf(stderr, "tsunagu validate: profiles: %s\n", perr.message);
-            free(buf);
             tsg_arena_free(arena);
             return EXIT_INVALID;
         }
-        free(buf);
         if (reg) {
             opt.profile_validate = profile_registry_validate;
             opt.profile_ctx = reg;

@@ -37,7 +37,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../validate/profile.h"
 #include "../validate/validate.h"
@@ -122,26 +121,7 @@ tsg_rc rest_validation_open(const char *spec, const char *paths, const char *typ
     rest_validation *v = calloc(1, sizeof *v);
     if (!v) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     tsg_rc rc = parse_levels(v, spec, err);
-    /* the packages: each ':'-separated path; the default "profiles" may be absent */
-    const char *list[64];
-    char *buf = NULL;
-    size_t n = 0;
-    if (!rc && paths && *paths) {
-        if (!(buf = strdup(paths)))
-            rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
-        for (char *save = NULL, *t = buf ? strtok_r(buf, ":", &save) : NULL; t && !rc;
-             t = strtok_r(NULL, ":", &save)) {
-            if (n == sizeof list / sizeof list[0])
-                rc = tsg_error_set(err, TSG_ELIMIT, "invalid", "profile_paths: more than %zu",
-                                   sizeof list / sizeof list[0]);
-            else if (!strcmp(paths, "profiles") && access(t, F_OK))
-                continue; /* the default folder is optional */
-            else
-                list[n++] = t;
-        }
-    }
-    if (!rc && n && !(v->reg = profile_registry_open(list, n, log_problem, NULL, err)))
-        rc = err->rc ? err->rc : TSG_EINVAL;
+    if (!rc) rc = profile_registry_open_list(paths, log_problem, NULL, &v->reg, err);
     /* type_profiles: "Type=URL Type=URL" */
     char *tp = NULL;
     if (!rc && type_profiles && *type_profiles) {
@@ -170,7 +150,6 @@ tsg_rc rest_validation_open(const char *spec, const char *paths, const char *typ
                 rc = profile_registry_set_type_profile(v->reg, t, eq + 1, err);
         }
     }
-    free(buf);
     free(tp);
     if (rc) {
         rest_validation_free(v);
@@ -233,6 +212,21 @@ static tsg_rc options_for(const rest_validation *v, tsg_arena *a, const model_ty
     return TSG_OK;
 }
 
+/* validate_for_rest() at level with opt; the OperationOutcome (JSON) copied into a. */
+static int run_validation(const fhir_node *root, validate_level level, const validate_options *opt,
+                          tsg_arena *a, const char **outcome, size_t *outcome_len, int *rejected,
+                          const char **first_error)
+{
+    tsg_buf b;
+    tsg_buf_init(&b, TSG_LIMIT_BODY_BYTES);
+    tsg_rc rc = validate_for_rest(root, level, opt, a, &b, rejected, first_error);
+    if (!rc && tsg_buf_rc(&b)) rc = tsg_buf_rc(&b);
+    *outcome = rc ? NULL : tsg_arena_strndup(a, b.data, b.len);
+    *outcome_len = b.len;
+    tsg_buf_free(&b);
+    return *outcome ? 0 : -1;
+}
+
 int rest_validate_write(rest_ctx *ctx, tsg_arena *a, const fhir_node *root, const char **outcome,
                         size_t *outcome_len, const char **first_error)
 {
@@ -244,30 +238,11 @@ int rest_validate_write(rest_ctx *ctx, tsg_arena *a, const fhir_node *root, cons
     validate_level level = level_for(v, root->type);
     if (level == VALIDATE_LEVEL_OFF) return 0;
     validate_options opt;
-    if (options_for(v, a, root->type, level, NULL, 0, &opt)) return 500;
-    validate_result r;
-    validate_result_init(&r, a);
-    if (validate_resource(root, &opt, &r)) return 500;
-    if (!validate_result_failed(&r)) return 0;
-    for (size_t i = 0; i < r.count; i++) {
-        const validate_issue *is = &r.items[i];
-        if (is->severity > VALIDATE_ERROR) continue;
-        size_t len = strlen(is->message) + strlen(is->expression) + 4;
-        char *m = tsg_arena_alloc(a, len);
-        if (m) snprintf(m, len, "%s%s%s", is->expression, *is->expression ? ": " : "", is->message);
-        *first_error = m;
-        break;
-    }
-    tsg_buf b;
-    tsg_buf_init(&b, TSG_LIMIT_BODY_BYTES);
-    if (validate_outcome_json(&r, &b, 0) || tsg_buf_rc(&b)) {
-        tsg_buf_free(&b);
+    int rejected;
+    if (options_for(v, a, root->type, level, NULL, 0, &opt) ||
+        run_validation(root, level, &opt, a, outcome, outcome_len, &rejected, first_error))
         return 500;
-    }
-    *outcome = tsg_arena_strndup(a, b.data, b.len);
-    *outcome_len = b.len;
-    tsg_buf_free(&b);
-    return *outcome ? 422 : 500;
+    return rejected ? 422 : 0;
 }
 
 int rest_validate_single(const http_request *req, http_response *resp, rest_ctx *ctx,
@@ -404,30 +379,18 @@ void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ct
             return;
         }
     }
-    validate_result r;
-    validate_result_init(&r, a);
-    if (!mode || strcmp(mode, "delete")) {
-        validate_options opt;
-        static const rest_validation none = {.def = VALIDATE_LEVEL_PROFILES};
-        const rest_validation *v = ctx->val ? ctx->val : &none;
-        if (options_for(v, a, res->type, VALIDATE_LEVEL_PROFILES, profiles, np, &opt) ||
-            validate_resource(res, &opt, &r)) {
-            rest_fail(req, resp, 500, "exception", "validation ran out of memory");
-            return;
-        }
-    }
-    tsg_buf b;
-    tsg_buf_init(&b, TSG_LIMIT_BODY_BYTES);
-    if (validate_outcome_json(&r, &b, 0) || tsg_buf_rc(&b)) {
-        tsg_buf_free(&b);
-        rest_fail(req, resp, 500, "exception", "out of memory");
-        return;
-    }
-    const char *oo = tsg_arena_strndup(a, b.data, b.len);
-    size_t len = b.len;
-    tsg_buf_free(&b);
-    if (!oo) {
-        rest_fail(req, resp, 500, "exception", "out of memory");
+    const char *oo;
+    size_t len;
+    int rejected;
+    validate_options opt;
+    static const rest_validation none = {.def = VALIDATE_LEVEL_PROFILES};
+    const rest_validation *v = ctx->val ? ctx->val : &none;
+    /* mode=delete: nothing of the resource is checked (an outcome that says it passed) */
+    validate_level level =
+        mode && !strcmp(mode, "delete") ? VALIDATE_LEVEL_OFF : VALIDATE_LEVEL_PROFILES;
+    if (options_for(v, a, res->type, level, profiles, np, &opt) ||
+        run_validation(res, level, &opt, a, &oo, &len, &rejected, NULL)) {
+        rest_fail(req, resp, 500, "exception", "validation ran out of memory");
         return;
     }
     rest_respond_resource(req, resp, 200, oo, len, 0, 0);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PF_MAX_BASE_CHAIN 16u /* base definitions followed from one profile */
 #define PF_MAX_VS_DEPTH   8u  /* ValueSet includes followed */
@@ -1635,4 +1636,30 @@ tsg_rc profile_registry_validate(void *ctx, const fhir_node *root, const char *u
     const profile *p = profile_lookup(ctx, url);
     if (!p) return TSG_ENOTSUP;
     return profile_validate(p, root, report, report_ctx);
+}
+
+tsg_rc profile_registry_open_list(const char *paths, validate_issue_fn report, void *report_ctx,
+                                  profile_registry **out, tsg_error *err)
+{
+    *out = NULL;
+    if (!paths || !*paths) return TSG_OK;
+    int is_default = !strcmp(paths, PROFILE_DEFAULT_PATHS);
+    char *buf = strdup(paths);
+    if (!buf) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    const char *list[PROFILE_MAX_PATHS];
+    size_t n = 0;
+    tsg_rc rc = TSG_OK;
+    for (char *save = NULL, *t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+        if (is_default && access(t, F_OK)) continue; /* the default folder is optional */
+        if (n == PROFILE_MAX_PATHS) {
+            rc = tsg_error_set(err, TSG_ELIMIT, "too-costly",
+                               "more than %u package paths (PROFILE_MAX_PATHS)", PROFILE_MAX_PATHS);
+            break;
+        }
+        list[n++] = t;
+    }
+    if (!rc && n && !(*out = profile_registry_open(list, n, report, report_ctx, err)))
+        rc = err->rc ? err->rc : TSG_EINVAL;
+    free(buf);
+    return rc;
 }

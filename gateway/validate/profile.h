@@ -197,6 +197,20 @@ tsg_rc profile_registry_compile(profile_registry *r, validate_issue_fn report, v
 profile_registry *profile_registry_open(const char *const *paths, size_t n,
                                         validate_issue_fn report, void *report_ctx, tsg_error *err);
 
+/* The package list of the configuration (`profile_paths`, TSUNAGU_PROFILE_PATHS) when unset. */
+#define PROFILE_DEFAULT_PATHS "profiles"
+#define PROFILE_MAX_PATHS     64u /* entries of one list */
+
+/*
+ * profile_registry_open() over a ':'-separated list, as `serve` and
+ * `tsunagu validate` take it: every path must exist, except that the default
+ * list (PROFILE_DEFAULT_PATHS) may be absent. *out is NULL when nothing is to
+ * be loaded (an empty list, or the default folder absent). TSG_ELIMIT past
+ * PROFILE_MAX_PATHS; otherwise fails as profile_registry_open().
+ */
+tsg_rc profile_registry_open_list(const char *paths, validate_issue_fn report, void *report_ctx,
+                                  profile_registry **out, tsg_error *err);
+
 /*
  * Configures url as a profile every resource of type `type` is validated
  * against on write (validate level `profiles`). Before or after compiling;

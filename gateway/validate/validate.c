@@ -1563,11 +1563,12 @@ tsg_rc validate_text(tsg_arena *a, const char *text, size_t len, const validate_
 }
 
 tsg_rc validate_for_rest(const fhir_node *root, validate_level level, const validate_options *opt,
-                         tsg_arena *a, tsg_buf *outcome, int *rejected)
+                         tsg_arena *a, tsg_buf *outcome, int *rejected, const char **first_error)
 {
     validate_result r;
     validate_result_init(&r, a);
     *rejected = 0;
+    if (first_error) *first_error = NULL;
     if (level == VALIDATE_LEVEL_OFF) return TSG_OK;
     validate_options o;
     if (opt)
@@ -1583,6 +1584,16 @@ tsg_rc validate_for_rest(const fhir_node *root, validate_level level, const vali
     tsg_rc rc = validate_resource(root, &o, &r);
     if (rc) return rc;
     *rejected = validate_result_failed(&r);
+    for (size_t i = 0; first_error && *rejected && i < r.count; i++) {
+        const validate_issue *is = &r.items[i];
+        if (is->severity > VALIDATE_ERROR) continue;
+        size_t len = strlen(is->expression) + strlen(is->message) + 3;
+        char *m = tsg_arena_alloc(a, len);
+        if (!m) return TSG_ENOMEM;
+        snprintf(m, len, "%s%s%s", is->expression, *is->expression ? ": " : "", is->message);
+        *first_error = m;
+        break;
+    }
     if (outcome) return validate_outcome_json(&r, outcome, 0);
     return TSG_OK;
 }

@@ -255,13 +255,13 @@ typedef enum validate_level {
 } validate_level;
 
 /*
- * Wiring (for gateway/rest, not done here): on create (POST), update (PUT) and
+ * Wiring (done in gateway/rest/fhir_validate.c): on create (POST), update (PUT) and
  * PATCH, after the body is read into `root` and before the store is called,
  * look up the resource type's configured level (off/base/profiles) and call
  *
  *     int rejected;
  *     tsg_buf oo; tsg_buf_init(&oo, 0);
- *     rc = validate_for_rest(root, level, &opts, request_arena, &oo, &rejected);
+ *     rc = validate_for_rest(root, level, &opts, request_arena, &oo, &rejected, &first);
  *
  * with opts.profile_validate/profile_ctx from the profile loader and
  * opts.profiles the type's configured profile URLs (level PROFILES only);
@@ -279,11 +279,13 @@ typedef enum validate_level {
  * and meta.profile through opt's hook) and, when outcome is not NULL, appends
  * the OperationOutcome JSON. *rejected is set to 1 when the result holds an
  * error or fatal issue (answer 422 with the outcome on write; $validate
- * answers 200 with it either way). Allocates in a. Returns TSG_OK or
+ * answers 200 with it either way) and, when first_error is not NULL, *first_error
+ * to "expression: message" of the first such issue (in a; NULL when none: a
+ * Bundle entry reports that one). Allocates in a. Returns TSG_OK or
  * TSG_ENOMEM / the buffer's failure.
  */
 tsg_rc validate_for_rest(const fhir_node *root, validate_level level, const validate_options *opt,
-                         tsg_arena *a, tsg_buf *outcome, int *rejected);
+                         tsg_arena *a, tsg_buf *outcome, int *rejected, const char **first_error);
 
 /*
  * Statistics of the constraint table (for tests and the README): how many

@@ -852,17 +852,22 @@ static void test_outcome_and_text(void **state)
     /* the REST seam: rejected, with an outcome */
     tsg_buf_init(&out, 0);
     int rejected = 0;
+    const char *first = NULL;
     assert_int_equal(validate_for_rest(parse("{\"resourceType\":\"Observation\",\"code\":"
                                              "{\"text\":\"x\"}}"),
-                                       VALIDATE_LEVEL_BASE, NULL, A, &out, &rejected),
+                                       VALIDATE_LEVEL_BASE, NULL, A, &out, &rejected, &first),
                      TSG_OK);
     assert_int_equal(rejected, 1);
     assert_non_null(strstr(out.data, "Observation.status"));
+    assert_non_null(first);
+    assert_non_null(strstr(first, "Observation.status: "));
     tsg_buf_free(&out);
     rejected = 1;
     assert_int_equal(
-        validate_for_rest(parse(patient), VALIDATE_LEVEL_BASE, NULL, A, NULL, &rejected), TSG_OK);
+        validate_for_rest(parse(patient), VALIDATE_LEVEL_BASE, NULL, A, NULL, &rejected, &first),
+        TSG_OK);
     assert_int_equal(rejected, 0);
+    assert_null(first);
 }
 
 /* ------------------------------------------------------------------------

@@ -121,27 +121,13 @@
  * such as $validate, a malformed path) → `*.cruds`: deny by default until the
  * table in auth_fhir.c names it.
  *
- * ## The next step: care-team and consent authorisation (not built here)
+ * ## Whose data: care teams and consents (the REST layer)
  *
  * Scopes say *what kind* of data a client may touch; the patient compartment
- * rule says *whose*. It will be one function that the REST layer calls after
- * the scope check, once it knows the patient compartment of what it reads or
- * writes (fhir_index.c finds it for writes; store keeps it as tsg:r `c`):
- *
- *     typedef enum auth_access { AUTH_ACCESS_ALLOW, AUTH_ACCESS_HIDE, AUTH_ACCESS_FORBID }
- *         auth_access;
- *     auth_access auth_compartment_check(auth_service *svc, const auth_principal *who,
- *                                        const char *patient_id, unsigned perm,
- *                                        long long now_ms, tsg_error *err);
- *
- * ALLOW when who->org takes part in the patient's CareTeam (as an
- * Organization participant, or through a PractitionerRole of that
- * organisation, within the participant's period) and the patient's Consent
- * allows sharing with it (network-wide with opt-outs, a facility list, or
- * per facility: REFERENCE-JP.md §6.2); HIDE (the caller answers 404, counts
- * nothing) otherwise; FORBID for registry writes outside the admin's area.
- * The principal (http_request.principal) already carries org, role and area
- * for it.
+ * rule says *whose*. It needs the store and FHIR resources (CareTeam,
+ * PractitionerRole, Consent), so it lives in the REST layer:
+ * gateway/rest/fhir_access.c, designed in rest_internal.h "Access". It reads
+ * the principal (http_request.principal: org, role, area) that the gate set.
  *
  * ## Threads
  *

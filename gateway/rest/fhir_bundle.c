@@ -81,6 +81,7 @@ typedef struct tx_entry {
     const char *cur_body;
     size_t cur_len;
     long long cur_lu;
+    const char *cur_comp; /* the current version's patient compartment ("") */
     int has_write;
     store_write w;
     /* result */
@@ -709,6 +710,7 @@ static int read_current(tx *t, tx_entry **set, size_t n)
         e->cur_live = 0;
         e->cur_body = NULL;
         e->cur_len = 0;
+        e->cur_comp = "";
         if (!e->ref || e->noop || (e->m == M_POST && !e->exists)) continue;
         refs[k] = e->ref;
         who[k++] = e;
@@ -722,12 +724,15 @@ static int read_current(tx *t, tx_entry **set, size_t n)
             free(rs);
             return entry_fail_err(t, who[0], 500, &err);
         }
+        int restricted = t->ctx->access && t->req->principal;
         for (size_t i = 0; i < k; i++) {
             tx_entry *e = who[i];
             e->cur_version = rs[i].found ? rs[i].version : 0;
             e->cur_live = rs[i].found && !rs[i].deleted;
             e->cur_lu = rs[i].lu_ms;
-            if (rs[i].body && (e->m == M_PATCH || e->exists || t->prefer_repr)) {
+            e->cur_comp = tsg_arena_strndup(t->a, rs[i].compartment, strlen(rs[i].compartment));
+            if (!e->cur_comp) t->oom = 1;
+            if (rs[i].body && (e->m == M_PATCH || e->exists || t->prefer_repr || restricted)) {
                 e->cur_body = tsg_arena_strndup(t->a, rs[i].body, rs[i].body_len);
                 e->cur_len = rs[i].body_len;
                 if (!e->cur_body) t->oom = 1;
@@ -750,6 +755,34 @@ static int read_current(tx *t, tx_entry **set, size_t n)
     return 0;
 }
 
+/* Whether the client may see entry e's current version (what it may not see
+ * looks absent: 404 for PATCH, nothing to delete). 1 yes, 0 no, -1 failed. */
+static int entry_sees(tx *t, tx_entry *e)
+{
+    if (!e->cur_version) return 1;
+    tsg_error err;
+    tsg_error_clear(&err);
+    int v = rest_access_sees(t->ctx, t->req, e->type, e->cur_comp, &err);
+    if (v < 0) return entry_fail_err(t, e, 500, &err), -1;
+    return v;
+}
+
+/* The write rule for e's prepared write: 0 allowed, else the entry failed. */
+static int entry_access(tx *t, tx_entry *e)
+{
+    const char *why = NULL;
+    tsg_error err;
+    tsg_error_clear(&err);
+    int put = e->w.op == STORE_PUT;
+    int v =
+        rest_access_write(t->ctx, t->req, e->type, !e->cur_live, e->cur_live ? e->cur_body : NULL,
+                          e->cur_len, e->cur_comp, put ? e->w.body : NULL, put ? e->w.body_len : 0,
+                          put ? e->w.compartment : NULL, &why, &err);
+    if (!v) return 0;
+    if (v < 0) return entry_fail_err(t, e, 500, &err);
+    return entry_fail(t, e, 403, "forbidden", "%s: %s", e->type, why);
+}
+
 static int prepare(tx *t, tx_entry **set, size_t n, long long now)
 {
     tsg_error err;
@@ -765,7 +798,9 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
         case M_PUT:
             break;
         case M_PATCH: {
-            if (!e->cur_version)
+            int sees = entry_sees(t, e);
+            if (sees < 0) return -1;
+            if (!e->cur_version || !sees)
                 return entry_fail(t, e, 404, "not-found", "%s is not known", e->ref);
             if (!e->cur_live) return entry_fail(t, e, 410, "deleted", "%s was deleted", e->ref);
             int st = rest_patch_apply(t->a, e->type, e->id, e->cur_body, e->cur_len, e->patch,
@@ -780,8 +815,10 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
             how = "patch";
             break;
         }
-        case M_DELETE:
-            if (!e->cur_live) {
+        case M_DELETE: {
+            int sees = entry_sees(t, e);
+            if (sees < 0) return -1;
+            if (!e->cur_live || !sees) {
                 e->noop = 1;
                 continue;
             }
@@ -789,9 +826,13 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
                                  .type = e->type,
                                  .id = e->id,
                                  .expect_version = e->cur_version,
-                                 .interaction = "delete"};
+                                 .interaction = "delete",
+                                 .bump = rest_access_type_watched(e->type) ? REST_ACCESS_GEN_KEY
+                                                                           : NULL};
+            if (entry_access(t, e)) return -1;
             e->has_write = 1;
             continue;
+        }
         default:
             continue;
         }
@@ -804,6 +845,7 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
                               first ? first : "(see $validate)");
         if (rest_prepare_put(t->a, root, e->id, e->cur_version, now, how, &e->w, &err))
             return entry_fail_err(t, e, 400, &err);
+        if (entry_access(t, e)) return -1;
         if (e->m == M_POST) {
             e->w.fresh = 1;         /* e->id is e->new_id: an existing match was skipped above */
             if (e->if_none_exist) { /* as a single conditional create: claim the criteria, so
@@ -838,6 +880,11 @@ static int commit(tx *t, tx_entry **set, size_t n, long long now)
         tsg_error_clear(&err);
         if (store_commit(t->ctx->st, ws, k, now, &conflict, &err))
             return entry_fail_err(t, who[0], 500, &err);
+        for (size_t i = 0; i < k && conflict < 0; i++)
+            if (ws[i].bump) {
+                rest_access_changed(t->ctx->access);
+                break;
+            }
         if (conflict >= 0) {
             tx_entry *e = who[conflict];
             if (e->if_match)
@@ -1050,8 +1097,13 @@ static void run_reads(tx *t)
     for (size_t i = 0; i < k; i++) {
         tx_entry *e = who[i];
         store_resource *r = &rs[i];
+        int sees = 1;
+        if (!e->fail_status && r->found) {
+            sees = rest_access_sees(t->ctx, t->req, e->type, r->compartment, &err);
+            if (sees < 0) entry_fail_err(t, e, 500, &err);
+        }
         if (!e->fail_status) {
-            if (!r->found)
+            if (!r->found || !sees) /* what the client may not see looks absent */
                 entry_fail(t, e, 404, "not-found", "%s%s is not known", e->ref,
                            e->url_version ? " (that version)" : "");
             else if (r->deleted)

@@ -470,6 +470,10 @@ void rest_patch(const http_request *req, http_response *resp, rest_ctx *ctx, con
             rest_fail(req, resp, 404, "not-found", "%s/%s is not known", type, id);
             return;
         }
+        if (rest_hide(req, resp, ctx, type, id, r.compartment)) {
+            store_resource_clear(&r);
+            return;
+        }
         if (r.deleted) {
             rest_fail(req, resp, 410, "deleted", "%s/%s was deleted (version %ld)", type, id,
                       r.version);

@@ -88,6 +88,45 @@ static void respond_written(const http_request *req, http_response *resp, int st
     tsg_buf_reset(&resp->body);
 }
 
+/* Answers 404 — exactly as for an unknown id — when the client may not see
+ * Type/id (in patient pid's compartment), 503/500 when that cannot be told;
+ * returns 1 then, 0 when it may see it. */
+int rest_hide(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
+              const char *id, const char *pid)
+{
+    tsg_error err;
+    tsg_error_clear(&err);
+    int v = rest_access_sees(ctx, req, type, pid, &err);
+    if (v > 0) return 0;
+    if (v < 0)
+        rest_fail_err(req, resp, 500, &err);
+    else
+        rest_fail(req, resp, 404, "not-found", "%s/%s is not known", type, id);
+    return 1;
+}
+
+/* Answers the verdict of rest_access_write: 403 with why, or the failure;
+ * returns 1 then, 0 when the write may go ahead. */
+int rest_deny_write(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
+                    int creating, const store_resource *cur, const store_write *w)
+{
+    const char *why = NULL;
+    tsg_error err;
+    tsg_error_clear(&err);
+    int live = cur && cur->found && !cur->deleted;
+    int v = rest_access_write(ctx, req, type, creating, live ? cur->body : NULL,
+                              live ? cur->body_len : 0, live ? cur->compartment : NULL,
+                              w && w->op == STORE_PUT ? w->body : NULL,
+                              w && w->op == STORE_PUT ? w->body_len : 0,
+                              w && w->op == STORE_PUT ? w->compartment : NULL, &why, &err);
+    if (!v) return 0;
+    if (v < 0)
+        rest_fail_err(req, resp, 500, &err);
+    else
+        rest_fail(req, resp, 403, "forbidden", "%s: %s", type, why);
+    return 1;
+}
+
 /* ------------------------------------------------------------------------
  * Writing one resource
  * ------------------------------------------------------------------------ */
@@ -123,7 +162,9 @@ tsg_rc rest_prepare_put(tsg_arena *a, fhir_node *root, const char *id, long cur_
                        .compartment = comp,
                        .interaction = interaction,
                        .index = ix,
-                       .nindex = nix};
+                       .nindex = nix,
+                       .bump =
+                           rest_access_type_watched(root->type->name) ? REST_ACCESS_GEN_KEY : NULL};
     return TSG_OK;
 }
 
@@ -150,12 +191,13 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
         }
         long v = cur.found ? cur.version : 0;
         int existed = cur.found && !cur.deleted;
-        store_resource_clear(&cur);
         if (must_not_exist && v) {
+            store_resource_clear(&cur);
             rest_fail(req, resp, 409, "duplicate", "%s/%s already exists", type, id);
             return;
         }
         if (want_version > 0 && (!existed || v != want_version)) {
+            store_resource_clear(&cur);
             rest_fail(req, resp, 412, "conflict",
                       "If-Match version %ld does not match the current version %ld of %s/%s",
                       want_version, existed ? v : 0, type, id);
@@ -166,15 +208,20 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
         /* the outbox names what the client did: PATCH (fhir_patch.c) comes through here */
         const char *how = req->method == HTTP_PATCH ? "patch" : existed ? "update" : "create";
         if (rest_prepare_put(req->arena, root, id, v, now, how, &w, &err)) {
+            store_resource_clear(&cur);
             rest_fail_err(req, resp, 400, &err);
             return;
         }
+        int denied = rest_deny_write(req, resp, ctx, type, !existed, &cur, &w);
+        store_resource_clear(&cur);
+        if (denied) return;
         w.fresh = must_not_exist == 2;
         int conflict;
         if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
+        if (w.bump) rest_access_changed(ctx->access);
         if (conflict < 0) {
             resp->interaction = existed ? "update" : "create";
             respond_written(req, resp, existed ? 200 : 201, type, id, v + 1, now, w.body,
@@ -203,6 +250,15 @@ static void do_read(const http_request *req, http_response *resp, rest_ctx *ctx,
     if (store_read(ctx->st, type, id, version, &r, &err)) {
         rest_fail_err(req, resp, 500, &err);
         return;
+    }
+    if (r.found) { /* what the client may not see answers as what does not exist */
+        int sees = rest_access_sees(ctx, req, type, r.compartment, &err);
+        if (sees < 0) {
+            store_resource_clear(&r);
+            rest_fail_err(req, resp, 500, &err);
+            return;
+        }
+        if (!sees) r.found = 0;
     }
     if (!r.found) {
         if (version)
@@ -280,11 +336,13 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
             return;
         }
         w.claim = claim;
+        if (rest_deny_write(req, resp, ctx, type, 1, NULL, &w)) return;
         int conflict;
         if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
+        if (w.bump) rest_access_changed(ctx->access);
         if (conflict < 0) {
             respond_written(req, resp, 201, type, id, 1, now, w.body, w.body_len);
             return;
@@ -342,7 +400,26 @@ static void do_delete(const http_request *req, http_response *resp, rest_ctx *ct
         }
         long v = cur.found ? cur.version : 0;
         int live = cur.found && !cur.deleted;
+        /* what the client may not see it cannot delete; it looks absent */
+        int sees = cur.found ? rest_access_sees(ctx, req, type, cur.compartment, &err) : 1;
+        if (sees < 0) {
+            store_resource_clear(&cur);
+            rest_fail_err(req, resp, 500, &err);
+            return;
+        }
+        int hidden = !sees;
+        store_write w = {.op = STORE_DELETE,
+                         .type = type,
+                         .id = id,
+                         .expect_version = v,
+                         .interaction = "delete",
+                         .bump = rest_access_type_watched(type) ? REST_ACCESS_GEN_KEY : NULL};
+        if (live && !hidden && rest_deny_write(req, resp, ctx, type, 0, &cur, &w)) {
+            store_resource_clear(&cur);
+            return;
+        }
         store_resource_clear(&cur);
+        if (hidden) live = 0;
         if (want > 0 && (!live || v != want)) {
             rest_fail(req, resp, 412, "conflict", "If-Match version %ld is not the current one",
                       want);
@@ -355,16 +432,12 @@ static void do_delete(const http_request *req, http_response *resp, rest_ctx *ct
                                  NULL, req->format);
             return;
         }
-        store_write w = {.op = STORE_DELETE,
-                         .type = type,
-                         .id = id,
-                         .expect_version = v,
-                         .interaction = "delete"};
         int conflict;
         if (store_commit(ctx->st, &w, 1, rest_now_ms(), &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
+        if (w.bump) rest_access_changed(ctx->access);
         if (conflict < 0) {
             char etag[40];
             snprintf(etag, sizeof etag, "W/\"%ld\"", v + 1);
@@ -389,6 +462,11 @@ static int parse_since(const char *s, long long *ms)
     if (search_date_range(s, strlen(s), &lo, &hi)) return 0;
     *ms = lo;
     return 1;
+}
+
+static int history_visible(void *user_data, const char *type, const char *compartment)
+{
+    return rest_view_sees(user_data, type, compartment);
 }
 
 static void do_history(const http_request *req, http_response *resp, rest_ctx *ctx,
@@ -429,7 +507,26 @@ static void do_history(const http_request *req, http_response *resp, rest_ctx *c
     store_history_entry *h = NULL;
     size_t n = 0, total = 0;
     tsg_error err;
-    if (store_history(ctx->st, type, id, since, offset, count, &h, &n, &total, &err)) {
+    tsg_error_clear(&err);
+    rest_view view = {0};
+    store_history_filter filter = {history_visible, &view}, *fp = NULL;
+    if (id) { /* a resource the client may not see has no history for it */
+        store_resource r;
+        if (store_read(ctx->st, type, id, 0, &r, &err)) {
+            rest_fail_err(req, resp, 500, &err);
+            return;
+        }
+        int hide = r.found && rest_hide(req, resp, ctx, type, id, r.compartment);
+        store_resource_clear(&r);
+        if (hide) return;
+    } else {
+        if (rest_view_load(ctx, req, &view, &err)) {
+            rest_fail_err(req, resp, 500, &err);
+            return;
+        }
+        if (view.restricted && (!type || rest_view_filters(&view, type))) fp = &filter;
+    }
+    if (store_history(ctx->st, type, id, since, offset, count, fp, &h, &n, &total, &err)) {
         rest_fail_err(req, resp, 500, &err);
         return;
     }

@@ -68,6 +68,7 @@
  */
 #include "rest_internal.h"
 
+#include "../auth/auth.h"
 #include "../store/redis.h"
 #include "../text/text.h"
 
@@ -195,11 +196,31 @@ typedef struct sx {
     tsg_arena *a;
     tsg_error err;
     const char *base; /* http://host/fhir */
+    rest_view view;   /* what the client may see (loaded by sx_view) */
+    int view_loaded;
 } sx;
 
 static tsg_rc nomem(sx *s)
 {
     return tsg_error_set(&s->err, TSG_ENOMEM, "exception", "out of memory");
+}
+
+/* Loads what the client may see (once per request). */
+static tsg_rc sx_view(sx *s)
+{
+    if (s->view_loaded) return TSG_OK;
+    tsg_rc rc = rest_view_load(s->ctx, s->req, &s->view, &s->err);
+    if (!rc) s->view_loaded = 1;
+    return rc;
+}
+
+/* Whether resources of type are filtered by compartment for this request
+ * (-1: the view could not be loaded, s->err set). */
+static int sx_filters(sx *s, const char *type)
+{
+    if (!s->ctx->access || !s->req->principal || !rest_type_in_compartment(type)) return 0;
+    if (sx_view(s)) return -1;
+    return rest_view_filters(&s->view, type);
 }
 
 /* printf into the arena; NULL when out of memory. */
@@ -217,6 +238,15 @@ static char *aprintf(sx *s, const char *fmt, ...)
     vsnprintf(p, (size_t)n + 1, fmt, ap);
     va_end(ap);
     return p;
+}
+
+/* The snapshot key of uuid: a client's snapshots are its own (another client's
+ * _getpages finds nothing). */
+static const char *snap_key(sx *s, const char *uuid)
+{
+    const auth_principal *who = s->ctx->access ? s->req->principal : NULL;
+    return who ? aprintf(s, "tsg:snap:%s:%s", who->client_id, uuid)
+               : aprintf(s, "tsg:snap:%s", uuid);
 }
 
 /* A growing list of pipelined commands. */
@@ -1430,6 +1460,14 @@ static tsg_rc live_sorted(sx *s, const char *type, const idset *ids, const searc
     argv[1] = tk;
     memcpy(argv + 2, ids->v, ids->n * sizeof *argv);
     if (cmd_addv(s, &l, (int)ids->n + 2, argv) < 0) return nomem(s);
+    /* access: each id's compartment, in the same round trip */
+    int filt = sx_filters(s, type);
+    if (filt < 0) return s->err.rc;
+    long c0 = (long)l.n;
+    for (size_t i = 0; filt && i < ids->n; i++) {
+        const char *rk = aprintf(s, "tsg:r:%s/%s", type, ids->v[i]);
+        if (!rk || cmd_add(s, &l, "HGET", rk, "c", NULL) < 0) return nomem(s);
+    }
     long *kcmd = tsg_arena_alloc(s->a, (nk ? nk : 1) * sizeof *kcmd);
     int *klex = tsg_arena_alloc(s->a, (nk ? nk : 1) * sizeof *klex);
     if (!kcmd || !klex) return nomem(s);
@@ -1455,6 +1493,11 @@ static tsg_rc live_sorted(sx *s, const char *type, const idset *ids, const searc
     for (size_t i = 0; i < ids->n && zr && zr->type == REDIS_REPLY_ARRAY && i < zr->elements; i++) {
         const redisReply *e = zr->element[i];
         if (e->type != REDIS_REPLY_STRING) continue;
+        if (filt) {
+            const redisReply *c = reps[c0 + (long)i];
+            if (!rest_view_sees(&s->view, type, c && c->type == REDIS_REPLY_STRING ? c->str : ""))
+                continue;
+        }
         rows[n].id = ids->v[i];
         rows[n].lu = strtod(e->str, NULL);
         rows[n].k = kv ? kv + n * nk : NULL;
@@ -1856,9 +1899,20 @@ static void write_page(sx *s, http_response *resp, const char *const *refs, size
     sreq.pretty = false;
     sreq.params = sub;
     sreq.n_params = nsub;
+    int restricted = s->ctx->access && req->principal;
+    if (restricted && sx_view(s)) {
+        for (size_t i = from; i < nread; i++) store_resource_clear(&res[i]);
+        free(res);
+        rest_fail_err(req, resp, 500, &s->err);
+        return;
+    }
     for (size_t i = 0; i < nread; i++) {
         store_resource *r = i < from ? pi->pre[i].res : &res[i];
-        if (r->found && !r->deleted && r->body) {
+        /* what the client may not see is left out: includes, and the matches of
+         * a snapshot page whose access changed since */
+        const char *rt = restricted ? ref_type(s, all[i]) : NULL;
+        if (r->found && !r->deleted && r->body &&
+            (!restricted || (rt && rest_view_sees(&s->view, rt, r->compartment)))) {
             const char *url = aprintf(s, "%s/%s", s->base, all[i]);
             const char *body = r->body;
             size_t blen = r->body_len;
@@ -1910,7 +1964,7 @@ static tsg_rc snapshot(sx *s, const char *header, const char *const *refs, size_
 {
     char id[37];
     rest_new_id(id);
-    const char *key = aprintf(s, "tsg:snap:%s", id);
+    const char *key = snap_key(s, id);
     const char **argv = tsg_arena_alloc(s->a, (n + 3) * sizeof *argv);
     if (!key || !argv) return nomem(s);
     argv[0] = "RPUSH";
@@ -2006,6 +2060,46 @@ static tsg_rc newest_rows(sx *s, const char *type, int ascending, row **rows_out
     return TSG_OK;
 }
 
+/* The ids of type in the compartments of the patients the client sees (sorted). */
+static tsg_rc visible_ids(sx *s, const char *type, idset *out)
+{
+    out->n = 0;
+    out->v = NULL;
+    if (!s->view.n) return TSG_OK;
+    cmdlist l = {0};
+    for (size_t i = 0; i < s->view.n; i++) {
+        const char *k = aprintf(s, "tsg:{%s}:comp", s->view.pids[i]);
+        if (!k || cmd_add(s, &l, "SMEMBERS", k, NULL, NULL) < 0) return nomem(s);
+    }
+    redisReply **reps;
+    tsg_rc rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    size_t tl = strlen(type), total = 0, cap = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (reps[i] && reps[i]->type == REDIS_REPLY_ARRAY) total += reps[i]->elements;
+    out->v = tsg_arena_alloc(s->a, (total ? total : 1) * sizeof *out->v);
+    if (!out->v) rc = nomem(s);
+    cap = total;
+    for (size_t i = 0; !rc && i < l.n; i++) {
+        const redisReply *r = reps[i];
+        for (size_t j = 0; r && r->type == REDIS_REPLY_ARRAY && j < r->elements; j++) {
+            const redisReply *m = r->element[j];
+            if (m->type != REDIS_REPLY_STRING || m->len <= tl + 1 || memcmp(m->str, type, tl) ||
+                m->str[tl] != '/' || out->n >= cap)
+                continue;
+            const char *id = tsg_arena_strndup(s->a, m->str + tl + 1, m->len - tl - 1);
+            if (!id) {
+                rc = nomem(s);
+                break;
+            }
+            out->v[out->n++] = id;
+        }
+    }
+    free_replies(reps, l.n);
+    if (!rc) set_normalize(out);
+    return rc;
+}
+
 /*
  * Parses p into a query and runs it: rows sorted, *total the number of
  * matches (rows may stop at REST_SNAPSHOT_MAX_IDS for a whole type). When
@@ -2025,10 +2119,20 @@ static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, int
     tsg_rc rc = search_query_parse(type, p->n, p->names, p->values, len, s->a, &q, &s->err);
     if (rc) return rc;
     *qo = q;
+    int filt = sx_filters(s, type);
+    if (filt < 0) return s->err.rc;
+    idset ids;
+    if (!q->nclauses && filt) {
+        /* everything of a type the client sees only part of: the compartments
+         * of its patients hold exactly that part */
+        rc = visible_ids(s, type, &ids);
+        if (!rc) rc = live_sorted(s, type, &ids, q, rows, n);
+        *total = *n;
+        return rc;
+    }
     if (!q->nclauses &&
         (!q->nsort || (q->nsort == 1 && !strcmp(q->sort[0].param->code, "_lastUpdated"))))
         return newest_rows(s, type, q->nsort && !q->sort[0].descending, rows, n, total);
-    idset ids;
     rc = run_clauses(s, type, q->clauses, q->nclauses, &ids, 0);
     if (rc) return rc;
     size_t count = q->count < 0 ? REST_LIMIT_COUNT_DEFAULT : (size_t)q->count;
@@ -2062,6 +2166,7 @@ static tsg_rc search_rows(sx *s, const char *type, const params *p, int len, int
     size_t m = 0;
     for (size_t i = 0; i < ids.n; i++) {
         if (!res[i].found || res[i].deleted || !res[i].body) continue;
+        if (filt && !rest_view_sees(&s->view, type, res[i].compartment)) continue;
         rw[m].id = ids.v[i];
         rw[m].lu = (double)res[i].lu_ms;
         rw[m].res = &res[i];
@@ -2221,7 +2326,7 @@ void rest_search_page(const http_request *req, http_response *resp, rest_ctx *ct
         return;
     }
     if (cnt > (long)REST_LIMIT_COUNT_MAX) cnt = REST_LIMIT_COUNT_MAX;
-    const char *key = aprintf(&s, "tsg:snap:%s", id);
+    const char *key = snap_key(&s, id);
     char a[24], b[24];
     snprintf(a, sizeof a, "%ld", off + 1);
     snprintf(b, sizeof b, "%ld", off + cnt);
@@ -2348,18 +2453,26 @@ static void delete_one(sx *s, http_response *resp, const char *type, const char 
         }
         long v = cur.found ? cur.version : 0;
         int live = cur.found && !cur.deleted;
-        store_resource_clear(&cur);
-        if (!live) break;
+        if (!live) {
+            store_resource_clear(&cur);
+            break;
+        }
         store_write w = {.op = STORE_DELETE,
                          .type = type,
                          .id = id,
                          .expect_version = v,
-                         .interaction = "delete"};
+                         .interaction = "delete",
+                         .bump = rest_access_type_watched(type) ? REST_ACCESS_GEN_KEY : NULL};
+        /* the search found only what the client sees; the write rule still applies */
+        int denied = rest_deny_write(req, resp, s->ctx, type, 0, &cur, &w);
+        store_resource_clear(&cur);
+        if (denied) return;
         int conflict;
         if (store_commit(s->ctx->st, &w, 1, rest_now_ms(), &conflict, &s->err)) {
             rest_fail_err(req, resp, 500, &s->err);
             return;
         }
+        if (w.bump) rest_access_changed(s->ctx->access);
         if (conflict < 0) {
             char etag[40], msg[256];
             snprintf(etag, sizeof etag, "W/\"%ld\"", v + 1);
@@ -2489,6 +2602,10 @@ void rest_everything(const http_request *req, http_response *resp, rest_ctx *ctx
         return;
     }
     int live = pr.found && !pr.deleted;
+    if (pr.found && rest_hide(req, resp, ctx, "Patient", id, pr.compartment)) {
+        store_resource_clear(&pr);
+        return;
+    }
     store_resource_clear(&pr);
     if (!live) {
         rest_fail(req, resp, 404, "not-found", "Patient/%s is not known", id);

@@ -344,6 +344,10 @@ void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ct
             rest_fail_err(req, resp, 500, &err);
             return;
         }
+        if (cur.found && rest_hide(req, resp, ctx, type, id, cur.compartment)) {
+            store_resource_clear(&cur);
+            return;
+        }
         if (!cur.found || cur.deleted) {
             int gone = cur.found;
             store_resource_clear(&cur);

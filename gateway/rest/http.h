@@ -127,6 +127,8 @@ typedef struct http_config {
     char validate[HTTP_URL_MAX];       /* validation on write (fhir_validate.c) */
     char profile_paths[HTTP_PATH_MAX]; /* ':'-separated package paths */
     char type_profiles[HTTP_PATH_MAX]; /* "Type=URL …" */
+    char consent_default[16];          /* "deny" | "care-team": no Consent in force
+                                          (rest_internal.h, "Access") */
 } http_config;
 
 /* Fills cfg with the defaults above. */

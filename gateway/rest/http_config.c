@@ -33,6 +33,7 @@ void http_config_default(http_config *cfg)
     snprintf(cfg->validate, sizeof cfg->validate, "%s", "base");
     snprintf(cfg->profile_paths, sizeof cfg->profile_paths, "%s", "profiles");
     cfg->type_profiles[0] = '\0';
+    snprintf(cfg->consent_default, sizeof cfg->consent_default, "%s", "deny");
 }
 
 tsg_rc http_listen_parse(const char *s, struct sockaddr_storage *addr, socklen_t *addr_len,
@@ -170,6 +171,8 @@ static const str_key STR_KEYS[] = {
     {"validate", "TSUNAGU_VALIDATE", offsetof(http_config, validate), HTTP_URL_MAX, false},
     {"profile_paths", "TSUNAGU_PROFILE_PATHS", offsetof(http_config, profile_paths), HTTP_PATH_MAX,
      true},
+    {"consent_default", "TSUNAGU_CONSENT_DEFAULT", offsetof(http_config, consent_default), 16,
+     false},
     {"type_profiles", "TSUNAGU_TYPE_PROFILES", offsetof(http_config, type_profiles), HTTP_PATH_MAX,
      true},
 };
@@ -293,6 +296,10 @@ tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
     if (strcmp(cfg->audit, "on") && strcmp(cfg->audit, "off"))
         return tsg_error_set(err, TSG_EINVAL, "invalid",
                              "audit must be \"on\" or \"off\", not '%s'", cfg->audit);
+    if (strcmp(cfg->consent_default, "deny") && strcmp(cfg->consent_default, "care-team"))
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "consent_default must be \"deny\" or \"care-team\", not '%s'",
+                             cfg->consent_default);
     if (strcmp(cfg->auth, "on") && strcmp(cfg->auth, "off"))
         return tsg_error_set(err, TSG_EINVAL, "invalid", "auth must be \"on\" or \"off\", not '%s'",
                              cfg->auth);

@@ -25,6 +25,7 @@
 
 /* What every handler shares (set up by rest_serve). */
 typedef struct rest_validation rest_validation;
+typedef struct rest_access rest_access;
 
 typedef struct rest_ctx {
     store *st;
@@ -32,6 +33,7 @@ typedef struct rest_ctx {
     http_server *srv;
     size_t max_bundle_entries;
     const rest_validation *val; /* validation on write and $validate (fhir_validate.c) */
+    rest_access *access;        /* who sees whom (fhir_access.c); NULL: auth off, no rule */
 } rest_ctx;
 
 /* The handler of /fhir (fhir_rest.c). */
@@ -185,6 +187,118 @@ int rest_validate_single(const http_request *req, http_response *resp, rest_ctx 
 /* $validate at system (type NULL), type or instance (id) level. */
 void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
                       const char *id);
+
+/* ------------------------------------------------------------------------
+ * Access: whose data a client may see and write (fhir_access.c; issue 5)
+ *
+ * Scopes (the auth gate) say what kind of data a client may touch; this rule
+ * says whose. It applies to every request with a principal (auth on).
+ *
+ *   - Registry resources (every type outside the Patient compartment:
+ *     Organization, Practitioner, PractitionerRole, Location, Endpoint, …)
+ *     are readable by every client; writing them is for administrators.
+ *   - A resource in the Patient compartment (the store's field c names its
+ *     patient; Patient/<id> is in its own) is visible to a client only while
+ *     the client's Organization takes part in that patient's CareTeam — as the
+ *     participant's member Organization, or through a PractitionerRole of that
+ *     Organization (active), within the CareTeam's, the participant's and the
+ *     role's periods, the CareTeam active — and the patient's Consent allows
+ *     sharing with it. A compartment type without a patient (c empty) is
+ *     visible to nobody but unrestricted callers. Hidden means absent: a read
+ *     answers 404 exactly as for an unknown id, searches, _include,
+ *     _revinclude, history, $everything and paging leave it out and do not
+ *     count it (_total is computed after the filter).
+ *   - Administrators also see every Patient, CareTeam and Consent (they manage
+ *     them), not the clinical records. Writing CareTeams and Consents (they
+ *     decide who sees whom), creating and deleting patients and writing the
+ *     registry need role admin, and an admin with an area only writes
+ *     resources of that area: the address city of an Organization, Location
+ *     or Patient, or of the Organization/Patient a PractitionerRole,
+ *     HealthcareService, Endpoint, CareTeam or Consent belongs to (resources
+ *     without an area, such as Practitioner, any admin). Other writes need the
+ *     patient of the resource before and after the write to be visible: 403.
+ *
+ * Consent (a local model, REFERENCE-JP.md §6.2; JP Core has no Consent
+ * profile): the patient's Consents with status active and scope
+ * patient-privacy, provision in force (provision.period):
+ *   一括同意  provision.type permit, no actor: every facility of the network;
+ *            nested provision type deny with actors: the opted-out facilities
+ *   facility list  provision.type permit with actor[].reference Organization/…
+ *   per facility   one such Consent per facility
+ *   withdrawal     status inactive, or provision.type deny (no actor: all)
+ * A deny for the organisation wins over any permit; with no privacy Consent in
+ * force at all, `consent_default` decides (deny — the default — or
+ * care-team: membership suffices, for regions whose care contracts cover it).
+ * Only relative references (Organization/<id>, PractitionerRole/<id>) count.
+ *
+ * Cost and freshness: the rule is evaluated per Organization — all its
+ * patients at once, in six pipelined round trips (its PractitionerRoles, the
+ * CareTeams naming it or them, their patients, those patients' CareTeams and
+ * Consents, the bodies, the roles) — and kept in memory until the next period
+ * boundary, REST_ACCESS_MAX_AGE_MS, or a change: a write of a CareTeam,
+ * Consent or PractitionerRole drops this gateway's cache at once and INCRs
+ * REST_ACCESS_GEN_KEY in the same atomic step (store_write.bump); other
+ * gateways read it at most every REST_ACCESS_POLL_MS, so a change reaches
+ * them within that time. A read then costs a hash lookup and a binary search.
+ * ------------------------------------------------------------------------ */
+
+#define REST_ACCESS_GEN_KEY "tsg:acl:gen"
+#define REST_ACCESS_POLL_MS 1000 /* how often other gateways' changes are looked for */
+#define REST_ACCESS_MAX_AGE_MS                                                                     \
+    60000 /* an organisation's patients are recomputed at least this often */
+
+/* consent_default: "deny" or "care-team" (TSG_EINVAL otherwise). */
+tsg_rc rest_access_new(redis_client *rc, store *st, const char *consent_default, rest_access **out,
+                       tsg_error *err);
+void rest_access_free(rest_access *a);
+
+/* A CareTeam, Consent or PractitionerRole was written: forget what was computed. */
+void rest_access_changed(rest_access *a);
+
+/* Whether writing type changes who sees whom (the writes that bump the generation). */
+int rest_access_type_watched(const char *type);
+
+/* Whether type is in the Patient compartment (Patient included). */
+int rest_type_in_compartment(const char *type);
+
+/* Whether the request's client may see a resource of type whose compartment
+ * patient is pid ("" or NULL: none): 1 yes, 0 no, -1 Redis failed (err). */
+int rest_access_sees(rest_ctx *ctx, const http_request *req, const char *type, const char *pid,
+                     tsg_error *err);
+
+/* What one request may see, loaded once for searches, history and includes. */
+typedef struct rest_view {
+    int restricted; /* 0: no principal, everything visible */
+    int admin;
+    const char **pids; /* the visible patients, sorted (request arena) */
+    size_t n;
+} rest_view;
+
+tsg_rc rest_view_load(rest_ctx *ctx, const http_request *req, rest_view *v, tsg_error *err);
+/* Whether resources of type need their compartment checked under v. */
+int rest_view_filters(const rest_view *v, const char *type);
+/* Whether v sees a resource of type in patient pid's compartment. */
+int rest_view_sees(const rest_view *v, const char *type, const char *pid);
+
+/*
+ * Whether the request may write type: old_body/old_pid the current version
+ * (NULL for a create), new_body/new_pid the new one (NULL for a delete);
+ * creating: no current version. 0 allowed; 403 with *why; -1 Redis failed.
+ */
+int rest_access_write(rest_ctx *ctx, const http_request *req, const char *type, int creating,
+                      const char *old_body, size_t old_len, const char *old_pid,
+                      const char *new_body, size_t new_len, const char *new_pid, const char **why,
+                      tsg_error *err);
+
+/* fhir_rest.c: answers 404 (as for an unknown id) when the client may not see
+ * Type/id in patient pid's compartment, or the failure to tell; 1 then, else 0. */
+int rest_hide(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
+              const char *id, const char *pid);
+
+/* fhir_rest.c: rest_access_write for the current version cur (NULL: none read)
+ * and the write w: answers 403 (or the failure) and returns 1, else 0. */
+int rest_deny_write(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
+                    int creating, const store_resource *cur, const store_write *w);
 
 /* fhir_bundle.c: POST /fhir with a transaction or batch Bundle. */
 void rest_bundle_post(const http_request *req, http_response *resp, rest_ctx *ctx);

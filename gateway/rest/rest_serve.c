@@ -158,6 +158,11 @@ int rest_serve(const char *config_file)
             goto done;
         }
         http_server_set_gate(srv, auth_http_gate, &auth_web);
+        /* whose data each client sees: care teams and consents (rest_internal.h, "Access") */
+        if (rest_access_new(client, st, cfg.consent_default, &ctx.access, &err)) {
+            fprintf(stderr, "tsunagu serve: %s\n", err.message);
+            goto done;
+        }
         /* the audit trail (auth.h, "Audit"): a record per request before its answer */
         if (!strcmp(cfg.audit, "on")) {
             if (auth_audit_new(client, cfg.audit_retention_days, &audit, &err) ||
@@ -199,6 +204,7 @@ int rest_serve(const char *config_file)
 done:
     if (srv) http_server_stop(srv);
     http_server_free(srv);
+    rest_access_free(ctx.access);
     store_free(st);
     auth_audit_free(audit);
     auth_service_free(auth);

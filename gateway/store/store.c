@@ -680,9 +680,8 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
             for (size_t j = 0; j < x->nindex; j++)
                 if (x->index[j].kind != STORE_IX_LIST) grouper_add(&g, &x->index[j]);
         } else {
-            hset_head(b, 10, rk, nvs, nows, "1");
-            cb_str(b, "c");
-            cb_str(b, "");
+            /* the compartment c stays: who may see the deletion (and the history) */
+            hset_head(b, 8, rk, nvs, nows, "1");
             cb_end(b);
             cb_begin(b, 4);
             cb_str(b, "HDEL");
@@ -721,6 +720,12 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
         cb_str(b, "ts");
         cb_str(b, nows);
         cb_end(b);
+        if (x->bump) {
+            cb_begin(b, 2);
+            cb_str(b, "INCR");
+            cb_str(b, x->bump);
+            cb_end(b);
+        }
         if (x->claim) {
             cb_begin(b, 5);
             cb_str(b, "SET");
@@ -997,35 +1002,12 @@ static tsg_rc history_instance(store *s, const char *type, const char *id, long 
     return TSG_OK;
 }
 
-tsg_rc store_history(store *s, const char *type, const char *id, long long since_ms, size_t offset,
-                     size_t max, store_history_entry **out, size_t *n, size_t *total,
-                     tsg_error *err)
+/* Reads the history entries named by members mem[0..k) ("<id>/<v>" of type,
+ * or "<Type>/<id>/<v>" when type is NULL) into *out (malloc'd, k entries). */
+static tsg_rc history_fetch(store *s, const char *type, const char *const *mem, const size_t *mlen,
+                            size_t k, store_history_entry **out, tsg_error *err)
 {
-    *out = NULL;
-    *n = *total = 0;
-    if (max > STORE_LIMIT_HISTORY) max = STORE_LIMIT_HISTORY;
-    if (type && id) return history_instance(s, type, id, since_ms, offset, max, out, n, total, err);
-
-    char key[96], min[32], off[24], cnt[24];
-    if (type)
-        snprintf(key, sizeof key, "tsg:hist:%s", type);
-    else
-        snprintf(key, sizeof key, "tsg:hist");
-    if (since_ms == LLONG_MIN)
-        snprintf(min, sizeof min, "-inf");
-    else
-        snprintf(min, sizeof min, "%lld", since_ms);
-    snprintf(off, sizeof off, "%zu", offset);
-    snprintf(cnt, sizeof cnt, "%zu", max);
-    const char *range[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "LIMIT", off, cnt};
-    const char *count[] = {"ZCOUNT", key, min, "+inf"};
-    redis_cmd cmds[2] = {{7, range, NULL}, {4, count, NULL}};
-    redisReply *reps[2] = {NULL, NULL};
-    tsg_rc rc = redis_pipeline(s->client, 2, cmds, reps, err);
-    if (rc) goto done;
-    *total = (size_t)reps[1]->integer;
-    size_t k = reps[0]->type == REDIS_REPLY_ARRAY ? reps[0]->elements : 0;
-    if (!k) goto done;
+    tsg_rc rc = TSG_OK;
     store_history_entry *hs = calloc(k, sizeof *hs);
     char(*hkeys)[160] = calloc(2 * k, sizeof *hkeys);
     char(*fields)[24] = calloc(k, sizeof *fields);
@@ -1036,10 +1018,8 @@ tsg_rc store_history(store *s, const char *type, const char *id, long long since
         rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     } else {
         for (size_t i = 0; i < k; i++) {
-            /* member: "<id>/<v>" (type history) or "<Type>/<id>/<v>" */
-            const redisReply *mem = reps[0]->element[i];
             char buf[200];
-            snprintf(buf, sizeof buf, "%.*s", (int)mem->len, mem->str);
+            snprintf(buf, sizeof buf, "%.*s", (int)mlen[i], mem[i]);
             char *vs = strrchr(buf, '/');
             if (!vs) {
                 rc = tsg_error_set(err, TSG_EINTERNAL, "exception", "store: malformed history");
@@ -1086,7 +1066,6 @@ tsg_rc store_history(store *s, const char *type, const char *id, long long since
         }
         if (!rc) {
             *out = hs;
-            *n = k;
             hs = NULL;
         }
     }
@@ -1099,6 +1078,133 @@ tsg_rc store_history(store *s, const char *type, const char *id, long long since
     free(argvs);
     free(gets);
     free(vals);
+    return rc;
+}
+
+/* The history of a type or the system, only the entries visible() keeps:
+ * every entry since since_ms is looked at (its resource's compartment c). */
+static tsg_rc history_visible(store *s, const char *type, const char *key, const char *min,
+                              size_t offset, size_t max, const store_history_filter *f,
+                              store_history_entry **out, size_t *n, size_t *total, tsg_error *err)
+{
+    char lim[24];
+    snprintf(lim, sizeof lim, "%u", STORE_LIMIT_HISTORY_SCAN + 1);
+    const char *range[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "LIMIT", "0", lim};
+    redisReply *all = NULL;
+    tsg_rc rc = redis_command_argv(s->client, 7, range, NULL, &all, err);
+    if (rc) return rc;
+    size_t k = all && all->type == REDIS_REPLY_ARRAY ? all->elements : 0;
+    if (k > STORE_LIMIT_HISTORY_SCAN) {
+        freeReplyObject(all);
+        return tsg_error_set(err, TSG_ELIMIT, "too-costly",
+                             "this history has more than %u entries to look through; narrow it "
+                             "with _since",
+                             STORE_LIMIT_HISTORY_SCAN);
+    }
+    char(*rk)[160] = calloc(k ? k : 1, sizeof *rk);
+    char(*tp)[64] = calloc(k ? k : 1, sizeof *tp);
+    const char **argv = calloc(3 * (k ? k : 1), sizeof *argv);
+    redis_cmd *cmds = calloc(k ? k : 1, sizeof *cmds);
+    redisReply **cs = calloc(k ? k : 1, sizeof *cs);
+    const char **mem = calloc(k ? k : 1, sizeof *mem);
+    size_t *mlen = calloc(k ? k : 1, sizeof *mlen);
+    if (!rk || !tp || !argv || !cmds || !cs || !mem || !mlen) {
+        rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < k; i++) {
+        const redisReply *m = all->element[i];
+        /* "<id>/<v>" or "<Type>/<id>/<v>": the resource is everything before the last '/' */
+        const char *slash = m->str ? memrchr(m->str, '/', m->len) : NULL;
+        size_t rl = slash ? (size_t)(slash - m->str) : 0;
+        if (type)
+            snprintf(rk[i], sizeof rk[i], "tsg:r:%s/%.*s", type, (int)rl, m->str);
+        else
+            snprintf(rk[i], sizeof rk[i], "tsg:r:%.*s", (int)rl, m->str);
+        const char *t = type;
+        if (!type) {
+            const char *s1 = m->str ? memchr(m->str, '/', rl) : NULL;
+            snprintf(tp[i], sizeof tp[i], "%.*s", s1 ? (int)(s1 - m->str) : 0, m->str);
+        } else {
+            snprintf(tp[i], sizeof tp[i], "%s", t);
+        }
+        argv[3 * i] = "HGET", argv[3 * i + 1] = rk[i], argv[3 * i + 2] = "c";
+        cmds[i] = (redis_cmd){3, argv + 3 * i, NULL};
+    }
+    if (k) rc = redis_pipeline(s->client, k, cmds, cs, err);
+    if (rc) goto done;
+    size_t kept = 0;
+    for (size_t i = 0; i < k; i++) {
+        const char *c = cs[i] && cs[i]->type == REDIS_REPLY_STRING ? cs[i]->str : "";
+        if (!f->visible(f->user_data, tp[i], c)) continue;
+        if (kept >= offset && kept - offset < max) {
+            mem[kept - offset] = all->element[i]->str;
+            mlen[kept - offset] = all->element[i]->len;
+        }
+        kept++;
+    }
+    *total = kept;
+    size_t page = kept > offset ? kept - offset : 0;
+    if (page > max) page = max;
+    if (page) rc = history_fetch(s, type, mem, mlen, page, out, err);
+    if (!rc) *n = page;
+done:
+    for (size_t i = 0; cs && i < k; i++) freeReplyObject(cs[i]);
+    freeReplyObject(all);
+    free(rk);
+    free(tp);
+    free(argv);
+    free(cmds);
+    free(cs);
+    free(mem);
+    free(mlen);
+    return rc;
+}
+
+tsg_rc store_history(store *s, const char *type, const char *id, long long since_ms, size_t offset,
+                     size_t max, const store_history_filter *f, store_history_entry **out,
+                     size_t *n, size_t *total, tsg_error *err)
+{
+    *out = NULL;
+    *n = *total = 0;
+    if (max > STORE_LIMIT_HISTORY) max = STORE_LIMIT_HISTORY;
+    if (type && id) return history_instance(s, type, id, since_ms, offset, max, out, n, total, err);
+
+    char key[96], min[32], off[24], cnt[24];
+    if (type)
+        snprintf(key, sizeof key, "tsg:hist:%s", type);
+    else
+        snprintf(key, sizeof key, "tsg:hist");
+    if (since_ms == LLONG_MIN)
+        snprintf(min, sizeof min, "-inf");
+    else
+        snprintf(min, sizeof min, "%lld", since_ms);
+    if (f) return history_visible(s, type, key, min, offset, max, f, out, n, total, err);
+    snprintf(off, sizeof off, "%zu", offset);
+    snprintf(cnt, sizeof cnt, "%zu", max);
+    const char *range[] = {"ZREVRANGEBYSCORE", key, "+inf", min, "LIMIT", off, cnt};
+    const char *count[] = {"ZCOUNT", key, min, "+inf"};
+    redis_cmd cmds[2] = {{7, range, NULL}, {4, count, NULL}};
+    redisReply *reps[2] = {NULL, NULL};
+    tsg_rc rc = redis_pipeline(s->client, 2, cmds, reps, err);
+    if (rc) goto done;
+    *total = (size_t)reps[1]->integer;
+    size_t k = reps[0]->type == REDIS_REPLY_ARRAY ? reps[0]->elements : 0;
+    if (!k) goto done;
+    const char **mem = calloc(k, sizeof *mem);
+    size_t *mlen = calloc(k, sizeof *mlen);
+    if (!mem || !mlen) {
+        rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    } else {
+        for (size_t i = 0; i < k; i++) {
+            mem[i] = reps[0]->element[i]->str;
+            mlen[i] = reps[0]->element[i]->len;
+        }
+        rc = history_fetch(s, type, mem, mlen, k, out, err);
+        if (!rc) *n = k;
+    }
+    free(mem);
+    free(mlen);
 done:
     freeReplyObject(reps[0]);
     freeReplyObject(reps[1]);

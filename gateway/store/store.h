@@ -14,7 +14,8 @@
  *                                del  "1" when the current version is a deletion
  *                                body the current version as compact FHIR JSON
  *                                     (absent when deleted)
- *                                c    the patient compartment ("" none)
+ *                                c    the patient compartment ("" none; kept
+ *                                     when the resource is deleted)
  *                                x    the index entries of the current version
  *                                     (absent when deleted), packed (see "Packed
  *                                     entries" below), so the next write removes
@@ -101,9 +102,10 @@ typedef struct store store;
 typedef struct redis_client redis_client;
 
 /* Named limits of the store. */
-#define STORE_LIMIT_WRITES  10000u /* resources in one store_commit() */
-#define STORE_LIMIT_ID      64u    /* FHIR id: [A-Za-z0-9-.]{1,64} */
-#define STORE_LIMIT_HISTORY 1000u  /* entries returned by one history call */
+#define STORE_LIMIT_WRITES       10000u  /* resources in one store_commit() */
+#define STORE_LIMIT_ID           64u     /* FHIR id: [A-Za-z0-9-.]{1,64} */
+#define STORE_LIMIT_HISTORY      1000u   /* entries returned by one history call */
+#define STORE_LIMIT_HISTORY_SCAN 100000u /* entries a filtered history looks through */
 
 /*
  * Creates a store over a Redis client (not owned; it must outlive the store).
@@ -234,6 +236,10 @@ typedef struct store_write {
     /* STORE_PUT whose id rest_new_id() just drew (a random UUID): the store
      * does not read or watch it first (see "Atomicity and concurrency"). */
     int fresh;
+    /* NULL, or a counter key INCRed in the same atomic step (the REST layer
+     * counts writes that change who may see whom: a generation other
+     * gateways watch) */
+    const char *bump;
 } store_write;
 
 #define STORE_CLAIM_MS "10000" /* ms a conditional create's claim holds (SET … PX) */
@@ -266,15 +272,26 @@ typedef struct store_history_entry {
     store_resource res;
 } store_history_entry;
 
+/* Which entries a type or system history shows (access control): visible()
+ * gets each entry's type and its resource's compartment c (""), 1 keeps it. */
+typedef struct store_history_filter {
+    int (*visible)(void *user_data, const char *type, const char *compartment);
+    void *user_data;
+} store_history_filter;
+
 /*
  * History, newest first: of one resource (type and id set), of a type (id
  * NULL) or of the system (both NULL); entries with lastUpdated ≥ since_ms
  * (LLONG_MIN: all), at most max (≤ STORE_LIMIT_HISTORY) starting at offset.
  * *out is malloc'd (free each entry's body with store_resource_clear, then the
- * array); *total is how many entries match. Fails as store_read.
+ * array); *total is how many entries match. With a filter f (type or system
+ * history only), the entries it refuses are left out before paging and
+ * counting; that looks at every entry since since_ms, at most
+ * STORE_LIMIT_HISTORY_SCAN (more: TSG_ELIMIT, narrow with _since). Fails as
+ * store_read.
  */
 tsg_rc store_history(store *s, const char *type, const char *id, long long since_ms, size_t offset,
-                     size_t max, store_history_entry **out, size_t *n, size_t *total,
-                     tsg_error *err);
+                     size_t max, const store_history_filter *f, store_history_entry **out,
+                     size_t *n, size_t *total, tsg_error *err);
 
 #endif

@@ -447,8 +447,9 @@ def t_gate_rejections():
                "Basic on the API", invalid_token=False)
     # a 401 says nothing about the resource: same answer for an id that exists and one that
     # does not
+    aid, asec = gw.create_client(scope="system/*.cruds", role="admin")
     r = gw.request("PUT", "/fhir/Patient/exists", {"resourceType": "Patient", "id": "exists"},
-                   headers=bearer(good))
+                   headers=bearer(gw.token(aid, asec)))
     assert r.status in (200, 201), r
     a = gw.get("/fhir/Patient/exists")
     b = gw.get("/fhir/Patient/doesnotexist")
@@ -461,6 +462,21 @@ def t_scopes():
     adm = gw.token(admin_id, admin_sec)
     r = gw.request("PUT", "/fhir/Patient/p1", {"resourceType": "Patient", "id": "p1"},
                    headers=bearer(adm))
+    assert r.status in (200, 201), r
+    # the clients' Organization/test cares for p1 with the patient's consent (the access rule
+    # of test_access.py; this test is about scopes)
+    r = gw.request("PUT", "/fhir/CareTeam/ct1", {
+        "resourceType": "CareTeam", "id": "ct1", "status": "active",
+        "subject": {"reference": "Patient/p1"},
+        "participant": [{"member": {"reference": "Organization/test"}}]}, headers=bearer(adm))
+    assert r.status in (200, 201), r
+    r = gw.request("PUT", "/fhir/Consent/c1", {
+        "resourceType": "Consent", "id": "c1", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/p1"}, "policyRule": {"text": "network"},
+        "provision": {"type": "permit"}}, headers=bearer(adm))
     assert r.status in (200, 201), r
     r = gw.request("POST", "/fhir/Observation",
                    {"resourceType": "Observation", "status": "final",
@@ -475,7 +491,8 @@ def t_scopes():
                ("GET", "/fhir/Patient/p1/_history/1", None),
                ("GET", "/fhir/Patient/_history", None),
                ("POST", "/fhir/Observation", {"resourceType": "Observation", "status": "final",
-                                              "code": {"text": "y"}}))
+                                              "code": {"text": "y"},
+                                              "subject": {"reference": "Patient/p1"}}))
     for method, path, body in allowed:
         h = dict(t)
         if isinstance(body, str):
@@ -514,7 +531,8 @@ def t_scopes():
     expect(r, 403, "conditional create without read")
     # transactions: every entry is checked
     ok = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "z"}},
+        {"resource": {"resourceType": "Observation", "status": "final", "code": {"text": "z"},
+                      "subject": {"reference": "Patient/p1"}},
          "request": {"method": "POST", "url": "Observation"}},
         {"request": {"method": "GET", "url": "Patient/p1"}}]}
     r = gw.request("POST", "/fhir", {**ok, "type": "batch"}, headers=t)

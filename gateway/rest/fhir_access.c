@@ -331,7 +331,7 @@ static tsg_rc smembers_all(rest_access *a, char **keys, size_t n, const char *pr
             if (m->type != REDIS_REPLY_STRING) continue;
             char buf[256];
             if (pl + m->len >= sizeof buf) continue;
-            memcpy(buf, pre, pl);
+            if (pl) memcpy(buf, pre, pl);
             memcpy(buf + pl, m->str, m->len);
             if (strs_add(out, buf, pl + m->len))
                 rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");

@@ -129,7 +129,7 @@ create_demo_clients() {
     [ ${#orgs[@]} -gt 1 ] && [[ ${orgs[0]} == "$DEMO_ADMIN_ORG"$'\t'* ]] ||
         die "fixtures/region/region.json has no Organization/$DEMO_ADMIN_ORG (regenerate it)"
     revoke_clients_of "$file" || die "revoking the clients of the old $file failed"
-    echo "dev.sh: creating the demo clients: an administrator and $((${#orgs[@]} - 1)) members (PBKDF2: a few seconds)…" >&2
+    echo "dev.sh: creating the demo clients: an administrator and $((${#orgs[@]} - 1)) members (their secrets are hashed slowly on purpose: 5-20 s)…" >&2
     (umask 077 && printf '[' >"$tmp") || die "cannot write $tmp"
     for line in "${orgs[@]}"; do
         org=${line%%$'\t'*}

@@ -93,6 +93,9 @@
  *   tsg:auth:key:current        STRING the kid that signs
  *   tsg:auth:jti:<client>:<jti> STRING "1" with expiry = the assertion's exp (+ skew):
  *                                     SET NX refuses a replayed assertion
+ *   tsg:auth:fail:a:<address>   STRING failed client authentications from an address,
+ *   tsg:auth:fail:c:<client>    STRING … and of a client id, expiring after
+ *                                     AUTH_TOKEN_FAILURE_WINDOW_S (auth_token_request)
  *   tsg:auth:rl:<client>        HASH  t (tokens left ×1000), ts (ms): the rate bucket,
  *                                     expiring when idle
  *
@@ -175,9 +178,11 @@
 #define AUTH_CACHE_TOKEN_MAX          1024u /* longer tokens are verified every time */
 #define AUTH_CACHE_AUD_MAX            160u  /* … and so are tokens for longer audiences */
 #define AUTH_REVOCATION_CACHE_MS                                                                   \
-    1000                       /* how long what Redis said about a client                          \
-                                  (revoked, a rate lease) is trusted */
-#define AUTH_RATE_LEASE_MAX 64 /* requests taken from a bucket at once */
+    1000                                /* how long what Redis said about a client                 \
+                                           (revoked, a rate lease) is trusted */
+#define AUTH_RATE_LEASE_MAX         64  /* requests taken from a bucket at once */
+#define AUTH_TOKEN_FAILURES_MAX     20  /* failed logins of an address or client id … */
+#define AUTH_TOKEN_FAILURE_WINDOW_S 300 /* … within this window, then 429 until it ends */
 
 /* ------------------------------------------------------------------------
  * base64url (RFC 4648 §5, no padding)
@@ -415,12 +420,18 @@ typedef struct auth_answer {
  * POST /auth/token. form[0..n) is the x-www-form-urlencoded body,
  * authorization the Authorization header (or NULL), audience the URL of the
  * token endpoint as the client addresses it (the `aud` of assertions),
- * issuer the FHIR base URL (iss and aud of the token we issue). Fills *ans:
- * 200 {access_token, token_type, expires_in, scope}, or an RFC 6749 error
- * {error, error_description} with 400/401 (503 when Redis fails).
+ * issuer the FHIR base URL (iss and aud of the token we issue), addr the
+ * caller's address (NULL: unknown). Fills *ans: 200 {access_token,
+ * token_type, expires_in, scope}, or an RFC 6749 error {error,
+ * error_description} with 400/401 (503 when Redis fails), or 429 with
+ * retry_after once an address or a client id has failed to authenticate
+ * AUTH_TOKEN_FAILURES_MAX times within AUTH_TOKEN_FAILURE_WINDOW_S (each
+ * failure costs a PBKDF2 or a signature check: the limit bounds the CPU one
+ * caller can burn; behind a reverse proxy every caller shares its address).
  */
 void auth_token_request(auth_service *svc, const char *form, size_t n, const char *authorization,
-                        const char *token_url, const char *issuer, auth_answer *ans);
+                        const char *token_url, const char *issuer, const char *addr,
+                        auth_answer *ans);
 
 /* The JWKS of the gateway's public keys (current and not yet expired
  * retired ones), malloc'd JSON. */

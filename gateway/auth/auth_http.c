@@ -224,8 +224,10 @@ void auth_http_handle(const http_request *req, http_response *resp, void *user_d
         const char *o = origin(req, h);
         auth_answer ans;
         auth_token_request(h->svc, req->body, req->body_len, http_header(req, "Authorization"),
-                           join(req, o, "/auth/token"), join(req, o, "/fhir"), &ans);
+                           join(req, o, "/auth/token"), join(req, o, "/fhir"), req->remote_addr,
+                           &ans);
         respond_json(resp, ans.status, ans.body);
+        if (ans.retry_after[0]) http_response_header_add(resp, "Retry-After", ans.retry_after);
         snprintf(tls_client, sizeof tls_client, "%s", ans.client_id);
         if (ans.status != 200) {
             /* the audit record keeps the OAuth error's description */

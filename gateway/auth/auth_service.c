@@ -754,6 +754,52 @@ static tsg_rc verify_with_jwks(const auth_jwt *j, const char *jwks, tsg_error *e
 
 /* The client id of an HTTP Basic header, checking its secret: TSG_OK with
  * *rec loaded, else ans is filled. */
+/* Failed client authentications (tsg:auth:fail:<who>, counted for
+ * AUTH_TOKEN_FAILURE_WINDOW_S): 1 when who has failed AUTH_TOKEN_FAILURES_MAX
+ * times in the window, with *retry_s the rest of it; 0 otherwise (also when
+ * Redis does not answer: the request then fails on its own calls). */
+static int failures_exceeded(auth_service *svc, const char *who, long long *retry_s)
+{
+    char key[AUTH_TEXT_MAX + 32];
+    snprintf(key, sizeof key, "tsg:auth:fail:%s", who);
+    const char *get[] = {"GET", key}, *ttl[] = {"TTL", key};
+    redis_cmd cmds[2] = {{2, get, NULL}, {2, ttl, NULL}};
+    redisReply *r[2] = {NULL, NULL};
+    tsg_error err;
+    int over = 0;
+    if (!redis_pipeline(svc->rc, 2, cmds, r, &err) && r[0]->type == REDIS_REPLY_STRING &&
+        strtoll(r[0]->str, NULL, 10) >= AUTH_TOKEN_FAILURES_MAX) {
+        over = 1;
+        *retry_s = r[1]->type == REDIS_REPLY_INTEGER && r[1]->integer > 0 ? r[1]->integer : 1;
+    }
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+    return over;
+}
+
+/* Counts a failed client authentication of who. */
+static void failure_count(auth_service *svc, const char *who)
+{
+    char key[AUTH_TEXT_MAX + 32], win[16];
+    snprintf(key, sizeof key, "tsg:auth:fail:%s", who);
+    snprintf(win, sizeof win, "%d", AUTH_TOKEN_FAILURE_WINDOW_S);
+    const char *incr[] = {"INCR", key}, *exp[] = {"EXPIRE", key, win, "NX"};
+    redis_cmd cmds[2] = {{2, incr, NULL}, {4, exp, NULL}};
+    redisReply *r[2] = {NULL, NULL};
+    tsg_error err;
+    if (redis_pipeline(svc->rc, 2, cmds, r, &err))
+        fprintf(stderr, "tsunagu auth: counting a failed login: %s\n", err.message);
+    freeReplyObject(r[0]);
+    freeReplyObject(r[1]);
+}
+
+static void too_many_failures(auth_answer *ans, long long retry_s)
+{
+    oauth_error(ans, 429, "invalid_request",
+                "too many failed client authentications; try again later");
+    snprintf(ans->retry_after, sizeof ans->retry_after, "%lld", retry_s);
+}
+
 static bool auth_basic(auth_service *svc, const char *authz, char *id, client_rec *rec,
                        auth_answer *ans)
 {
@@ -770,6 +816,14 @@ static bool auth_basic(auth_service *svc, const char *authz, char *id, client_re
         !form_decode(colon + 1, strlen(colon + 1), secret, sizeof secret)) {
         id[0] = '\0'; /* form_decode may have stopped half way */
         oauth_error(ans, 401, "invalid_client", "the Basic credentials are malformed");
+        return false;
+    }
+    char ck[AUTH_ID_MAX + 4];
+    snprintf(ck, sizeof ck, "c:%s", id);
+    long long retry_s;
+    if (failures_exceeded(svc, ck, &retry_s)) {
+        OPENSSL_cleanse(secret, sizeof secret);
+        too_many_failures(ans, retry_s);
         return false;
     }
     tsg_error err;
@@ -877,9 +931,17 @@ done:
 }
 
 void auth_token_request(auth_service *svc, const char *form, size_t n, const char *authorization,
-                        const char *token_url, const char *issuer, auth_answer *ans)
+                        const char *token_url, const char *issuer, const char *addr,
+                        auth_answer *ans)
 {
     memset(ans, 0, sizeof *ans);
+    char addr_key[AUTH_TEXT_MAX + 8] = "";
+    if (addr && *addr) snprintf(addr_key, sizeof addr_key, "a:%s", addr);
+    long long retry_s = 0;
+    if (addr_key[0] && failures_exceeded(svc, addr_key, &retry_s)) {
+        too_many_failures(ans, retry_s);
+        return;
+    }
     token_form *f = calloc(1, sizeof *f);
     if (!f) {
         oauth_error(ans, 500, "server_error", "out of memory");
@@ -920,7 +982,17 @@ void auth_token_request(auth_service *svc, const char *form, size_t n, const cha
                                : auth_assertion(svc, f, token_url, id, &rec, ans);
     /* the client id as claimed, for the audit record of a failed login too */
     snprintf(ans->client_id, sizeof ans->client_id, "%s", id);
-    if (!authenticated) goto done;
+    if (!authenticated) {
+        if (ans->status == 401) { /* each failure costs a PBKDF2 or a signature check */
+            if (addr_key[0]) failure_count(svc, addr_key);
+            if (id[0]) {
+                char ck[AUTH_ID_MAX + 4];
+                snprintf(ck, sizeof ck, "c:%s", id);
+                failure_count(svc, ck);
+            }
+        }
+        goto done;
+    }
     if (rec.f[F_REVOKED] && !strcmp(rec.f[F_REVOKED], "1")) {
         oauth_error(ans, 401, "invalid_client", "the client is revoked");
         goto done;

@@ -709,6 +709,37 @@ def t_admin_without_serve():
         gw.close()
 
 
+def t_login_failures():
+    # failed client authentications are counted per address and per client id; past 20 in
+    # five minutes the token endpoint answers 429 with Retry-After without checking (each check
+    # costs a PBKDF2): its own gateway, since the address 127.0.0.1 stays locked
+    with harness.Gateway(S.binary, auth=True) as gw:
+        cid, sec = gw.create_client(scope="system/*.rs")
+        other, osec = gw.create_client(scope="system/*.rs")
+        for i in range(20):
+            r = post_token(gw, {"grant_type": "client_credentials"}, basic=(cid, "wrong%d" % i))
+            expect_oauth(r, 401, "invalid_client", "wrong secret %d" % i)
+        r = post_token(gw, {"grant_type": "client_credentials"}, basic=(cid, sec))
+        expect(r, 429, "the right secret after 20 failures")
+        assert int(r.header("Retry-After")) > 0, r
+        r = post_token(gw, {"grant_type": "client_credentials"}, basic=(other, osec))
+        expect(r, 429, "another client from the same address")
+        # the client id stays locked from another address: clear the address' count
+        redis_cli(gw, "DEL", "tsg:auth:fail:a:127.0.0.1")
+        expect(post_token(gw, {"grant_type": "client_credentials"}, basic=(cid, sec)), 429,
+               "the locked client id")
+        r = post_token(gw, {"grant_type": "client_credentials"}, basic=(other, osec))
+        expect(r, 200, "another client once the address is clear")
+        audit = gw.create_client(scope="system/*.rs", role="admin")
+        redis_cli(gw, "DEL", "tsg:auth:fail:a:127.0.0.1")
+        adm = bearer(gw.token(*audit))
+        b = gw.get("/fhir/AuditEvent?agent=%s&_count=100" % cid, headers=adm).json
+        outcomes = [e["resource"]["outcome"] for e in b["entry"]]
+        # 20 failures and the client-id refusal name the client (the address refusal comes
+        # before the credentials are read: its record has the address only)
+        assert len(outcomes) == 21 and all(o == "4" for o in outcomes), outcomes
+
+
 def t_auth_off():
     with harness.Gateway(S.binary) as gw:
         expect(gw.get("/fhir/Patient"), 200, "auth off: no token needed")
@@ -732,6 +763,7 @@ def main():
                          ("key_rotation", t_key_rotation), ("audit", t_audit)):
             checks.run(name, fn)
         checks.run("rate_limit", t_rate_limit)
+        checks.run("login_failures", t_login_failures)
         checks.run("admin_without_serve", t_admin_without_serve)
         checks.run("auth_off", t_auth_off)
     finally:

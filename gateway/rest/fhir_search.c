@@ -825,6 +825,31 @@ static tsg_rc refs_from_lists(sx *s, redisReply **reps, size_t n, const char *sr
 }
 
 /* Plans a chain clause: searches the target type(s), then the r: sets. */
+/* Keeps the ids of type the client may see (chains and _has search other
+ * types: what they match must not tell of hidden resources). */
+static tsg_rc keep_visible(sx *s, const char *type, idset *ids)
+{
+    int filt = sx_filters(s, type);
+    if (filt <= 0 || !ids->n) return filt < 0 ? s->err.rc : TSG_OK;
+    cmdlist l = {0};
+    for (size_t k = 0; k < ids->n; k++) {
+        const char *key = aprintf(s, "tsg:r:%s/%s", type, ids->v[k]);
+        if (!key || cmd_add(s, &l, "HGET", key, "c", NULL) < 0) return nomem(s);
+    }
+    redisReply **reps;
+    tsg_rc rc = run_cmds(s, &l, &reps);
+    if (rc) return rc;
+    size_t m = 0;
+    for (size_t k = 0; k < ids->n; k++) {
+        const redisReply *c = reps[k];
+        if (rest_view_sees(&s->view, type, c && c->type == REDIS_REPLY_STRING ? c->str : ""))
+            ids->v[m++] = ids->v[k];
+    }
+    ids->n = m;
+    free_replies(reps, l.n);
+    return TSG_OK;
+}
+
 static tsg_rc plan_chain(sx *s, cmdlist *l, plan *p, const char *type, const search_clause *c,
                          int depth)
 {
@@ -840,6 +865,7 @@ static tsg_rc plan_chain(sx *s, cmdlist *l, plan *p, const char *type, const sea
         inner.chain_param = NULL;
         idset ids;
         tsg_rc rc = run_clauses(s, tt, &inner, 1, &ids, depth + 1);
+        if (!rc) rc = keep_visible(s, tt, &ids);
         if (rc) return rc;
         if (ids.n > REST_CHAIN_TARGETS)
             return tsg_error_set(&s->err, TSG_EINVAL, "too-costly",
@@ -865,6 +891,7 @@ static tsg_rc plan_has(sx *s, plan *p, const char *type, const search_clause *c,
     inner.has_param = NULL;
     idset ids;
     tsg_rc rc = run_clauses(s, c->has_type, &inner, 1, &ids, depth + 1);
+    if (!rc) rc = keep_visible(s, c->has_type, &ids);
     if (rc) return rc;
     if (ids.n > REST_CHAIN_TARGETS)
         return tsg_error_set(&s->err, TSG_EINVAL, "too-costly",

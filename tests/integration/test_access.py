@@ -270,6 +270,15 @@ def t_searches():
                 assert b["total"] == n, "%s %s: total %r, want %d" % (o, q, b["total"], n)
                 if "_summary=count" not in q:
                     assert len(ids_of(b, "match")) == n, (o, q, b)
+        # reverse chains from the registry must not tell of hidden patients
+        for p in PATIENTS:
+            n = 1 if p in vis else 0
+            for q in ("Organization?_has:Patient:organization:family=%s&_total=accurate"
+                      % urllib.parse.quote("患者" + p[-1]),
+                      "Organization?_has:Observation:performer:subject=Patient/%s"
+                      "&_total=accurate" % p):
+                b = expect(call(o, "GET", "/fhir/" + q), 200, "%s %s" % (o, q)).json
+                assert b["total"] == n, "%s %s: total %r, want %d" % (o, q, b["total"], n)
         # includes and revincludes bring nothing the client may not see
         for q in ("Observation?_include=Observation:subject&_count=100",
                   "Patient?_revinclude=Observation:subject&_count=100",

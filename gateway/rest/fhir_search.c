@@ -2114,6 +2114,12 @@ static tsg_rc visible_ids(sx *s, const char *type, idset *out)
             if (m->type != REDIS_REPLY_STRING || m->len <= tl + 1 || memcmp(m->str, type, tl) ||
                 m->str[tl] != '/' || out->n >= cap)
                 continue;
+            if (out->n >= REST_SNAPSHOT_MAX_IDS) {
+                rc = tsg_error_set(&s->err, TSG_EINVAL, "too-costly",
+                                   "more than %u %s resources to list; add search parameters",
+                                   REST_SNAPSHOT_MAX_IDS, type);
+                break;
+            }
             const char *id = tsg_arena_strndup(s->a, m->str + tl + 1, m->len - tl - 1);
             if (!id) {
                 rc = nomem(s);

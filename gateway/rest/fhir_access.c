@@ -516,36 +516,28 @@ static tsg_rc compute_org(rest_access *a, const char *org, uint64_t epoch, acl_e
     for (size_t i = 0; keys && i < nk; i++) free(keys[i]);
     free(keys);
     if (!rc) strs_uniq(&teams);
-    /* the patients of those teams: their compartment field c */
+    /* the patients of those teams: their subjects */
     if (!rc && teams.n) {
-        redis_cmd *cmds = calloc(teams.n, sizeof *cmds);
-        const char **argv = calloc(3 * teams.n, sizeof *argv);
-        char **tk = calloc(teams.n, sizeof *tk);
-        redisReply **reps = calloc(teams.n, sizeof *reps);
-        if (!cmds || !argv || !tk || !reps)
-            rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+        strs refs = {0};
+        json_t **bodies = calloc(teams.n, sizeof *bodies);
+        if (!bodies) rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
         for (size_t i = 0; !rc && i < teams.n; i++) {
-            tk[i] = dupf("tsg:r:CareTeam/%s%s", teams.v[i], NULL);
-            if (!tk[i]) {
+            char buf[96];
+            int l = snprintf(buf, sizeof buf, "CareTeam/%s", teams.v[i]);
+            if (l >= (int)sizeof buf) continue;
+            if (strs_add(&refs, buf, (size_t)l))
                 rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
-                break;
-            }
-            argv[3 * i] = "HGET", argv[3 * i + 1] = tk[i], argv[3 * i + 2] = "c";
-            cmds[i] = (redis_cmd){3, argv + 3 * i, NULL};
         }
-        if (!rc) rc = redis_pipeline(a->rc, teams.n, cmds, reps, err);
-        for (size_t i = 0; !rc && i < teams.n; i++)
-            if (reps[i] && reps[i]->type == REDIS_REPLY_STRING && reps[i]->len &&
-                strs_add(&pids, reps[i]->str, reps[i]->len))
+        if (!rc) rc = read_bodies(a, refs.v, refs.n, bodies, err);
+        for (size_t i = 0; !rc && i < refs.n; i++) {
+            const char *subj = ref_of(json_object_get(bodies[i], "subject"));
+            if (!strncmp(subj, "Patient/", 8) && subj[8] &&
+                strs_add(&pids, subj + 8, strlen(subj + 8)))
                 rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
-        for (size_t i = 0; tk && reps && i < teams.n; i++) {
-            free(tk[i]);
-            freeReplyObject(reps[i]);
         }
-        free(cmds);
-        free(argv);
-        free(tk);
-        free(reps);
+        for (size_t i = 0; bodies && i < refs.n; i++) json_decref(bodies[i]);
+        free(bodies);
+        strs_free(&refs);
     }
     if (!rc) {
         strs_uniq(&pids);
@@ -791,37 +783,44 @@ int rest_access_write(rest_ctx *ctx, const http_request *req, const char *type, 
     if (!who) return 0;
     int registry = !rest_type_in_compartment(type);
     int managed = admin_managed(type);
-    /* the registry, CareTeams and Consents (they decide who sees whom), and the
-     * creation and deletion of patients: administrators within their area */
-    if (registry || (managed && strcmp(type, "Patient")) ||
-        (!strcmp(type, "Patient") && (creating || !new_body))) {
+    /* the registry, CareTeams and Consents (they decide who sees whom), and
+     * patients: administrators, within their area; members may only update a
+     * patient they care for (below) */
+    if (registry || managed) {
         if (!who->admin) {
-            *why = registry ? "only administrators may write registry resources"
-                   : !strcmp(type, "Patient")
-                       ? "only administrators may create or delete patients"
-                       : "only administrators may write care teams and consents";
-            return 403;
-        }
-        if (!who->area[0]) return 0;
-        const char *bodies[2] = {old_body, new_body};
-        size_t lens[2] = {old_len, new_len};
-        for (int i = 0; i < 2; i++) {
-            if (!bodies[i]) continue;
-            json_t *r = json_loadb(bodies[i], lens[i], 0, NULL);
-            tsg_rc rc;
-            char *area = r ? area_of(ctx, type, r, err, &rc) : NULL;
-            json_decref(r);
-            if (r && rc) return -1;
-            int outside = area && strcmp(area, who->area);
-            free(area);
-            if (outside) {
-                *why = "the resource belongs to another area than the administrator's";
+            if (registry) {
+                *why = "only administrators may write registry resources";
                 return 403;
             }
+            if (strcmp(type, "Patient")) {
+                *why = "only administrators may write care teams and consents";
+                return 403;
+            }
+            if (creating || !new_body) {
+                *why = "only administrators may create or delete patients";
+                return 403;
+            }
+        } else {
+            if (!who->area[0]) return 0;
+            const char *bodies[2] = {old_body, new_body};
+            size_t lens[2] = {old_len, new_len};
+            for (int i = 0; i < 2; i++) {
+                if (!bodies[i]) continue;
+                json_t *r = json_loadb(bodies[i], lens[i], 0, NULL);
+                tsg_rc rc = TSG_OK;
+                char *area = r ? area_of(ctx, type, r, err, &rc) : NULL;
+                json_decref(r);
+                if (rc) return -1;
+                int outside = area && strcmp(area, who->area);
+                free(area);
+                if (outside) {
+                    *why = "the resource belongs to another area than the administrator's";
+                    return 403;
+                }
+            }
+            return 0;
         }
-        if (!managed) return 0;
     }
-    if (registry) return 0;
     /* the patient compartment: before and after the write */
     const char *pids[2] = {old_body ? old_pid : NULL, new_body ? new_pid : NULL};
     for (int i = 0; i < 2; i++) {

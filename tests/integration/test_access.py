@@ -493,6 +493,9 @@ def t_admin_area():
     r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient",
                                              "address": [{"city": CITY}]}, headers=t)
     expect(r, 403, "a patient outside the area")
+    r = gw.request("PUT", "/fhir/Patient/pat-a", {"resourceType": "Patient", "id": "pat-a",
+                                                  "address": [{"city": CITY}]}, headers=t)
+    expect(r, 403, "updating a patient outside the area")
     r = gw.request("PUT", "/fhir/CareTeam/ct-a", careteam("ct-a", "pat-a", [
         member("Organization/far-clinic")]), headers=t)
     expect(r, 403, "a care team of a patient outside the area")

@@ -845,7 +845,13 @@ def t_data_format():
                 assert "exited with 1" in msg and want in msg, msg
             else:
                 raise AssertionError("serve started on data of another format (%s)" % want)
-            # put the format back and start again: the data is served
+            # put the format back and start again: the data is served (each step waits for
+            # the one before: the gateway's Redis gone, ours up, the SET done, ours gone)
+            for _ in range(200):
+                if subprocess.run(["redis-cli", "-s", sock, "PING"],
+                                  capture_output=True).returncode != 0:
+                    break
+                time.sleep(0.05)
             env = dict(os.environ)
             out = subprocess.run(["redis-server", os.path.join(gw.data_dir, "redis.conf"),
                                   "--daemonize", "yes", "--pidfile",
@@ -857,10 +863,18 @@ def t_data_format():
                                   capture_output=True).returncode == 0:
                     break
                 time.sleep(0.05)
-            subprocess.run(["redis-cli", "-s", sock, "SET", "tsg:format", "2"], check=True,
-                           capture_output=True)
+            out = subprocess.run(["redis-cli", "-s", sock, "SET", "tsg:format", "2"],
+                                 check=True, capture_output=True, text=True)
+            assert out.stdout.strip() == "OK", out
+            with open(os.path.join(gw.data_dir, "fix.pid")) as f:
+                fix = int(f.read().strip())
             subprocess.run(["redis-cli", "-s", sock, "SHUTDOWN"], capture_output=True)
-            time.sleep(0.2)
+            for _ in range(200):
+                try:
+                    os.kill(fix, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.05)
             gw.start(timeout=30)
             expect(gw.get("/readyz"), 200, "after the format was put back")
 

@@ -11,7 +11,8 @@ every patient and the test asserts that what it may not see does not appear anyw
 vreads, history, $everything, searches with _total and _summary=count, _include,
 _revinclude, chains, paging and snapshots, batches and transactions, writes; and that a
 hidden resource answers exactly as an unknown one. Then care-team and consent changes take
-effect on the next request, administrators' area limits hold, the consent_default
+effect on the next request (on another gateway of the same Redis within a second),
+administrators' area limits hold, the consent_default
 "care-team" variant, and every request of a client leaves one AuditEvent.
 
 Usage: test_access.py <path to tsunagu>
@@ -547,6 +548,56 @@ def t_consent_default_care_team(binary):
         r.close()
 
 
+def t_two_gateways(binary):
+    """Two gateways on one Redis: a care-team change made through one reaches the other
+    within REST_ACCESS_POLL_MS (1 s), through tsg:acl:gen."""
+    import subprocess
+    import tempfile
+    import time
+    d = tempfile.mkdtemp(prefix="tsg-access-2gw-")
+    sock = os.path.join(d, "redis.sock")
+    redis = subprocess.Popen(["redis-server", "--port", "0", "--unixsocket", sock,
+                              "--unixsocketperm", "700", "--dir", d, "--save", "",
+                              "--appendonly", "no"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    gws = []
+    try:
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.05)
+        url = "unix://" + sock
+        with harness.Gateway(binary, env={"TSUNAGU_REDIS_URL": url}) as gw:
+            expect(gw.request("POST", "/fhir", transaction(region())), 200, "load")
+        env = {"TSUNAGU_REDIS_URL": url, "TSUNAGU_AUTH": "on"}
+        a = harness.Gateway(binary, env=env)
+        gws.append(a)
+        a.start()
+        b = harness.Gateway(binary, env=env)
+        gws.append(b)
+        b.start()
+        cid, sec = a.create_client(org="Organization/net-admin", role="admin")
+        adm = bearer(a.token(cid, sec))
+        mid, msec = a.create_client(org="Organization/org-in")
+        mem = bearer(b.token(mid, msec))
+        expect(b.request("GET", "/fhir/Patient/pat-b", headers=mem), 200, "B: before")
+        r = a.request("PUT", "/fhir/CareTeam/ct-b", careteam("ct-b", "pat-b", [
+            member("Organization/org-listed")]), headers=adm)
+        expect(r, 200, "A: org-in leaves ct-b")
+        t0 = time.monotonic()
+        while b.request("GET", "/fhir/Patient/pat-b", headers=mem).status == 200:
+            assert time.monotonic() - t0 < 3, "gateway B still shows pat-b after 3 s"
+            time.sleep(0.05)
+        print("  B saw the change after %.2f s" % (time.monotonic() - t0))
+    finally:
+        for g in gws:
+            g.close()
+        redis.terminate()
+        redis.wait(10)
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
@@ -583,6 +634,7 @@ def main():
         checks.run("admin_area", t_admin_area)
         checks.run("audit_complete", t_audit_complete)
     checks.run("consent_default_care_team", t_consent_default_care_team, binary)
+    checks.run("two_gateways", t_two_gateways, binary)
     import shutil
     shutil.rmtree(data, ignore_errors=True)
     return checks.finish()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """test_access.py — the authorisation matrix of issue 5: who sees and writes whose records.
 
-The real `tsunagu serve` with auth on and an embedded Redis. An administrator loads a small
-region — organisations inside and outside care teams, taking part as the member Organization
+The real `tsunagu serve` with an embedded Redis. A small region is loaded as the gateway's own
+adapters would write it (auth off), then served with auth on — organisations inside and outside care teams, taking part as the member Organization
 or through a PractitionerRole, with participant and role periods that have ended or not
 begun, an inactive care team, and the consent patterns of gateway/rest/rest_internal.h
 "Access" (network-wide with an opt-out, a facility list, per facility with one withdrawn, no
@@ -12,8 +12,8 @@ vreads, history, $everything, searches with _total and _summary=count, _include,
 _revinclude, chains, paging and snapshots, batches and transactions, writes; and that a
 hidden resource answers exactly as an unknown one. Then care-team and consent changes take
 effect on the next request (on another gateway of the same Redis within a second),
-administrators' area limits hold, the consent_default
-"care-team" variant, and every request of a client leaves one AuditEvent.
+administrators' area limits hold, the consent_default "care-team" variant, and every request
+of a client leaves one AuditEvent.
 
 Usage: test_access.py <path to tsunagu>
 """

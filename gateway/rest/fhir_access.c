@@ -94,6 +94,82 @@ int rest_access_type_watched(const char *type)
            !strcmp(type, "PractitionerRole");
 }
 
+/* The registry: directories and definitions every client may read (sorted). */
+static const char *const REGISTRY[] = {"ActivityDefinition",
+                                       "CapabilityStatement",
+                                       "CatalogEntry",
+                                       "ChargeItemDefinition",
+                                       "CodeSystem",
+                                       "CompartmentDefinition",
+                                       "ConceptMap",
+                                       "DeviceDefinition",
+                                       "EffectEvidenceSynthesis",
+                                       "Endpoint",
+                                       "EventDefinition",
+                                       "Evidence",
+                                       "EvidenceVariable",
+                                       "ExampleScenario",
+                                       "GraphDefinition",
+                                       "HealthcareService",
+                                       "ImplementationGuide",
+                                       "InsurancePlan",
+                                       "Library",
+                                       "Location",
+                                       "Measure",
+                                       "Medication",
+                                       "MedicationKnowledge",
+                                       "MedicinalProduct",
+                                       "MedicinalProductAuthorization",
+                                       "MedicinalProductContraindication",
+                                       "MedicinalProductIndication",
+                                       "MedicinalProductIngredient",
+                                       "MedicinalProductInteraction",
+                                       "MedicinalProductManufactured",
+                                       "MedicinalProductPackaged",
+                                       "MedicinalProductPharmaceutical",
+                                       "MedicinalProductUndesirableEffect",
+                                       "MessageDefinition",
+                                       "NamingSystem",
+                                       "ObservationDefinition",
+                                       "OperationDefinition",
+                                       "Organization",
+                                       "OrganizationAffiliation",
+                                       "PlanDefinition",
+                                       "Practitioner",
+                                       "PractitionerRole",
+                                       "Questionnaire",
+                                       "ResearchDefinition",
+                                       "ResearchElementDefinition",
+                                       "RiskEvidenceSynthesis",
+                                       "SearchParameter",
+                                       "Slot",
+                                       "SpecimenDefinition",
+                                       "StructureDefinition",
+                                       "StructureMap",
+                                       "Substance",
+                                       "SubstanceNucleicAcid",
+                                       "SubstancePolymer",
+                                       "SubstanceProtein",
+                                       "SubstanceReferenceInformation",
+                                       "SubstanceSourceMaterial",
+                                       "SubstanceSpecification",
+                                       "TerminologyCapabilities",
+                                       "TestScript",
+                                       "ValueSet"};
+
+static int cmp_name(const void *k, const void *e)
+{
+    return strcmp(k, *(const char *const *)e);
+}
+
+rest_access_class rest_access_class_of(const char *type)
+{
+    if (rest_type_in_compartment(type)) return REST_ACCESS_PATIENT;
+    if (bsearch(type, REGISTRY, sizeof REGISTRY / sizeof REGISTRY[0], sizeof REGISTRY[0], cmp_name))
+        return REST_ACCESS_REGISTRY;
+    return REST_ACCESS_ADMIN;
+}
+
 int rest_type_in_compartment(const char *type)
 {
     if (!strcmp(type, "Patient")) return 1;
@@ -662,8 +738,10 @@ int rest_access_sees(rest_ctx *ctx, const http_request *req, const char *type, c
                      tsg_error *err)
 {
     const auth_principal *who = who_of(ctx, req);
-    if (!who || !rest_type_in_compartment(type)) return 1;
-    if (who->admin && admin_managed(type)) return 1;
+    if (!who) return 1;
+    rest_access_class k = rest_access_class_of(type);
+    if (k == REST_ACCESS_REGISTRY) return 1;
+    if (k == REST_ACCESS_ADMIN || (who->admin && admin_managed(type))) return who->admin;
     if (!pid || !*pid) return 0;
     acl_entry *e;
     if (entry_get(ctx->access, who->org, &e, err)) return -1;
@@ -694,12 +772,17 @@ tsg_rc rest_view_load(rest_ctx *ctx, const http_request *req, rest_view *v, tsg_
 
 int rest_view_filters(const rest_view *v, const char *type)
 {
-    return v->restricted && rest_type_in_compartment(type) && !(v->admin && admin_managed(type));
+    if (!v->restricted) return 0;
+    rest_access_class k = rest_access_class_of(type);
+    if (k == REST_ACCESS_REGISTRY) return 0;
+    if (k == REST_ACCESS_ADMIN || admin_managed(type)) return !v->admin;
+    return 1;
 }
 
 int rest_view_sees(const rest_view *v, const char *type, const char *pid)
 {
     if (!rest_view_filters(v, type)) return 1;
+    if (rest_access_class_of(type) == REST_ACCESS_ADMIN) return 0; /* and not admin */
     if (!pid || !*pid) return 0;
     size_t lo = 0, hi = v->n;
     while (lo < hi) {
@@ -781,7 +864,7 @@ int rest_access_write(rest_ctx *ctx, const http_request *req, const char *type, 
     *why = NULL;
     const auth_principal *who = who_of(ctx, req);
     if (!who) return 0;
-    int registry = !rest_type_in_compartment(type);
+    int registry = rest_access_class_of(type) != REST_ACCESS_PATIENT;
     int managed = admin_managed(type);
     /* the registry, CareTeams and Consents (they decide who sees whom), and
      * patients: administrators, within their area; members may only update a
@@ -789,7 +872,10 @@ int rest_access_write(rest_ctx *ctx, const http_request *req, const char *type, 
     if (registry || managed) {
         if (!who->admin) {
             if (registry) {
-                *why = "only administrators may write registry resources";
+                *why = rest_access_class_of(type) == REST_ACCESS_REGISTRY
+                           ? "only administrators may write registry resources"
+                           : "only administrators may write resources of this type (it may hold "
+                             "patient data outside any patient compartment)";
                 return 403;
             }
             if (strcmp(type, "Patient")) {

@@ -218,7 +218,8 @@ static tsg_rc sx_view(sx *s)
  * (-1: the view could not be loaded, s->err set). */
 static int sx_filters(sx *s, const char *type)
 {
-    if (!s->ctx->access || !s->req->principal || !rest_type_in_compartment(type)) return 0;
+    if (!s->ctx->access || !s->req->principal || rest_access_class_of(type) == REST_ACCESS_REGISTRY)
+        return 0;
     if (sx_view(s)) return -1;
     return rest_view_filters(&s->view, type);
 }

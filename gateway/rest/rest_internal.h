@@ -194,9 +194,15 @@ void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ct
  * Scopes (the auth gate) say what kind of data a client may touch; this rule
  * says whose. It applies to every request with a principal (auth on).
  *
- *   - Registry resources (every type outside the Patient compartment:
- *     Organization, Practitioner, PractitionerRole, Location, Endpoint, …)
- *     are readable by every client; writing them is for administrators.
+ *   - Registry resources (directories and definitions: Organization,
+ *     Practitioner, PractitionerRole, Location, Endpoint, HealthcareService,
+ *     Medication, ValueSet, Questionnaire, … — the list in fhir_access.c)
+ *     are readable by every client; writing them is for administrators. The
+ *     other types outside the Patient compartment (Binary, Bundle, Device,
+ *     Contract, MessageHeader, Subscription, …) may carry patient data
+ *     without naming a patient the compartment definition knows: until each
+ *     has its rule (Binary by securityContext, Device by patient), only
+ *     administrators read and write them.
  *   - A resource in the Patient compartment (the store's field c names its
  *     patient; Patient/<id> is in its own) is visible to a client only while
  *     the client's Organization takes part in that patient's CareTeam — as the
@@ -260,6 +266,16 @@ int rest_access_type_watched(const char *type);
 
 /* Whether type is in the Patient compartment (Patient included). */
 int rest_type_in_compartment(const char *type);
+
+/* How the rule treats a type (see "Access" above). */
+typedef enum rest_access_class {
+    REST_ACCESS_PATIENT,  /* in the Patient compartment: the care-team rule */
+    REST_ACCESS_REGISTRY, /* directories and definitions: every client reads */
+    REST_ACCESS_ADMIN     /* the rest (Binary, Bundle, Device, Contract, MessageHeader,
+                             Subscription, …): may hold patient data outside any
+                             compartment, so administrators only */
+} rest_access_class;
+rest_access_class rest_access_class_of(const char *type);
 
 /* Whether the request's client may see a resource of type whose compartment
  * patient is pid ("" or NULL: none): 1 yes, 0 no, -1 Redis failed (err). */

@@ -124,6 +124,11 @@ def region():
     # pat-e: the team is inactive
     res.append(careteam("ct-e", "pat-e", [member("Organization/org-in")], status="inactive"))
     res.append(consent("consent-e", "pat-e", {"type": "permit"}))
+    # outside every compartment but about a patient: administrators only
+    res.append({"resourceType": "Binary", "id": "fax-1", "contentType": "text/plain",
+                "data": "5L2T5rip"})
+    res.append({"resourceType": "Device", "id": "dev-1", "patient": ref("Patient/pat-a"),
+                "deviceName": [{"name": "在宅酸素濃縮器", "type": "user-friendly-name"}]})
     for p in PATIENTS:
         res.append({"resourceType": "Observation", "id": "obs-" + p, "status": "final",
                     "code": {"text": "体温"}, "subject": ref("Patient/" + p),
@@ -234,6 +239,16 @@ def t_reads():
         expect(call(o, "GET", "/fhir/PractitionerRole/role-2"), 200, o)
         b = expect(call(o, "GET", "/fhir/Organization?_total=accurate"), 200, o).json
         assert b["total"] == len(ORGS) + 2, b["total"]
+    # types outside the compartments that may hold patient data: administrators only
+    for o in ORGS:
+        for path, unknown in (("/fhir/Binary/fax-1", "/fhir/Binary/nothing"),
+                              ("/fhir/Device/dev-1", "/fhir/Device/nothing")):
+            same_404(call(o, "GET", path), call(o, "GET", unknown), path.split("/")[3],
+                     unknown.split("/")[3], "%s GET %s" % (o, path))
+        b = call(o, "GET", "/fhir/Device?_total=accurate").json
+        assert b["total"] == 0, (o, b)
+    expect(call("admin", "GET", "/fhir/Binary/fax-1"), 200, "admin reads a Binary")
+    assert call("admin", "GET", "/fhir/Device?_total=accurate").json["total"] == 1
     # administrators see every patient, care team and consent, but no clinical record
     for p in PATIENTS:
         expect(call("admin", "GET", "/fhir/Patient/" + p), 200, "admin reads Patient")
@@ -411,6 +426,8 @@ def t_writes():
     expect(call(o, "PUT", "/fhir/Consent/consent-b", consent("consent-b", "pat-b", {
         "type": "permit"})), 403, "member: Consent")
     expect(call(o, "DELETE", "/fhir/Patient/pat-a"), 403, "member deletes a patient")
+    expect(call(o, "POST", "/fhir/Binary", {"resourceType": "Binary", "contentType": "text/plain",
+                                            "data": "eA=="}), 403, "member writes a Binary")
     r = call(o, "PUT", "/fhir/Patient/pat-a", {"resourceType": "Patient", "id": "pat-a",
                                                "name": [{"family": "患者a"}],
                                                "address": [{"city": CITY}],

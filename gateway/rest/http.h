@@ -102,11 +102,32 @@
  *   "type_profiles"        TSUNAGU_TYPE_PROFILES           "": profiles every resource of a type
  *                                                          is checked against at level profiles,
  *                                                          "Type=URL" separated by blanks
+ *   "tls_cert"             TSUNAGU_TLS_CERT                "": PEM file of the server certificate
+ *                                                          (then its chain); with tls_key the
+ *                                                          server speaks only HTTPS (below)
+ *   "tls_key"              TSUNAGU_TLS_KEY                 "": PEM file of its private key
+ *                                                          (unencrypted)
+ *   "outbound_allow"       TSUNAGU_OUTBOUND_ALLOW          "": hosts outbound calls may reach
+ *   "outbound_allow_private" TSUNAGU_OUTBOUND_ALLOW_PRIVATE "off"
+ *   "outbound_allow_http"  TSUNAGU_OUTBOUND_ALLOW_HTTP     "off" (the outbound policy:
+ *                                                          gateway/net/outbound.h)
  *
  * The file is one JSON object; an unknown key, a value of the wrong type or
  * out of range is an error (a typo must not silently fall back to a default).
  * An environment variable that is set but empty counts as unset, except
- * TSUNAGU_REDIS_URL.
+ * TSUNAGU_REDIS_URL. http_config_load() also checks that tls_cert and
+ * tls_key are set together and that the outbound settings parse
+ * (outbound_policy_parse()); the TLS files themselves are read by
+ * http_server_new().
+ *
+ * ## HTTPS
+ *
+ * With tls_cert and tls_key the listener speaks only TLS (libmicrohttpd with
+ * GnuTLS; TLS 1.2 and 1.3, AEAD ciphers with forward secrecy:
+ * HTTP_TLS_PRIORITIES), every answer of the layer carries
+ * `Strict-Transport-Security: max-age=31536000`, and request.tls is true.
+ * Behind a reverse proxy that terminates TLS, leave both unset: the proxy
+ * sets HSTS and X-Forwarded-Proto.
  */
 typedef struct http_config {
     char listen[HTTP_LISTEN_MAX];  /* "host:port", "[v6]:port"; port 0 = any free port */
@@ -129,7 +150,21 @@ typedef struct http_config {
     char type_profiles[HTTP_PATH_MAX]; /* "Type=URL …" */
     char consent_default[16];          /* "deny" | "care-team": no Consent in force
                                           (rest_internal.h, "Access") */
+    char tls_cert[HTTP_PATH_MAX];      /* "" = plain HTTP */
+    char tls_key[HTTP_PATH_MAX];
+    char outbound_allow[HTTP_PATH_MAX]; /* comma-separated host patterns (net/outbound.h) */
+    char outbound_allow_private[8];     /* "on" | "off" */
+    char outbound_allow_http[8];        /* "on" | "off" */
 } http_config;
+
+/* GnuTLS priorities of the HTTPS listener: TLS 1.2 and 1.3 only; in TLS 1.2
+ * only ECDHE key exchange with AES-GCM or ChaCha20-Poly1305. */
+#define HTTP_TLS_PRIORITIES                                                                        \
+    "SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"         \
+    "+CHACHA20-POLY1305:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE"
+
+/* Largest PEM file read for tls_cert / tls_key. */
+#define HTTP_TLS_PEM_MAX (1u << 20)
 
 /* Fills cfg with the defaults above. */
 void http_config_default(http_config *cfg);
@@ -142,6 +177,17 @@ void http_config_default(http_config *cfg);
  * naming the file or variable and the key.
  */
 tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err);
+
+/*
+ * Reads and checks the HTTPS files of cfg (http_tls.c): nothing to do
+ * (TSG_OK, both NULL) when tls_cert and tls_key are unset; otherwise the
+ * certificate file must hold a PEM certificate, the key file an unencrypted
+ * PEM private key that belongs to it, and the certificate must not have
+ * expired. On TSG_OK *cert_pem and *key_pem are the files' NUL-terminated
+ * text, freed by the caller (clear the key first). Fails with TSG_EIO
+ * (unreadable), TSG_EINVAL or TSG_ELIMIT, err naming the setting and file.
+ */
+tsg_rc http_tls_load(const http_config *cfg, char **cert_pem, char **key_pem, tsg_error *err);
 
 /*
  * Parses a listen address: `a.b.c.d:port`, `[v6addr]:port` (e.g. `[::1]:8080`)
@@ -204,13 +250,17 @@ typedef struct http_request {
     bool pretty;             /* _pretty=true */
     http_format body_format; /* format of the body per Content-Type (when body_len > 0) */
     tsg_arena *arena;
+    bool tls;              /* the connection is HTTPS (tls_cert and tls_key configured) */
     const void *principal; /* who sent it: set by the gate (http_server_set_gate; an
                               auth_principal of gateway/auth/auth.h), NULL without one */
     const void *impl;      /* private: the ulfius request */
 } http_request;
 
 /* Case-insensitive header lookup; repeated headers come joined with ",".
- * NULL when absent (or not valid UTF-8: ulfius drops those). */
+ * NULL when absent (or not valid UTF-8: ulfius drops those). On an HTTPS
+ * connection (req->tls) X-Forwarded-Proto is always "https", whatever the
+ * client sent: this server is the hop the client reached, by TLS, so URLs
+ * built from the header (Location, token audiences) say https. */
 const char *http_header(const http_request *req, const char *name);
 
 /* Decodes s[0..n) into arena a (%XX; '+' → ' ' when plus), NUL-terminated,
@@ -342,9 +392,11 @@ typedef void (*http_metrics_fn)(tsg_buf *out, void *user_data);
 
 /*
  * Creates a server for cfg (copied) with the built-in routes /healthz,
- * /readyz and /metrics (GET). Nothing is bound yet. Returns NULL with err
- * (TSG_EINVAL for a bad listen address, TSG_ENOMEM). Free with
- * http_server_free().
+ * /readyz and /metrics (GET). Nothing is bound yet; with tls_cert and
+ * tls_key the files are read and checked now (http_tls_load()). Returns NULL
+ * with err (TSG_EINVAL for a bad listen address or TLS file, TSG_EIO for an
+ * unreadable one, TSG_ENOTSUP when libmicrohttpd has no TLS, TSG_ENOMEM).
+ * Free with http_server_free().
  */
 http_server *http_server_new(const http_config *cfg, tsg_error *err);
 
@@ -389,9 +441,11 @@ void http_server_set_metrics_hook(http_server *s, http_metrics_fn fn, void *user
 /*
  * Binds the listen address and starts the epoll thread pool
  * (MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, pool of cfg.threads,
- * connection limit and timeout from cfg). SIGTERM and SIGINT are blocked in
- * the pool threads so that http_server_run() receives them. Returns TSG_EIO
- * with err (address in use, permission) or TSG_EINVAL (started twice).
+ * connection limit and timeout from cfg; MHD_USE_TLS with the certificate
+ * and key of http_server_new() and HTTP_TLS_PRIORITIES when configured).
+ * SIGTERM and SIGINT are blocked in the pool threads so that
+ * http_server_run() receives them. Returns TSG_EIO with err (address in use, permission, GnuTLS
+ * refusing the certificate or key: libmicrohttpd logs why on stderr) or TSG_EINVAL (started twice).
  */
 tsg_rc http_server_start(http_server *s, tsg_error *err);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../net/outbound.h"
 #include "http.h"
 
 void http_config_default(http_config *cfg)
@@ -34,6 +35,11 @@ void http_config_default(http_config *cfg)
     snprintf(cfg->profile_paths, sizeof cfg->profile_paths, "%s", "profiles");
     cfg->type_profiles[0] = '\0';
     snprintf(cfg->consent_default, sizeof cfg->consent_default, "%s", "deny");
+    cfg->tls_cert[0] = '\0';
+    cfg->tls_key[0] = '\0';
+    cfg->outbound_allow[0] = '\0';
+    snprintf(cfg->outbound_allow_private, sizeof cfg->outbound_allow_private, "%s", "off");
+    snprintf(cfg->outbound_allow_http, sizeof cfg->outbound_allow_http, "%s", "off");
 }
 
 tsg_rc http_listen_parse(const char *s, struct sockaddr_storage *addr, socklen_t *addr_len,
@@ -175,6 +181,14 @@ static const str_key STR_KEYS[] = {
      false},
     {"type_profiles", "TSUNAGU_TYPE_PROFILES", offsetof(http_config, type_profiles), HTTP_PATH_MAX,
      true},
+    {"tls_cert", "TSUNAGU_TLS_CERT", offsetof(http_config, tls_cert), HTTP_PATH_MAX, true},
+    {"tls_key", "TSUNAGU_TLS_KEY", offsetof(http_config, tls_key), HTTP_PATH_MAX, true},
+    {"outbound_allow", "TSUNAGU_OUTBOUND_ALLOW", offsetof(http_config, outbound_allow),
+     HTTP_PATH_MAX, true},
+    {"outbound_allow_private", "TSUNAGU_OUTBOUND_ALLOW_PRIVATE",
+     offsetof(http_config, outbound_allow_private), 8, false},
+    {"outbound_allow_http", "TSUNAGU_OUTBOUND_ALLOW_HTTP",
+     offsetof(http_config, outbound_allow_http), 8, false},
 };
 
 static void set_num(http_config *cfg, const num_key *k, unsigned long long v)
@@ -255,7 +269,8 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
                 "connection_timeout_s, max_body_bytes, drain_timeout_s, "
                 "data_dir, redis_url, auth, auth_token_lifetime_s, "
                 "auth_rate_per_s, auth_rate_burst, public_url, audit, audit_retention_days, "
-                "validate, profile_paths, type_profiles)",
+                "validate, profile_paths, type_profiles, consent_default, tls_cert, tls_key, "
+                "outbound_allow, outbound_allow_private, outbound_allow_http)",
                 file, key);
             goto out;
         }
@@ -311,9 +326,19 @@ tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
                              "public_url must be http(s)://host[:port] without a trailing '/', "
                              "not '%s'",
                              cfg->public_url);
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "tls_cert and tls_key (TSUNAGU_TLS_CERT, TSUNAGU_TLS_KEY) must be "
+                             "set together: %s is missing",
+                             cfg->tls_cert[0] ? "tls_key" : "tls_cert");
     tsg_error e2;
     tsg_error_clear(&e2);
     if (http_listen_parse(cfg->listen, NULL, NULL, &e2) != TSG_OK)
         return tsg_error_set(err, TSG_EINVAL, "invalid", "%s", e2.message);
+    /* the outbound policy (net/outbound.h): built by its users, checked here */
+    outbound_policy pol;
+    tsg_rc prc = outbound_policy_parse(&pol, cfg->outbound_allow, cfg->outbound_allow_private,
+                                       cfg->outbound_allow_http, &e2);
+    if (prc != TSG_OK) return tsg_error_set(err, prc, "invalid", "%s", e2.message);
     return TSG_OK;
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <ulfius.h>
 
 #include "http.h"
@@ -33,6 +34,7 @@
 #define INTERACTION_LEN  32
 #define MIN_STATUS       100
 #define N_STATUS         500 /* 100..599 */
+#define HSTS_VALUE       "max-age=31536000"
 
 static const double BUCKETS[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
@@ -80,6 +82,10 @@ struct http_server {
     _Atomic int stop_requested;
     pthread_mutex_t stop_lock;
     metrics *m;
+    bool tls;           /* tls_cert and tls_key configured: HTTPS only */
+    char *tls_cert_pem; /* the PEM texts libmicrohttpd reads (kept while it runs) */
+    char *tls_key_pem;
+    size_t tls_key_len;
 };
 
 /* ------------------------------------------------------------------------
@@ -265,6 +271,7 @@ static void allow_header(unsigned methods, char *out, size_t size)
 
 const char *http_header(const http_request *req, const char *name)
 {
+    if (req->tls && strcasecmp(name, "X-Forwarded-Proto") == 0) return "https";
     const struct _u_request *u = req->impl;
     return u ? u_map_get_case(u->map_header, name) : NULL;
 }
@@ -467,6 +474,7 @@ static int dispatch(const struct _u_request *ureq, struct _u_response *uresp, vo
         goto send;
     }
     req.impl = ureq;
+    req.tls = s->tls;
     req.method_name = ureq->http_verb ? ureq->http_verb : "";
     const char *url = ureq->http_url ? ureq->http_url : "/";
     /* absolute-form targets (RFC 9112 §3.2.2: GET http://host/fhir/… HTTP/1.1) */
@@ -586,6 +594,7 @@ send:
     uresp->status = resp.status;
     for (size_t i = 0; i < resp.n_headers; i++)
         u_map_put(uresp->map_header, resp.headers[i].name, resp.headers[i].value);
+    if (s->tls) u_map_put(uresp->map_header, "Strict-Transport-Security", HSTS_VALUE);
     if (resp.content_type) u_map_put(uresp->map_header, "Content-Type", resp.content_type);
     if (resp.body.len > 0 && tsg_buf_rc(&resp.body) == TSG_OK) {
         size_t len;
@@ -623,6 +632,20 @@ http_server *http_server_new(const http_config *cfg, tsg_error *err)
     pthread_mutex_init(&s->stop_lock, NULL);
     s->cfg = *cfg;
     s->quiesced_fd = MHD_INVALID_SOCKET;
+    if (cfg->tls_cert[0] || cfg->tls_key[0]) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            tsg_error_set(err, TSG_ENOTSUP, "not-supported",
+                          "tls_cert/tls_key are set but this libmicrohttpd has no TLS support");
+            http_server_free(s);
+            return NULL;
+        }
+        if (http_tls_load(cfg, &s->tls_cert_pem, &s->tls_key_pem, err) != TSG_OK) {
+            http_server_free(s);
+            return NULL;
+        }
+        s->tls_key_len = strlen(s->tls_key_pem);
+        s->tls = true;
+    }
     if (http_listen_parse(cfg->listen, &s->addr, &s->addr_len, err) != TSG_OK ||
         http_route_add(s, "/healthz", HTTP_GET, 0, handle_healthz, s, err) != TSG_OK ||
         http_route_add(s, "/readyz", HTTP_GET, 0, handle_readyz, s, err) != TSG_OK ||
@@ -706,17 +729,27 @@ tsg_rc http_server_start(http_server *s, tsg_error *err)
         return tsg_error_set(err, TSG_EINTERNAL, "exception", "ulfius_set_default_endpoint failed");
 
     unsigned threads = s->cfg.threads ? s->cfg.threads : online_cpus();
-    struct MHD_OptionItem ops[] = {
+    struct MHD_OptionItem ops[12] = {
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)mhd_request_completed, NULL},
         {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)ulfius_uri_logger, NULL},
         {MHD_OPTION_SOCK_ADDR, 0, &s->addr},
         {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)s->cfg.max_connections, NULL},
-        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->cfg.connection_timeout_s, NULL},
-        /* a pool of one is no pool (libmicrohttpd warns): then one epoll thread */
-        {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, (intptr_t)threads, NULL},
-        {MHD_OPTION_END, 0, NULL}};
+        {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)s->cfg.connection_timeout_s, NULL}};
+    size_t n_ops = 5;
+    /* a pool of one is no pool (libmicrohttpd warns): then one epoll thread */
+    if (threads > 1)
+        ops[n_ops++] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
+    if (s->tls) {
+        ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem};
+        ops[n_ops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem};
+        ops[n_ops++] =
+            (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)HTTP_TLS_PRIORITIES};
+    }
+    ops[n_ops] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG | (s->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0);
+                     MHD_USE_ERROR_LOG | (s->addr.ss_family == AF_INET6 ? MHD_USE_IPv6 : 0) |
+                     (s->tls ? MHD_USE_TLS : 0);
 
     /* The pool threads inherit the signal mask: block SIGTERM/SIGINT in them
        so the thread in http_server_run() receives the signals. */
@@ -728,6 +761,11 @@ tsg_rc http_server_start(http_server *s, tsg_error *err)
     pthread_sigmask(SIG_BLOCK, &block, &old);
     int rc = ulfius_start_framework_with_mhd_options(&s->inst, flags, ops);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != U_OK && s->tls)
+        return tsg_error_set(err, TSG_EIO, "exception",
+                             "cannot listen with HTTPS on %s (address in use, not permitted, or "
+                             "GnuTLS refused tls_cert/tls_key: see libmicrohttpd's message above)",
+                             s->cfg.listen);
     if (rc != U_OK)
         return tsg_error_set(err, TSG_EIO, "exception",
                              "cannot listen on %s (address in use, or not permitted?)",
@@ -810,5 +848,8 @@ void http_server_free(http_server *s)
     pthread_mutex_destroy(&s->stop_lock);
     pthread_mutex_destroy(&s->m->names_lock);
     free(s->m);
+    free(s->tls_cert_pem);
+    if (s->tls_key_pem) OPENSSL_cleanse(s->tls_key_pem, s->tls_key_len);
+    free(s->tls_key_pem);
     free(s);
 }

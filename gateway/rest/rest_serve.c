@@ -97,6 +97,13 @@ int rest_serve(const char *config_file)
     auth_service *auth = NULL;
     auth_audit *audit = NULL;
     static auth_http auth_web;
+    /* the server first (nothing listens yet): a bad TLS certificate or key
+     * stops serve before Redis or the profiles are loaded */
+    if (!(srv = http_server_new(&cfg, &err))) {
+        fprintf(stderr, "tsunagu serve: %s\n", err.message);
+        goto done;
+    }
+    ctx.srv = srv;
     if (redis_open(cfg.redis_url[0] ? cfg.redis_url : NULL, cfg.data_dir, NULL, NULL, &emb, &client,
                    &err)) {
         fprintf(stderr, "tsunagu serve: redis: %s\n", err.message);
@@ -127,11 +134,6 @@ int rest_serve(const char *config_file)
         rest_validation_describe(val, what, sizeof what);
         fprintf(stderr, "tsunagu serve: %s\n", what);
     }
-    if (!(srv = http_server_new(&cfg, &err))) {
-        fprintf(stderr, "tsunagu serve: %s\n", err.message);
-        goto done;
-    }
-    ctx.srv = srv;
     if (http_route_add(srv, "/fhir", HTTP_GET | HTTP_POST | HTTP_PUT | HTTP_DELETE | HTTP_PATCH,
                        HTTP_ROUTE_NEGOTIATE, fhir_handle, &ctx, &err)) {
         fprintf(stderr, "tsunagu serve: %s\n", err.message);
@@ -195,9 +197,9 @@ int rest_serve(const char *config_file)
             redis_target_describe(&t, where, sizeof where);
     }
     /* never the URL as configured: it may hold the password */
-    fprintf(stderr, "tsunagu serve: listening on %s (port %u), Redis %s, auth %s, audit %s\n",
-            cfg.listen, (unsigned)http_server_port(srv), emb ? "embedded" : where, cfg.auth,
-            strcmp(cfg.auth, "on") ? "off" : cfg.audit);
+    fprintf(stderr, "tsunagu serve: listening on %s (port %u)%s, Redis %s, auth %s, audit %s\n",
+            cfg.listen, (unsigned)http_server_port(srv), cfg.tls_cert[0] ? " with HTTPS only" : "",
+            emb ? "embedded" : where, cfg.auth, strcmp(cfg.auth, "on") ? "off" : cfg.audit);
     int sig = http_server_run(srv);
     fprintf(stderr, "tsunagu serve: stopped%s\n", sig ? " on a signal" : "");
     status = 0;

@@ -11,13 +11,16 @@ Usage:
     # leaving the block stops the gateway (SIGTERM, then kill -9), removes the temp dir,
     # and raises AssertionError if the server's stderr shows a sanitizer report.
 
-Gateway(binary, data_dir=None, env=None, keep_dir=False, auth=False):
+Gateway(binary, data_dir=None, env=None, keep_dir=False, auth=False, tls=None):
     data_dir  None: a fresh temp dir (removed at the end unless keep_dir); a path: use it
               (never removed), e.g. to restart on the same data after a crash.
     env       extra environment variables (TSUNAGU_MAX_BODY_BYTES, TSUNAGU_REDIS_URL, …).
     auth      False (default): TSUNAGU_AUTH=off, every request is served without a token
               (the tests of the FHIR API); True: authentication on (gateway/auth/auth.h), as
               in production. The env argument wins over it.
+    tls       None: plain HTTP; an ssl.SSLContext: the gateway serves HTTPS (env sets
+              TSUNAGU_TLS_CERT/_KEY) and every request of this object, readiness included, goes
+              over TLS with that context (base is then "https://…").
 
     admin(*args)        runs `tsunagu admin ARGS…` on this gateway's Redis; returns
                         (exit status, stdout, stderr).
@@ -39,14 +42,14 @@ Gateway(binary, data_dir=None, env=None, keep_dir=False, auth=False):
                         when TSUNAGU_REDIS_URL is set). wait_redis_pid(timeout, other_than):
                         waits for a (new) child, e.g. after killing it.
     sigstop_redis() / sigcont_redis(pid)   freeze / resume the child; stop() resumes it.
-    request(method, path, body=None, headers=None, timeout=30) -> Response
-    port, base ("http://127.0.0.1:N"), data_dir, log_path, proc.
+    request(method, path, body=None, headers=None, timeout=30) -> Response (over TLS when tls)
+    port, base ("http://127.0.0.1:N"; https with tls), data_dir, log_path, proc.
     print_logs()        prints the tails of the gateway's and redis-server's logs (the with
                         block does it when its body raises).
 
 Response: status, reason, headers (case-insensitive get), body (bytes), json (parsed body or
 None), elapsed (seconds). Module helpers: request(port, ...) without a Gateway, free_port(),
-sanitizer_report(text).
+sanitizer_report(text). request(..., context=ctx) speaks HTTPS with the ssl.SSLContext ctx.
 
 Checks / Skip: a tiny runner — checks.run(name, fn, *args) runs one test, prints PASS/FAIL/SKIP
 (an exception fails only that test; raise Skip("why") to skip), checks.finish() prints the
@@ -112,9 +115,11 @@ class Response:
         return "<%d %s %.3fs %s>" % (self.status, self.reason, self.elapsed, text)
 
 
-def request(port, method, path, body=None, headers=None, timeout=30, host="127.0.0.1"):
+def request(port, method, path, body=None, headers=None, timeout=30, host="127.0.0.1",
+            context=None):
     """One request on a new connection. body: dict/list (sent as FHIR JSON), str or bytes.
-    A dict body gets Content-Type application/fhir+json unless headers name one.
+    A dict body gets Content-Type application/fhir+json unless headers name one. context: an
+    ssl.SSLContext for HTTPS (None: plain HTTP).
     Connection errors propagate (ConnectionError, http.client exceptions, socket.timeout)."""
     hdrs = {"Accept": "application/fhir+json"}
     if headers:
@@ -130,7 +135,10 @@ def request(port, method, path, body=None, headers=None, timeout=30, host="127.0
         else:
             data = body
     t0 = time.monotonic()
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    if context is not None:
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request(method, path, body=data, headers=hdrs)
         r = conn.getresponse()
@@ -184,9 +192,10 @@ def _alive(pid):
 class Gateway:
     """A `tsunagu serve` process (see the module comment)."""
 
-    def __init__(self, binary, data_dir=None, env=None, keep_dir=False, auth=False):
+    def __init__(self, binary, data_dir=None, env=None, keep_dir=False, auth=False, tls=None):
         self.binary = os.path.abspath(binary)
         self.auth = auth
+        self.tls = tls
         self._own_dir = data_dir is None
         self._tmp = tempfile.mkdtemp(prefix="tsg-it-")
         self.data_dir = data_dir or os.path.join(self._tmp, "data")
@@ -235,7 +244,7 @@ class Gateway:
             self.kill9()
             raise RuntimeError("tsunagu serve did not start listening in %ss:\n%s"
                                % (timeout, self.log_tail()))
-        self.base = "http://127.0.0.1:%d" % self.port
+        self.base = "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
         if not self.wait_ready(max(1.0, deadline - time.monotonic())):
             self.kill9()
             raise RuntimeError("/readyz did not answer 200 in %ss:\n%s" % (timeout, self.log_tail()))
@@ -414,7 +423,7 @@ class Gateway:
     def request(self, method, path, body=None, headers=None, timeout=30):
         if not self.port:
             raise RuntimeError("the gateway is not started")
-        return request(self.port, method, path, body, headers, timeout)
+        return request(self.port, method, path, body, headers, timeout, context=self.tls)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)

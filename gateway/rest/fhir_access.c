@@ -710,12 +710,13 @@ static tsg_rc entry_get(rest_access *a, const char *org, acl_entry **out, tsg_er
     return TSG_OK;
 }
 
-static int entry_has(const acl_entry *e, const char *pid)
+/* Whether the sorted v[0..n) holds s. */
+static int sorted_has(const char *const *v, size_t n, const char *s)
 {
-    size_t lo = 0, hi = e->n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        int c = strcmp(e->pids[mid], pid);
+        int c = strcmp(v[mid], s);
         if (!c) return 1;
         if (c < 0)
             lo = mid + 1;
@@ -745,7 +746,7 @@ int rest_access_sees(rest_ctx *ctx, const http_request *req, const char *type, c
     if (!pid || !*pid) return 0;
     acl_entry *e;
     if (entry_get(ctx->access, who->org, &e, err)) return -1;
-    int r = entry_has(e, pid);
+    int r = sorted_has((const char *const *)e->pids, e->n, pid);
     entry_put(e);
     return r;
 }
@@ -783,18 +784,7 @@ int rest_view_sees(const rest_view *v, const char *type, const char *pid)
 {
     if (!rest_view_filters(v, type)) return 1;
     if (rest_access_class_of(type) == REST_ACCESS_ADMIN) return 0; /* and not admin */
-    if (!pid || !*pid) return 0;
-    size_t lo = 0, hi = v->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(v->pids[mid], pid);
-        if (!c) return 1;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
+    return pid && *pid && sorted_has(v->pids, v->n, pid);
 }
 
 /* ------------------------------------------------------------------------

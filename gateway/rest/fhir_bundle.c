@@ -822,13 +822,7 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
                 e->noop = 1;
                 continue;
             }
-            e->w = (store_write){.op = STORE_DELETE,
-                                 .type = e->type,
-                                 .id = e->id,
-                                 .expect_version = e->cur_version,
-                                 .interaction = "delete",
-                                 .bump = rest_access_type_watched(e->type) ? REST_ACCESS_GEN_KEY
-                                                                           : NULL};
+            e->w = rest_delete_write(e->type, e->id, e->cur_version);
             if (entry_access(t, e)) return -1;
             e->has_write = 1;
             continue;

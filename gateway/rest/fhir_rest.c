@@ -127,6 +127,16 @@ int rest_deny_write(const http_request *req, http_response *resp, rest_ctx *ctx,
     return 1;
 }
 
+store_write rest_delete_write(const char *type, const char *id, long version)
+{
+    return (store_write){.op = STORE_DELETE,
+                         .type = type,
+                         .id = id,
+                         .expect_version = version,
+                         .interaction = "delete",
+                         .bump = rest_access_type_watched(type) ? REST_ACCESS_GEN_KEY : NULL};
+}
+
 /* ------------------------------------------------------------------------
  * Writing one resource
  * ------------------------------------------------------------------------ */
@@ -408,12 +418,7 @@ static void do_delete(const http_request *req, http_response *resp, rest_ctx *ct
             return;
         }
         int hidden = !sees;
-        store_write w = {.op = STORE_DELETE,
-                         .type = type,
-                         .id = id,
-                         .expect_version = v,
-                         .interaction = "delete",
-                         .bump = rest_access_type_watched(type) ? REST_ACCESS_GEN_KEY : NULL};
+        store_write w = rest_delete_write(type, id, v);
         if (live && !hidden && rest_deny_write(req, resp, ctx, type, 0, &cur, &w)) {
             store_resource_clear(&cur);
             return;

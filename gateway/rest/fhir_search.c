@@ -2491,12 +2491,7 @@ static void delete_one(sx *s, http_response *resp, const char *type, const char 
             store_resource_clear(&cur);
             break;
         }
-        store_write w = {.op = STORE_DELETE,
-                         .type = type,
-                         .id = id,
-                         .expect_version = v,
-                         .interaction = "delete",
-                         .bump = rest_access_type_watched(type) ? REST_ACCESS_GEN_KEY : NULL};
+        store_write w = rest_delete_write(type, id, v);
         /* the search found only what the client sees; the write rule still applies */
         int denied = rest_deny_write(req, resp, s->ctx, type, 0, &cur, &w);
         store_resource_clear(&cur);

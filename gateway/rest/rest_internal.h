@@ -135,6 +135,9 @@ void rest_write_resource(const http_request *req, http_response *resp, rest_ctx 
 tsg_rc rest_prepare_put(tsg_arena *a, fhir_node *root, const char *id, long cur_version,
                         long long now_ms, const char *interaction, store_write *w, tsg_error *err);
 
+/* fhir_rest.c: the deletion of Type/id at its current version (for store_commit). */
+store_write rest_delete_write(const char *type, const char *id, long version);
+
 /* fhir_rest.c: http(s)://<Host>/fhir, in the request's arena. */
 const char *rest_base_url(const http_request *req);
 

@@ -520,10 +520,12 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
 #define AUTH_AUDIT_COUNT_MAX 1000u   /* _count */
 
 typedef struct auth_audit auth_audit;
+typedef struct store_append store_append;
 
 /* What one record holds (strings may be NULL = ""). */
 typedef struct auth_audit_event {
     const char *interaction, *method, *path, *query, *client, *org, *addr, *entity, *detail;
+    const char *version; /* the version a write of entity made ("" other requests) */
     int status;
 } auth_audit_event;
 
@@ -536,6 +538,18 @@ void auth_audit_free(auth_audit *a);
 /* Writes one record and waits until Redis acknowledged it (TSG_EIO with the
  * reason otherwise). Thread-safe. */
 tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err);
+
+/* Trims the records older than the retention (XTRIM MINID ~), at most once
+ * every minute across threads: otherwise it only reads the clock. The finish
+ * hook calls it for every request. Failures are logged on stderr. */
+void auth_audit_trim(auth_audit *a);
+
+/* The record e as a stream entry for the MULTI … EXEC of a write
+ * (store_commit_with) or for a read (store_read_with, which chooses the
+ * status: out->choice): the same stream and fields auth_audit_record writes.
+ * The arrays are in arena; the strings are e's (they must outlive the commit).
+ * false when the arena is exhausted. */
+bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out);
 
 typedef struct auth_audit_query {
     const char *dates[8];

@@ -171,12 +171,12 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
         }
         w.fresh = must_not_exist == 2;
         int conflict;
-        if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
+        resp->interaction = how; /* what the audit record committed with the write says */
+        if (rest_commit(req, resp, ctx, &w, 1, now, existed ? 200 : 201, &w, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
         if (conflict < 0) {
-            resp->interaction = existed ? "update" : "create";
             respond_written(req, resp, existed ? 200 : 201, type, id, v + 1, now, w.body,
                             w.body_len);
             return;
@@ -200,7 +200,7 @@ static void do_read(const http_request *req, http_response *resp, rest_ctx *ctx,
     resp->interaction = version ? "vread" : "read";
     store_resource r;
     tsg_error err;
-    if (store_read(ctx->st, type, id, version, &r, &err)) {
+    if (rest_read(req, resp, ctx, type, id, version, &r, &err)) {
         rest_fail_err(req, resp, 500, &err);
         return;
     }
@@ -281,7 +281,7 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
         }
         w.claim = claim;
         int conflict;
-        if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
+        if (rest_commit(req, resp, ctx, &w, 1, now, 201, &w, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
@@ -361,7 +361,7 @@ static void do_delete(const http_request *req, http_response *resp, rest_ctx *ct
                          .expect_version = v,
                          .interaction = "delete"};
         int conflict;
-        if (store_commit(ctx->st, &w, 1, rest_now_ms(), &conflict, &err)) {
+        if (rest_commit(req, resp, ctx, &w, 1, rest_now_ms(), 200, &w, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }

@@ -172,6 +172,52 @@ tsg_rc store_read(store *s, const char *type, const char *id, long version, stor
     return rc;
 }
 
+/* HMGET of the current state and XADD of a record whose status field depends
+ * on it (store_read_with). KEYS: tsg:r:<ref>, the stream. ARGV: the statuses
+ * for live, deleted and absent, the 1-based index of the status among the
+ * fields, then the fields. */
+static redis_script read_with_script = REDIS_SCRIPT(
+    "store_read_with", "local r = redis.call('HMGET', KEYS[1], 'v', 'lu', 'del', 'body', 'c')\n"
+                       "local st = ARGV[3]\n"
+                       "if r[1] then st = (r[3] == '1') and ARGV[2] or ARGV[1] end\n"
+                       "local f = {}\n"
+                       "for i = 5, #ARGV do f[#f + 1] = ARGV[i] end\n"
+                       "f[tonumber(ARGV[4])] = st\n"
+                       "redis.call('XADD', KEYS[2], '*', unpack(f))\n"
+                       "return r\n");
+
+tsg_rc store_read_with(store *s, const char *type, const char *id, const store_append *rec,
+                       const char *const statuses[3], store_resource *r, tsg_error *err)
+{
+    memset(r, 0, sizeof *r);
+    if (rec->nargs % 2 || rec->nargs > 64 || rec->choice >= rec->nargs || !rec->stream)
+        return tsg_error_set(err, TSG_EINVAL, "exception",
+                             "store: a stream entry needs field/value pairs (at most 32)");
+    char key[160], idx[24];
+    snprintf(key, sizeof key, "tsg:r:%s/%s", type, id);
+    snprintf(idx, sizeof idx, "%zu", rec->choice + 1);
+    const char *keys[2] = {key, rec->stream};
+    const char *args[4 + 64];
+    size_t lens[4 + 64];
+    for (size_t i = 0; i < 3; i++) {
+        args[i] = statuses[i];
+        lens[i] = strlen(statuses[i]);
+    }
+    args[3] = idx;
+    lens[3] = strlen(idx);
+    for (size_t i = 0; i < rec->nargs; i++) {
+        args[4 + i] = rec->args[i];
+        lens[4 + i] = rec->lens[i];
+    }
+    redisReply *rep = NULL;
+    tsg_rc rc = redis_eval_script(s->client, &read_with_script, 2, keys, NULL,
+                                  (int)(4 + rec->nargs), args, lens, &rep, err);
+    if (!rc) rc = current_from_reply(rep, r, err);
+    freeReplyObject(rep);
+    if (rc) store_resource_clear(r);
+    return rc;
+}
+
 tsg_rc store_read_many(store *s, size_t n, const char *const *refs, store_resource *r,
                        tsg_error *err)
 {
@@ -591,7 +637,7 @@ static void hset_head(cmdbuf *b, int argc, const char *rk, const char *nv, const
  * writes; others are new). Returns the index of the EXEC command, or -1.
  */
 static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state *cur,
-                     long long now_ms, tsg_error *err)
+                     long long now_ms, const store_append *rec, tsg_error *err)
 {
     tsg_arena *a = b->a;
     char now[24];
@@ -733,6 +779,14 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
     }
     if (g.oom) b->oom = 1;
     grouper_emit(&g, b);
+    if (rec) { /* the request's record, with the writes (store_commit_with) */
+        cb_begin(b, 3 + (int)rec->nargs);
+        cb_str(b, "XADD");
+        cb_str(b, rec->stream);
+        cb_str(b, "*");
+        for (size_t i = 0; i < rec->nargs; i++) cb_arg(b, rec->args[i], rec->lens[i]);
+        cb_end(b);
+    }
     cb_begin(b, 1);
     cb_str(b, "EXEC");
     cb_end(b);
@@ -837,7 +891,16 @@ static tsg_rc read_checked(store *s, tsg_arena *a, const store_write *w, size_t 
 tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, int *conflict,
                     tsg_error *err)
 {
+    return store_commit_with(s, w, n, now_ms, NULL, conflict, err);
+}
+
+tsg_rc store_commit_with(store *s, const store_write *w, size_t n, long long now_ms,
+                         const store_append *rec, int *conflict, tsg_error *err)
+{
     *conflict = -1;
+    if (rec && (rec->nargs % 2 || rec->nargs > 64 || !rec->stream))
+        return tsg_error_set(err, TSG_EINVAL, "exception",
+                             "store: a stream entry needs field/value pairs (at most 32)");
     if (n > STORE_LIMIT_WRITES)
         return tsg_error_set(err, TSG_ELIMIT, "too-costly",
                              "a write set of %zu resources exceeds STORE_LIMIT_WRITES (%u)", n,
@@ -859,7 +922,7 @@ tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, 
         if (nchecked) rc = read_checked(s, a, w, n, cur, &reads, &n_reads, conflict, err);
         if (!rc && *conflict < 0) {
             cmdbuf b = {.a = a};
-            long exec = build_tx(&b, w, n, cur, now_ms, err);
+            long exec = build_tx(&b, w, n, cur, now_ms, rec, err);
             if (exec < 0) {
                 rc = err->rc ? err->rc : TSG_ENOMEM;
                 if (nchecked) { /* release the watches */

@@ -158,6 +158,22 @@ void store_resource_clear(store_resource *r);
 tsg_rc store_read(store *s, const char *type, const char *id, long version, store_resource *r,
                   tsg_error *err);
 
+/* (store_append: see "Writing" below.) */
+typedef struct store_append store_append;
+
+/*
+ * store_read() of the current version with rec appended to its stream in the
+ * same step (one round trip, one script): the audit record of a read, durable
+ * before the read's answer is (auth.h, "Audit"). The value rec->args[rec->choice]
+ * (a field's value: the status) is replaced by statuses[0] when the resource is live,
+ * statuses[1] when its current version is a deletion and statuses[2] when
+ * there is no such resource — the answer the caller gives for each. When the
+ * XADD fails (the reply is an error) the read fails too (TSG_EIO); otherwise
+ * fails as store_read.
+ */
+tsg_rc store_read_with(store *s, const char *type, const char *id, const store_append *rec,
+                       const char *const statuses[3], store_resource *r, tsg_error *err);
+
 /*
  * Reads the current versions of n resources ("Type/id" each) in one round
  * trip into r[0..n) (clear each with store_resource_clear). Fails as
@@ -254,6 +270,31 @@ typedef struct store_write {
  */
 tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, int *conflict,
                     tsg_error *err);
+
+/*
+ * A stream entry a write set appends inside its MULTI … EXEC: `XADD <stream> *
+ * <field> <value> …`. The audit trail (gateway/auth/auth.h, "Audit") gives the
+ * record of the request that writes here, so the record and the write are one
+ * atomic, durable step (one round trip, one fsync) instead of two.
+ */
+typedef struct store_append {
+    const char *stream;
+    size_t nargs;            /* field, value, field, value, … (even) */
+    const char *const *args; /* the fields and values */
+    const size_t *lens;      /* their lengths */
+    size_t choice;           /* store_read_with: the index in args of the value it chooses */
+} store_append;
+
+/*
+ * store_commit() with rec (NULL: none) appended to the stream it names in the
+ * same MULTI … EXEC, after the writes; it is written exactly when they are
+ * (TSG_OK with *conflict -1), and not at all when the write set conflicts, is
+ * empty (n 0) or EXEC is aborted. One limit of Redis' transactions: an XADD that fails while
+ * EXEC runs (the key is not a stream, which only tampering makes happen) does
+ * not undo the writes; the call then fails with TSG_EIO like any error reply.
+ */
+tsg_rc store_commit_with(store *s, const store_write *w, size_t n, long long now_ms,
+                         const store_append *rec, int *conflict, tsg_error *err);
 
 /* ------------------------------------------------------------------------
  * History and listing

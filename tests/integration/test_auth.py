@@ -623,8 +623,10 @@ def t_audit():
     tok = [e for e in evs if e["type"]["code"] == "110114"]
     assert tok and tok[0]["outcome"] == "4" and tok[0]["agent"][0]["who"]["identifier"][
         "value"] == mem_id, tok
+    # (a write's record names the version it wrote)
     put = [e for e in evs if e.get("subtype", [{}])[0].get("code") in ("update", "create")
-           and e.get("entity", [{}])[0].get("what", {}).get("reference") == "Patient/p-audit"]
+           and e.get("entity", [{}])[0].get("what", {}).get("reference", "").startswith(
+               "Patient/p-audit/_history/")]
     assert put and put[0]["action"] in ("U", "C") and put[0]["outcome"] == "0", evs
     assert {"reference": "Organization/region-office"} in [a.get("who") for a in put[0]["agent"]]
     refused = [e for e in evs if e["outcome"] == "4" and "not.a.token" not in json.dumps(e)
@@ -664,11 +666,48 @@ def t_audit():
     expect(gw.request("POST", "/fhir/AuditEvent", {"resourceType": "AuditEvent"}, headers=adm),
            405, "AuditEvent cannot be written through the API")
 
+    # a write and its record are one step: the record is in the write's MULTI … EXEC block
+    # of the AOF and names the new resource's id and version; a read's record says what
+    # the read answered; none of them is recorded twice
+    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"}, headers=adm)
+    assert r.status == 201, r
+    nid = r.header("Location").split("/Patient/")[1].split("/")[0]
+    r = gw.request("PUT", "/fhir/Patient/" + nid, {"resourceType": "Patient", "id": nid,
+                                                  "active": True}, headers=adm)
+    assert r.status == 200, r
+    expect(gw.request("DELETE", "/fhir/Patient/" + nid, headers=adm), 200, "delete")
+    expect(gw.get("/fhir/Patient/" + nid, headers=adm), 410, "read of the deleted")
+    assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) - before == 4
+    r = gw.get("/fhir/AuditEvent?entity=Patient/" + nid, headers=adm)
+    assert r.status == 200, r
+    got = [(e["resource"]["subtype"][0]["code"], e["resource"]["outcome"],
+            e["resource"]["entity"][0]["what"]["reference"], e["resource"]["outcomeDesc"])
+           for e in r.json["entry"]]
+    want = [("read", "4", "Patient/" + nid, "GET /fhir/Patient/%s -> HTTP 410" % nid),
+            ("delete", "0", "Patient/%s/_history/3" % nid, "DELETE /fhir/Patient/%s -> HTTP 200" % nid),
+            ("update", "0", "Patient/%s/_history/2" % nid, "PUT /fhir/Patient/%s -> HTTP 200" % nid),
+            ("create", "0", "Patient/%s/_history/1" % nid, "POST /fhir/Patient -> HTTP 201")]
+    assert got == want, got
+    aofdir = os.path.join(gw.data_dir, "appendonlydir")
+    aof = b"".join(open(os.path.join(aofdir, f), "rb").read() for f in sorted(os.listdir(aofdir))
+                   if ".incr." in f)
+    blocks = [b.split(b"$4\r\nEXEC\r\n")[0] for b in aof.split(b"$5\r\nMULTI\r\n")[1:]]
+    for v in (1, 2, 3):
+        mine = [b for b in blocks if b"\r\ntsg:r:Patient/" + nid.encode() + b"\r\n" in b
+                and b"\r\nv\r\n$1\r\n%d\r\n" % v in b]
+        assert len(mine) == 1 and b"\r\ntsg:audit\r\n" in mine[0], (v, mine)
+
     # a record that cannot be written fails the request
     redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")
     redis_cli(gw, "SET", "tsg:audit", "not a stream")
     try:
         r = gw.get("/fhir/Patient/p-audit", headers=adm)
+        assert r.status == 503 and "audit" in json.dumps(r.json), r
+        r = gw.get("/fhir/Patient?name=audit", headers=adm)
+        assert r.status == 503 and "audit" in json.dumps(r.json), r
+        # a write whose record fails is answered 503 too
+        r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"}, headers=adm)
         assert r.status == 503 and "audit" in json.dumps(r.json), r
     finally:
         redis_cli(gw, "DEL", "tsg:audit")

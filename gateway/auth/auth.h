@@ -490,18 +490,57 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *                      read, search-type, create, token, …), m (method), p
  *                      (path), q (query), s (HTTP status), c (client id), o
  *                      (its Organization), a (client address), e (the entity:
- *                      Type/id), d (detail: the error, if any)
+ *                      Type/id), v (the version a write made of e; "" for
+ *                      other requests), d (detail: the error, if any)
  *
- * Durability: each request XADDs its record on its own Redis connection and
- * waits for the reply; with the embedded Redis' appendfsync always that reply
- * comes after the fsync, which Redis does once for all commands of an
- * event-loop turn (the group commit happens there, across threads and
- * gateways; a writer thread batching records serialised the fsyncs and made
- * creates 4x slower). If the record cannot be written the request is answered
- * 503 instead: a read shows nothing, but a write has been committed by then
- * (record and resource are not one atomic step; for that the store's write
- * script would have to take the record: the next step). Every read now waits
- * for an fsync too, which is what the audit costs (tests/bench/auth/run).
+ * Durability: the answer leaves only once Redis has acknowledged the record,
+ * which with the embedded Redis' appendfsync always is after the AOF fsync.
+ * How a record gets there depends on the request:
+ *
+ *   - a write (create, update, patch, delete, conditional create, a
+ *     transaction): one more XADD inside the write's own MULTI … EXEC
+ *     (rest_commit → auth_http_record → store_commit_with), with the status
+ *     the write answers and the version it made. No extra round trip or
+ *     fsync, and the write and its record are one atomic step: both are in
+ *     the AOF or neither. When EXEC does not run (a version conflict, a
+ *     watched key changed) neither is written, and the retry or the answer
+ *     gets its record. One limit of Redis transactions: an XADD that fails
+ *     while EXEC runs (tsg:audit is not a stream, which only tampering does)
+ *     does not undo the write; the request is still answered 503.
+ *   - a read of a current version (GET Type/id): one script reads the
+ *     resource and appends the record with the status the read answers —
+ *     200, 410 when deleted, 404 when absent (rest_read → store_read_with):
+ *     one round trip instead of two, and fewer fsyncs (below). Its record
+ *     has no detail text.
+ *   - everything else (search, history, vread, a batch, token requests, the
+ *     gate's refusals, failures): the finish hook XADDs the record on its
+ *     thread's own connection and waits for the reply (auth_audit_record).
+ *
+ * The first two set http_response.audited to the status they recorded; the
+ * finish hook writes no second record unless the answer's status changed
+ * since (an error after the commit: then its record says what was sent). A
+ * record that cannot be written fails the request with 503.
+ *
+ * What was measured (tests/bench/auth/run and A/B runs of the variants
+ * alternating on the same machine, 2 shared cores, wrk -c32): the durable
+ * record is what costs, not the round trip. Redis fsyncs in its main thread,
+ * once per event-loop turn that has writes, and meanwhile serves nobody;
+ * reads that wrote nothing before now each wait for an fsync and make Redis
+ * stop for one every 3–10 reads. A read with auth and its own XADD (the
+ * previous design) took 0.19–0.34 fsyncs, 58–82 µs CPU (gateway + Redis)
+ * and 13–19 k/s against 27–37 µs and 27–53 k/s with auth alone; the script
+ * takes 0.07–0.12 fsyncs per read and saves the gateway 5–10 µs (one round
+ * trip), for 3–8 µs more in Redis (Lua): 57–74 µs, 15–17 k/s, p50 1.55
+ * against 1.8 ms. Group commit — a writer thread batching the records of
+ * concurrent requests into one pipelined write, with 1 or 2 writers and with
+ * or without a 300 µs gathering window — measured no better than an XADD per
+ * request (0.16–0.47 fsyncs per read, 57–82 µs, 11–17 k/s): Redis already
+ * commits every XADD of one turn, from all connections and gateways, with
+ * one fsync, and the hand-off to the writer thread cost the gateway more CPU
+ * than the blocking round trip it replaced; so it is not built. A create
+ * with its record in its EXEC costs about what it costs with auth alone
+ * (same fsync, one XADD more in the block). The bench's table says where
+ * the whole stands against the 15 % bar.
  *
  * Reading: GET /fhir/AuditEvent (role admin) renders the records as R4
  * AuditEvent resources (type rest or DICOM 110114 User Authentication,

@@ -372,12 +372,11 @@ bool auth_http_record(const http_request *req, const http_response *resp, int st
     char *lower = tsg_arena_alloc(req->arena, 16);
     if (!lower || !event_of(req, &as, &e, lower)) return false;
     e.version = NULL;
-    if (type && id) {
+    if (type && id) e.entity = join(req, join(req, type, "/"), id);
+    if (type && id && version > 0) {
         char v[24];
         snprintf(v, sizeof v, "%ld", version);
-        e.entity = join(req, join(req, type, "/"), id);
-        e.version = tsg_arena_strndup(req->arena, v, strlen(v));
-        if (!e.entity || !e.version) return false;
+        if (!(e.version = tsg_arena_strndup(req->arena, v, strlen(v)))) return false;
     }
     return auth_audit_entry(&e, req->arena, out);
 }

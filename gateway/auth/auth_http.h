@@ -48,8 +48,9 @@ void auth_http_finish(const http_request *req, http_response *resp, void *user_d
 
 /* The record of a write for its own MULTI … EXEC, or of a read for its own
  * script (auth.h, "Audit"): the record the finish hook would write for req
- * answered with status, naming type/id at version (type NULL: the entity
- * the finish hook would name, without a version), as a stream entry in *out
+ * answered with status, naming type/id and, when version > 0, the version a
+ * write made (type NULL: the entity the finish hook would name from the
+ * path, or none, as for a transaction), as a stream entry in *out
  * (in req's arena) for store_commit_with or store_read_with. The REST layer
  * calls it through rest_ctx.record (fhir_audit.c) and, once the step is done,
  * sets resp->audited to the status recorded so that the finish hook writes no

@@ -23,8 +23,7 @@ tsg_rc rest_read(const http_request *req, http_response *resp, rest_ctx *ctx, co
                  const char *id, long version, store_resource *r, tsg_error *err)
 {
     store_append rec;
-    if (version || !ctx->record ||
-        !ctx->record(req, resp, 200, NULL, NULL, 0, &rec, ctx->record_ud))
+    if (version || !ctx->record || !ctx->record(req, resp, 200, type, id, 0, &rec, ctx->record_ud))
         return store_read(ctx->st, type, id, version, r, err);
     /* the answers do_read gives: the resource, 410 Gone, 404 Not Found */
     static const char *const statuses[3] = {"200", "410", "404"};

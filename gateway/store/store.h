@@ -34,6 +34,10 @@
  *                                ""), ts (ms). Routing and subscriptions consume
  *                                it with consumer groups (later issues); it is
  *                                never trimmed by the store.
+ *   <stream>               STREAM an entry the caller hands store_commit_with() or
+ *                                store_read_with(), written in the same step as the
+ *                                write set or the read (the audit trail's tsg:audit,
+ *                                gateway/auth/auth.h, "Audit")
  *   tsg:ix:…               index keys, named by the caller (store_index_entry):
  *                                SETs of ids, ZSETs scored by value, and ZSETs of
  *                                lexically ordered members (score 0)
@@ -77,9 +81,11 @@
  * cut short by a crash is dropped when the AOF is loaded, so a write is either
  * entirely durable or absent, even across kill -9 of the gateway or of Redis.
  * Concurrent conflicting writers: exactly one wins, the others see a version
- * conflict (the REST layer answers 409/412 or retries). No Lua: a script would
- * copy every argument into Lua and back, which cost Redis more than the writes
- * themselves (80–90 against about 50 µs per resource on the Synthea ingest).
+ * conflict (the REST layer answers 409/412 or retries). No Lua for writes: a
+ * script would copy every argument into Lua and back, which cost Redis more
+ * than the writes themselves (80–90 against about 50 µs per resource on the
+ * Synthea ingest). A write set may carry one stream entry (store_commit_with:
+ * the audit record of the request), one XADD more in the same block.
  *
  * Redis Cluster: the patient-compartment set carries the patient id as a hash
  * tag; the other keys do not yet. A write set's MULTI spans many keys, which a

@@ -689,6 +689,15 @@ def t_audit():
             ("update", "0", "Patient/%s/_history/2" % nid, "PUT /fhir/Patient/%s -> HTTP 200" % nid),
             ("create", "0", "Patient/%s/_history/1" % nid, "POST /fhir/Patient -> HTTP 201")]
     assert got == want, got
+    # a transaction's record is committed with it too; a batch is recorded once, after it
+    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    for kind in ("transaction", "batch"):
+        tx = {"resourceType": "Bundle", "type": kind, "entry": [
+            {"resource": {"resourceType": "Patient", "identifier": [
+                {"system": "urn:audit-tx", "value": kind}]},
+             "request": {"method": "POST", "url": "Patient"}}]}
+        expect(gw.request("POST", "/fhir", tx, headers=adm), 200, kind)
+    assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) - before == 2
     aofdir = os.path.join(gw.data_dir, "appendonlydir")
     aof = b"".join(open(os.path.join(aofdir, f), "rb").read() for f in sorted(os.listdir(aofdir))
                    if ".incr." in f)
@@ -697,6 +706,10 @@ def t_audit():
         mine = [b for b in blocks if b"\r\ntsg:r:Patient/" + nid.encode() + b"\r\n" in b
                 and b"\r\nv\r\n$1\r\n%d\r\n" % v in b]
         assert len(mine) == 1 and b"\r\ntsg:audit\r\n" in mine[0], (v, mine)
+    mine = [b for b in blocks if b"urn:audit-tx" in b]
+    assert len(mine) == 2, mine
+    assert sum(b"\r\ntsg:audit\r\n" in b and b"\r\ntransaction\r\n" in b for b in mine) == 1
+    assert not any(b"\r\nbatch\r\n" in b for b in mine), mine
 
     # a record that cannot be written fails the request
     redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")

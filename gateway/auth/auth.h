@@ -495,52 +495,57 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *
  * Durability: the answer leaves only once Redis has acknowledged the record,
  * which with the embedded Redis' appendfsync always is after the AOF fsync.
- * How a record gets there depends on the request:
  *
- *   - a write (create, update, patch, delete, conditional create, a
- *     transaction): one more XADD inside the write's own MULTI … EXEC
- *     (rest_commit → auth_http_record → store_commit_with), with the status
- *     the write answers and the version it made. No extra round trip or
- *     fsync, and the write and its record are one atomic step: both are in
- *     the AOF or neither. When EXEC does not run (a version conflict, a
- *     watched key changed) neither is written, and the retry or the answer
- *     gets its record. One limit of Redis transactions: an XADD that fails
- *     while EXEC runs (tsg:audit is not a stream, which only tampering does)
- *     does not undo the write; the request is still answered 503.
- *   - a read of a current version (GET Type/id): one script reads the
- *     resource and appends the record with the status the read answers —
- *     200, 410 when deleted, 404 when absent (rest_read → store_read_with):
- *     one round trip instead of two, and fewer fsyncs (below). Its record
- *     has no detail text.
- *   - everything else (search, history, vread, a batch, token requests, the
- *     gate's refusals, failures): the finish hook XADDs the record on its
- *     thread's own connection and waits for the reply (auth_audit_record).
+ *   - A write (create, update, patch, delete, conditional create, a
+ *     transaction) carries its record as one more XADD inside its own MULTI
+ *     … EXEC (rest_commit → auth_http_record → store_commit_with), with the
+ *     status the write answers and the version it made, and sets
+ *     http_response.audited to that status. No extra round trip or fsync,
+ *     and the write and its record are one atomic step: both are in the AOF
+ *     or neither. When EXEC does not run (a version conflict, a watched key
+ *     changed) neither is written, and the retry or the answer gets its own
+ *     record. One limit of Redis transactions: an XADD that fails while EXEC
+ *     runs (tsg:audit is not a stream, which only tampering does) does not
+ *     undo the write; the request is still answered 503.
+ *   - Every other request (reads, searches, history, a batch, token
+ *     requests, the gate's refusals, failures) gets its record from the
+ *     finish hook: an XADD on the thread's own connection, waiting for the
+ *     reply (auth_audit_record). So does a write whose answer changed after
+ *     its commit (its record then says what was sent).
  *
- * The first two set http_response.audited to the status they recorded; the
- * finish hook writes no second record unless the answer's status changed
- * since (an error after the commit: then its record says what was sent). A
- * record that cannot be written fails the request with 503.
+ * A record that cannot be written fails the request with 503.
  *
- * What was measured (tests/bench/auth/run and A/B runs of the variants
- * alternating on the same machine, 2 shared cores, wrk -c32): the durable
- * record is what costs, not the round trip. Redis fsyncs in its main thread,
- * once per event-loop turn that has writes, and meanwhile serves nobody;
- * reads that wrote nothing before now each wait for an fsync and make Redis
- * stop for one every 3–10 reads. A read with auth and its own XADD (the
- * previous design) took 0.19–0.34 fsyncs, 58–82 µs CPU (gateway + Redis)
- * and 13–19 k/s against 27–37 µs and 27–53 k/s with auth alone; the script
- * takes 0.07–0.12 fsyncs per read and saves the gateway 5–10 µs (one round
- * trip), for 3–8 µs more in Redis (Lua): 57–74 µs, 15–17 k/s, p50 1.55
- * against 1.8 ms. Group commit — a writer thread batching the records of
- * concurrent requests into one pipelined write, with 1 or 2 writers and with
- * or without a 300 µs gathering window — measured no better than an XADD per
- * request (0.16–0.47 fsyncs per read, 57–82 µs, 11–17 k/s): Redis already
- * commits every XADD of one turn, from all connections and gateways, with
- * one fsync, and the hand-off to the writer thread cost the gateway more CPU
- * than the blocking round trip it replaced; so it is not built. A create
- * with its record in its EXEC costs about what it costs with auth alone
- * (same fsync, one XADD more in the block). The bench's table says where
- * the whole stands against the 15 % bar.
+ * What was measured (tests/bench/auth/run, and A/B runs of the variants
+ * alternating on the same machine: 2 shared cores, a virtual disk whose
+ * fdatasync takes 66 µs idle and 0.12–0.46 ms under the bench, wrk -c32).
+ * A create with its record in its EXEC costs about what it costs with auth
+ * alone (one XADD more in a block that is fsynced anyway): the audit's share
+ * fell from 11 to 1.4 points of req/s and from +51 to +13 µs of CPU (gateway
+ * and Redis) per create. A read is another matter: it wrote nothing before
+ * and now waits for an fsync, which Redis does in its main thread, serving
+ * nobody meanwhile (one per 3–6 reads; 25–50 % of Redis' time). Reads with
+ * auth alone: 43–49 k/s, 30–34 µs CPU; with the record: 17–18 k/s, 62 µs;
+ * with the same record and appendfsync no: 27–31 k/s, 49–55 µs. So about
+ * two thirds of the loss is the wait for the fsync and the rest the XADD
+ * round trip (~10 µs of gateway and ~10 µs of Redis CPU). Two ways to make
+ * it cheaper measured no better than an XADD per request, so neither is
+ * built:
+ *   - group commit, a writer thread batching the records of concurrent
+ *     requests into one pipelined write (1 or 2 writers, with or without a
+ *     300 µs gathering window): Redis already commits every XADD of one
+ *     event-loop turn, from all connections and gateways, with one fsync
+ *     (0.16–0.47 fsyncs per read with the writer, 0.17–0.34 without), and
+ *     the hand-off to the writer cost the gateway more CPU than the blocking
+ *     round trip it replaced (an earlier attempt that also took the creates
+ *     made them 4x slower: one batch, one fsync at a time);
+ *   - the record in the read's own round trip, by a script that reads and
+ *     appends the record with the status it implies (200, 410, 404): the
+ *     same req/s within the noise, 8–10 µs less gateway CPU but 4–7 µs more
+ *     Redis CPU per read (Lua) — and Redis is the one resource all gateways
+ *     share.
+ * Reads within the 15 % bar would need the record to become durable after
+ * the answer (appendfsync everysec, or a Redis of its own for the trail
+ * whose fsyncs do not stop the data's), which the requirement rules out.
  *
  * Reading: GET /fhir/AuditEvent (role admin) renders the records as R4
  * AuditEvent resources (type rest or DICOM 110114 User Authentication,
@@ -584,8 +589,7 @@ tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *er
 void auth_audit_trim(auth_audit *a);
 
 /* The record e as a stream entry for the MULTI … EXEC of a write
- * (store_commit_with) or for a read (store_read_with, which chooses the
- * status: out->choice): the same stream and fields auth_audit_record writes.
+ * (store_commit_with): the same stream and fields auth_audit_record writes.
  * The arrays are in arena; the strings are e's (they must outlive the commit).
  * false when the arena is exhausted. */
 bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out);

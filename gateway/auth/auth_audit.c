@@ -1,13 +1,12 @@
 /*
  * auth_audit.c — the audit trail (auth.h, "Audit"): one record per request
  * in the Redis stream tsg:audit, durable before the answer leaves — a write's
- * inside its own MULTI … EXEC and a read's in its own script (both through
- * auth_audit_entry), every other request's by its own XADD — rendered as R4
- * AuditEvent resources for GET /fhir/AuditEvent.
+ * inside its own MULTI … EXEC (auth_audit_entry), every other request's by
+ * its own XADD (auth_audit_record) — rendered as R4 AuditEvent resources for
+ * GET /fhir/AuditEvent.
  */
 #include "auth.h"
 
-#include <assert.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,12 +17,11 @@
 #include "../store/redis.h"
 #include "../store/store.h"
 
-#define AUDIT_KEY        "tsg:audit"
-#define AUDIT_TRIM_MS    60000 /* how often old records are trimmed */
-#define AUDIT_FIELDS     11    /* field/value pairs of one record */
-#define AUDIT_ARGS       (3 + 2 * AUDIT_FIELDS)
-#define AUDIT_FIELD_MAX  2048u /* longer texts (a query) are cut, with "…" */
-#define AUDIT_STATUS_ARG 12    /* the XADD argument of the status (item_build) */
+#define AUDIT_KEY       "tsg:audit"
+#define AUDIT_TRIM_MS   60000 /* how often old records are trimmed */
+#define AUDIT_FIELDS    11    /* field/value pairs of one record */
+#define AUDIT_ARGS      (3 + 2 * AUDIT_FIELDS)
+#define AUDIT_FIELD_MAX 2048u /* longer texts (a query) are cut, with "…" */
 
 /* One record as its XADD (argv[3..] are the field/value pairs). */
 typedef struct audit_item {
@@ -80,7 +78,6 @@ static void item_build(const auth_audit_event *e, audit_item *it)
     put(it, "e", e->entity);
     put(it, "v", e->version);
     put(it, "d", e->detail);
-    assert(it->argv[AUDIT_STATUS_ARG] == it->status);
 }
 
 bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out)
@@ -91,8 +88,7 @@ bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append 
     *out = (store_append){.stream = AUDIT_KEY,
                           .nargs = (size_t)it->argc - 3,
                           .args = it->argv + 3,
-                          .lens = it->argvlen + 3,
-                          .choice = AUDIT_STATUS_ARG - 3};
+                          .lens = it->argvlen + 3};
     return true;
 }
 

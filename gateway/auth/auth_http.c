@@ -342,9 +342,9 @@ void auth_http_finish(const http_request *req, http_response *resp, void *user_d
     auth_http *h = user_data;
     if (!h->audit) return;
     auth_audit_trim(h->audit);
-    /* a read or write whose record went into its own Redis step
-     * (auth_http_record) is recorded, unless its answer changed since (then
-     * this record says how it was answered) */
+    /* a write whose record went into its own MULTI … EXEC (auth_http_record)
+     * is recorded, unless its answer changed since (then this record says how
+     * it was answered) */
     if (resp->audited && resp->audited == resp->status) return;
     auth_audit_event e;
     char method_lc[16];

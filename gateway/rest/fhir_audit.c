@@ -1,6 +1,6 @@
 /*
- * fhir_audit.c — a request's audit record in the same Redis step as its data
- * (rest_internal.h: rest_commit, rest_read; gateway/auth/auth.h, "Audit").
+ * fhir_audit.c — a write and its audit record in one atomic step
+ * (rest_internal.h: rest_commit; gateway/auth/auth.h, "Audit").
  */
 #include "rest_internal.h"
 
@@ -16,18 +16,5 @@ tsg_rc rest_commit(const http_request *req, http_response *resp, rest_ctx *ctx,
      * writes it after the commit, as for any other request */
     tsg_rc rc = store_commit_with(ctx->st, w, n, now_ms, with ? &rec : NULL, conflict, err);
     if (with && rc == TSG_OK && *conflict < 0) resp->audited = status;
-    return rc;
-}
-
-tsg_rc rest_read(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
-                 const char *id, long version, store_resource *r, tsg_error *err)
-{
-    store_append rec;
-    if (version || !ctx->record || !ctx->record(req, resp, 200, type, id, 0, &rec, ctx->record_ud))
-        return store_read(ctx->st, type, id, version, r, err);
-    /* the answers do_read gives: the resource, 410 Gone, 404 Not Found */
-    static const char *const statuses[3] = {"200", "410", "404"};
-    tsg_rc rc = store_read_with(ctx->st, type, id, &rec, statuses, r, err);
-    if (rc == TSG_OK) resp->audited = !r->found ? 404 : r->deleted ? 410 : 200;
     return rc;
 }

@@ -200,7 +200,7 @@ static void do_read(const http_request *req, http_response *resp, rest_ctx *ctx,
     resp->interaction = version ? "vread" : "read";
     store_resource r;
     tsg_error err;
-    if (rest_read(req, resp, ctx, type, id, version, &r, &err)) {
+    if (store_read(ctx->st, type, id, version, &r, &err)) {
         rest_fail_err(req, resp, 500, &err);
         return;
     }

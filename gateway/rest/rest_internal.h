@@ -139,17 +139,6 @@ tsg_rc rest_commit(const http_request *req, http_response *resp, rest_ctx *ctx,
                    const store_write *w, size_t n, long long now_ms, int status,
                    const store_write *named, int *conflict, tsg_error *err);
 
-/*
- * fhir_audit.c: store_read() of type/id for the request req, with the
- * request's audit record in the same step when the audit trail is on and
- * version is 0 (store_read_with: one script reads and appends the record
- * with the status the read answers: 200, 410 deleted, 404 absent); it then
- * sets resp->audited to that status. A vread, or no audit trail: a plain
- * store_read (the finish hook records the request). Returns as store_read.
- */
-tsg_rc rest_read(const http_request *req, http_response *resp, rest_ctx *ctx, const char *type,
-                 const char *id, long version, store_resource *r, tsg_error *err);
-
 /* fhir_rest.c: one write through the same path as PUT/POST (want_version:
  * If-Match or 0; must_not_exist: refuse to overwrite — 2 when id was just drawn by
  * rest_new_id(), 1 when the client chose it). Answers the request. */

@@ -168,8 +168,7 @@ int rest_serve(const char *config_file)
             }
             auth_web.audit = audit;
             http_server_set_finish(srv, auth_http_finish, &auth_web);
-            /* a write's record goes into its own MULTI … EXEC, a read's into its
-             * script (rest_commit, rest_read) */
+            /* a write's record goes into its own MULTI … EXEC (rest_commit) */
             ctx.record = auth_http_record;
             ctx.record_ud = &auth_web;
         } else {

@@ -172,52 +172,6 @@ tsg_rc store_read(store *s, const char *type, const char *id, long version, stor
     return rc;
 }
 
-/* HMGET of the current state and XADD of a record whose status field depends
- * on it (store_read_with). KEYS: tsg:r:<ref>, the stream. ARGV: the statuses
- * for live, deleted and absent, the 1-based index of the status among the
- * fields, then the fields. */
-static redis_script read_with_script = REDIS_SCRIPT(
-    "store_read_with", "local r = redis.call('HMGET', KEYS[1], 'v', 'lu', 'del', 'body', 'c')\n"
-                       "local st = ARGV[3]\n"
-                       "if r[1] then st = (r[3] == '1') and ARGV[2] or ARGV[1] end\n"
-                       "local f = {}\n"
-                       "for i = 5, #ARGV do f[#f + 1] = ARGV[i] end\n"
-                       "f[tonumber(ARGV[4])] = st\n"
-                       "redis.call('XADD', KEYS[2], '*', unpack(f))\n"
-                       "return r\n");
-
-tsg_rc store_read_with(store *s, const char *type, const char *id, const store_append *rec,
-                       const char *const statuses[3], store_resource *r, tsg_error *err)
-{
-    memset(r, 0, sizeof *r);
-    if (rec->nargs % 2 || rec->nargs > 64 || rec->choice >= rec->nargs || !rec->stream)
-        return tsg_error_set(err, TSG_EINVAL, "exception",
-                             "store: a stream entry needs field/value pairs (at most 32)");
-    char key[160], idx[24];
-    snprintf(key, sizeof key, "tsg:r:%s/%s", type, id);
-    snprintf(idx, sizeof idx, "%zu", rec->choice + 1);
-    const char *keys[2] = {key, rec->stream};
-    const char *args[4 + 64];
-    size_t lens[4 + 64];
-    for (size_t i = 0; i < 3; i++) {
-        args[i] = statuses[i];
-        lens[i] = strlen(statuses[i]);
-    }
-    args[3] = idx;
-    lens[3] = strlen(idx);
-    for (size_t i = 0; i < rec->nargs; i++) {
-        args[4 + i] = rec->args[i];
-        lens[4 + i] = rec->lens[i];
-    }
-    redisReply *rep = NULL;
-    tsg_rc rc = redis_eval_script(s->client, &read_with_script, 2, keys, NULL,
-                                  (int)(4 + rec->nargs), args, lens, &rep, err);
-    if (!rc) rc = current_from_reply(rep, r, err);
-    freeReplyObject(rep);
-    if (rc) store_resource_clear(r);
-    return rc;
-}
-
 tsg_rc store_read_many(store *s, size_t n, const char *const *refs, store_resource *r,
                        tsg_error *err)
 {

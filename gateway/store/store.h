@@ -34,10 +34,10 @@
  *                                ""), ts (ms). Routing and subscriptions consume
  *                                it with consumer groups (later issues); it is
  *                                never trimmed by the store.
- *   <stream>               STREAM an entry the caller hands store_commit_with() or
- *                                store_read_with(), written in the same step as the
- *                                write set or the read (the audit trail's tsg:audit,
- *                                gateway/auth/auth.h, "Audit")
+ *   <stream>               STREAM an entry the caller hands store_commit_with(),
+ *                                written in the same MULTI … EXEC as the write set
+ *                                (the audit trail's tsg:audit, gateway/auth/auth.h,
+ *                                "Audit")
  *   tsg:ix:…               index keys, named by the caller (store_index_entry):
  *                                SETs of ids, ZSETs scored by value, and ZSETs of
  *                                lexically ordered members (score 0)
@@ -164,22 +164,6 @@ void store_resource_clear(store_resource *r);
 tsg_rc store_read(store *s, const char *type, const char *id, long version, store_resource *r,
                   tsg_error *err);
 
-/* (store_append: see "Writing" below.) */
-typedef struct store_append store_append;
-
-/*
- * store_read() of the current version with rec appended to its stream in the
- * same step (one round trip, one script): the audit record of a read, durable
- * before the read's answer is (auth.h, "Audit"). The value rec->args[rec->choice]
- * (a field's value: the status) is replaced by statuses[0] when the resource is live,
- * statuses[1] when its current version is a deletion and statuses[2] when
- * there is no such resource — the answer the caller gives for each. When the
- * XADD fails (the reply is an error) the read fails too (TSG_EIO); otherwise
- * fails as store_read.
- */
-tsg_rc store_read_with(store *s, const char *type, const char *id, const store_append *rec,
-                       const char *const statuses[3], store_resource *r, tsg_error *err);
-
 /*
  * Reads the current versions of n resources ("Type/id" each) in one round
  * trip into r[0..n) (clear each with store_resource_clear). Fails as
@@ -288,7 +272,6 @@ typedef struct store_append {
     size_t nargs;            /* field, value, field, value, … (even) */
     const char *const *args; /* the fields and values */
     const size_t *lens;      /* their lengths */
-    size_t choice;           /* store_read_with: the index in args of the value it chooses */
 } store_append;
 
 /*

@@ -341,14 +341,15 @@ void auth_http_finish(const http_request *req, http_response *resp, void *user_d
 {
     auth_http *h = user_data;
     if (!h->audit) return;
-    auth_audit_trim(h->audit);
     /* a write whose record went into its own MULTI … EXEC (auth_http_record)
      * is recorded, unless its answer changed since (then this record says how
      * it was answered) */
-    if (resp->audited && resp->audited == resp->status) return;
+    bool recorded = resp->audited && resp->audited == resp->status;
     auth_audit_event e;
     char method_lc[16];
-    if (!event_of(req, resp, &e, method_lc)) return;
+    if (!recorded && !event_of(req, resp, &e, method_lc)) return; /* a probe */
+    auth_audit_trim(h->audit); /* after a recorded request, at most once a minute */
+    if (recorded) return;
     tsg_error err;
     tsg_error_clear(&err);
     if (auth_audit_record(h->audit, &e, &err) == TSG_OK) return;

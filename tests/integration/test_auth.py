@@ -728,6 +728,22 @@ def t_audit():
     expect(gw.get("/fhir/Patient/p-audit", headers=adm), 200, "audit works again")
 
 
+def t_audit_retention():
+    # records past the retention are trimmed after the first recorded request (then at most
+    # once a minute), whichever way records are written
+    with harness.Gateway(S.binary, auth=True, env={"TSUNAGU_AUDIT_RETENTION_DAYS": "1"}) as gw:
+        old = ["XADD", "tsg:audit", "1-0", "i", "read", "s", "200"]
+        for i in range(1, 301):
+            old[2] = "%d-0" % i
+            redis_cli(gw, *old)
+        assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) == 300
+        expect_401(gw.get("/fhir/Patient/x"), "no token", invalid_token=False)
+        n = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+        assert n < 300, n  # XTRIM MINID ~ drops whole nodes (100 entries each)
+        first = redis_cli(gw, "XRANGE", "tsg:audit", "-", "+", "COUNT", "1").split()[0]
+        assert int(first.split("-")[0]) > 100, first
+
+
 def t_admin_without_serve():
     # the admin command on a data dir no gateway runs on starts the embedded Redis itself;
     # the gateway started afterwards knows the client
@@ -766,6 +782,7 @@ def main():
                          ("key_rotation", t_key_rotation), ("audit", t_audit)):
             checks.run(name, fn)
         checks.run("rate_limit", t_rate_limit)
+        checks.run("audit_retention", t_audit_retention)
         checks.run("admin_without_serve", t_admin_without_serve)
         checks.run("auth_off", t_auth_off)
     finally:

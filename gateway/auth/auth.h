@@ -487,18 +487,62 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *                      read, search-type, create, token, …), m (method), p
  *                      (path), q (query), s (HTTP status), c (client id), o
  *                      (its Organization), a (client address), e (the entity:
- *                      Type/id), d (detail: the error, if any)
+ *                      Type/id), v (the version a write made of e; "" for
+ *                      other requests), d (detail: the error, if any)
  *
- * Durability: each request XADDs its record on its own Redis connection and
- * waits for the reply; with the embedded Redis' appendfsync always that reply
- * comes after the fsync, which Redis does once for all commands of an
- * event-loop turn (the group commit happens there, across threads and
- * gateways; a writer thread batching records serialised the fsyncs and made
- * creates 4x slower). If the record cannot be written the request is answered
- * 503 instead: a read shows nothing, but a write has been committed by then
- * (record and resource are not one atomic step; for that the store's write
- * script would have to take the record: the next step). Every read now waits
- * for an fsync too, which is what the audit costs (tests/bench/auth/run).
+ * Durability: the answer leaves only once Redis has acknowledged the record,
+ * which with the embedded Redis' appendfsync always is after the AOF fsync.
+ *
+ *   - A write (create, update, patch, delete, conditional create, a
+ *     transaction) carries its record as one more XADD inside its own MULTI
+ *     … EXEC (rest_commit → auth_http_record → store_commit_with), with the
+ *     status the write answers and the version it made, and sets
+ *     http_response.audited to that status. No extra round trip or fsync,
+ *     and the write and its record are one atomic step: both are in the AOF
+ *     or neither. When EXEC does not run (a version conflict, a watched key
+ *     changed) neither is written, and the retry or the answer gets its own
+ *     record. One limit of Redis transactions: an XADD that fails while EXEC
+ *     runs (tsg:audit is not a stream, which only tampering does) does not
+ *     undo the write; the request is still answered 503.
+ *   - Every other request (reads, searches, history, a batch, token
+ *     requests, the gate's refusals, failures) gets its record from the
+ *     finish hook: an XADD on the thread's own connection, waiting for the
+ *     reply (auth_audit_record). So does a write whose answer changed after
+ *     its commit (its record then says what was sent).
+ *
+ * A record that cannot be written fails the request with 503.
+ *
+ * What was measured (tests/bench/auth/run, and A/B runs of the variants
+ * alternating on the same machine: 2 shared cores, a virtual disk whose
+ * fdatasync takes 66 µs idle and 0.12–0.46 ms under the bench, wrk -c32).
+ * A create with its record in its EXEC costs about what it costs with auth
+ * alone (one XADD more in a block that is fsynced anyway): the audit's share
+ * fell from 11 to 1.4 points of req/s and from +51 to +13 µs of CPU (gateway
+ * and Redis) per create. A read is another matter: it wrote nothing before
+ * and now waits for an fsync, which Redis does in its main thread, serving
+ * nobody meanwhile (one per 3–6 reads; 25–50 % of Redis' time). Reads with
+ * auth alone: 43–49 k/s, 30–34 µs CPU; with the record: 17–18 k/s, 62 µs;
+ * with the same record and appendfsync no: 27–31 k/s, 49–55 µs. So about
+ * two thirds of the loss is the wait for the fsync and the rest the XADD
+ * round trip (~10 µs of gateway and ~10 µs of Redis CPU). Two ways to make
+ * it cheaper measured no better than an XADD per request, so neither is
+ * built:
+ *   - group commit, a writer thread batching the records of concurrent
+ *     requests into one pipelined write (1 or 2 writers, with or without a
+ *     300 µs gathering window): Redis already commits every XADD of one
+ *     event-loop turn, from all connections and gateways, with one fsync
+ *     (0.16–0.47 fsyncs per read with the writer, 0.17–0.34 without), and
+ *     the hand-off to the writer cost the gateway more CPU than the blocking
+ *     round trip it replaced (an earlier attempt that also took the creates
+ *     made them 4x slower: one batch, one fsync at a time);
+ *   - the record in the read's own round trip, by a script that reads and
+ *     appends the record with the status it implies (200, 410, 404): the
+ *     same req/s within the noise, 8–10 µs less gateway CPU but 4–7 µs more
+ *     Redis CPU per read (Lua) — and Redis is the one resource all gateways
+ *     share.
+ * Reads within the 15 % bar would need the record to become durable after
+ * the answer (appendfsync everysec, or a Redis of its own for the trail
+ * whose fsyncs do not stop the data's), which the requirement rules out.
  *
  * Reading: GET /fhir/AuditEvent (role admin) renders the records as R4
  * AuditEvent resources (type rest or DICOM 110114 User Authentication,
@@ -517,10 +561,12 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
 #define AUTH_AUDIT_COUNT_MAX 1000u   /* _count */
 
 typedef struct auth_audit auth_audit;
+typedef struct store_append store_append;
 
 /* What one record holds (strings may be NULL = ""). */
 typedef struct auth_audit_event {
     const char *interaction, *method, *path, *query, *client, *org, *addr, *entity, *detail;
+    const char *version; /* the version a write of entity made ("" other requests) */
     int status;
 } auth_audit_event;
 
@@ -533,6 +579,18 @@ void auth_audit_free(auth_audit *a);
 /* Writes one record and waits until Redis acknowledged it (TSG_EIO with the
  * reason otherwise). Thread-safe. */
 tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err);
+
+/* Trims the records older than the retention (XTRIM MINID ~: whole stream
+ * nodes), at most once a minute across threads: otherwise it only reads the
+ * clock. The finish hook calls it after every request that leaves a record
+ * (however it was written). Failures are logged on stderr. */
+void auth_audit_trim(auth_audit *a);
+
+/* The record e as a stream entry for the MULTI … EXEC of a write
+ * (store_commit_with): the same stream and fields auth_audit_record writes.
+ * The arrays are in arena; the strings are e's (they must outlive the commit).
+ * false when the arena is exhausted. */
+bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out);
 
 typedef struct auth_audit_query {
     const char *dates[8];

@@ -1,7 +1,9 @@
 /*
  * auth_audit.c — the audit trail (auth.h, "Audit"): one record per request
- * in the Redis stream tsg:audit, written by group commit before the answer
- * leaves, rendered as R4 AuditEvent resources for GET /fhir/AuditEvent.
+ * in the Redis stream tsg:audit, durable before the answer leaves — a write's
+ * inside its own MULTI … EXEC (auth_audit_entry), every other request's by
+ * its own XADD (auth_audit_record) — rendered as R4 AuditEvent resources for
+ * GET /fhir/AuditEvent.
  */
 #include "auth.h"
 
@@ -13,17 +15,20 @@
 
 #include "../search/search.h"
 #include "../store/redis.h"
+#include "../store/store.h"
 
 #define AUDIT_KEY       "tsg:audit"
 #define AUDIT_TRIM_MS   60000 /* how often old records are trimmed */
-#define AUDIT_FIELDS    10    /* field/value pairs of one record */
+#define AUDIT_FIELDS    11    /* field/value pairs of one record */
 #define AUDIT_ARGS      (3 + 2 * AUDIT_FIELDS)
 #define AUDIT_FIELD_MAX 2048u /* longer texts (a query) are cut, with "…" */
 
+/* One record as its XADD (argv[3..] are the field/value pairs). */
 typedef struct audit_item {
     int argc;
     const char *argv[AUDIT_ARGS];
     size_t argvlen[AUDIT_ARGS];
+    char status[16];
 } audit_item;
 
 struct auth_audit {
@@ -37,6 +42,54 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Adds field name = value (cut at AUDIT_FIELD_MAX) to the item. */
+static void put(audit_item *it, const char *name, const char *value)
+{
+    if (!value) value = "";
+    size_t n = strlen(value);
+    if (n > AUDIT_FIELD_MAX) n = AUDIT_FIELD_MAX;
+    it->argv[it->argc] = name;
+    it->argvlen[it->argc++] = strlen(name);
+    it->argv[it->argc] = value;
+    it->argvlen[it->argc++] = n;
+}
+
+/* Builds the XADD of e into it (its strings point into e and it). */
+static void item_build(const auth_audit_event *e, audit_item *it)
+{
+    it->argc = 0;
+    snprintf(it->status, sizeof it->status, "%d", e->status);
+    it->argv[it->argc] = "XADD";
+    it->argvlen[it->argc++] = 4;
+    it->argv[it->argc] = AUDIT_KEY;
+    it->argvlen[it->argc++] = strlen(AUDIT_KEY);
+    it->argv[it->argc] = "*";
+    it->argvlen[it->argc++] = 1;
+    put(it, "i", e->interaction);
+    put(it, "m", e->method);
+    put(it, "p", e->path);
+    put(it, "q", e->query);
+    put(it, "s", it->status);
+    put(it, "c", e->client);
+    put(it, "o", e->org);
+    put(it, "a", e->addr);
+    put(it, "e", e->entity);
+    put(it, "v", e->version);
+    put(it, "d", e->detail);
+}
+
+bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out)
+{
+    audit_item *it = tsg_arena_alloc(arena, sizeof *it);
+    if (!it) return false;
+    item_build(e, it);
+    *out = (store_append){.stream = AUDIT_KEY,
+                          .nargs = (size_t)it->argc - 3,
+                          .args = it->argv + 3,
+                          .lens = it->argvlen + 3};
+    return true;
 }
 
 tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out, tsg_error *err)
@@ -56,46 +109,15 @@ void auth_audit_free(auth_audit *a)
     free(a);
 }
 
-/* Adds field name = value (cut at AUDIT_FIELD_MAX) to the item. */
-static void put(audit_item *it, const char *name, const char *value)
-{
-    if (!value) value = "";
-    size_t n = strlen(value);
-    if (n > AUDIT_FIELD_MAX) n = AUDIT_FIELD_MAX;
-    it->argv[it->argc] = name;
-    it->argvlen[it->argc++] = strlen(name);
-    it->argv[it->argc] = value;
-    it->argvlen[it->argc++] = n;
-}
-
 tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err)
 {
     audit_item it;
-    memset(&it, 0, sizeof it);
-    char status[16];
-    snprintf(status, sizeof status, "%d", e->status);
-    it.argv[it.argc] = "XADD";
-    it.argvlen[it.argc++] = 4;
-    it.argv[it.argc] = AUDIT_KEY;
-    it.argvlen[it.argc++] = strlen(AUDIT_KEY);
-    it.argv[it.argc] = "*";
-    it.argvlen[it.argc++] = 1;
-    put(&it, "i", e->interaction);
-    put(&it, "m", e->method);
-    put(&it, "p", e->path);
-    put(&it, "q", e->query);
-    put(&it, "s", status);
-    put(&it, "c", e->client);
-    put(&it, "o", e->org);
-    put(&it, "a", e->addr);
-    put(&it, "e", e->entity);
-    put(&it, "d", e->detail);
+    item_build(e, &it);
     /* Each request writes its own record on its thread's connection and waits
      * for the reply. Redis appends every command of one event-loop turn to the
      * AOF and, with appendfsync always, fsyncs them together before it replies:
-     * the group commit happens there, across threads and gateways, without a
-     * hand-off to a writer thread (which serialised batches: one fsync at a
-     * time, creates 4× slower). */
+     * the group commit happens there, across threads and gateways (auth.h,
+     * "Audit", for what a writer thread batching records measured). */
     redisReply *r = NULL;
     tsg_rc rc = redis_command_argv(a->rc, it.argc, it.argv, it.argvlen, &r, err);
     bool ok = rc == TSG_OK && r && r->type == REDIS_REPLY_STRING;
@@ -104,20 +126,25 @@ tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *er
         if (rc == TSG_OK) tsg_error_set(err, TSG_EIO, "exception", "audit: XADD answered oddly");
         return TSG_EIO;
     }
-    long long now = now_ms();
-    long long last = atomic_load(&a->last_trim_ms);
-    if (a->retention_ms > 0 && now - last > AUDIT_TRIM_MS &&
-        atomic_compare_exchange_strong(&a->last_trim_ms, &last, now)) {
-        char minid[40];
-        snprintf(minid, sizeof minid, "%lld-0", now - a->retention_ms);
-        const char *trim[] = {"XTRIM", AUDIT_KEY, "MINID", "~", minid};
-        tsg_error terr;
-        r = NULL;
-        if (redis_command_argv(a->rc, 5, trim, NULL, &r, &terr) != TSG_OK)
-            fprintf(stderr, "tsunagu audit: trimming old records: %s\n", terr.message);
-        freeReplyObject(r);
-    }
     return TSG_OK;
+}
+
+void auth_audit_trim(auth_audit *a)
+{
+    if (a->retention_ms <= 0) return;
+    long long now = now_ms();
+    long long last = atomic_load_explicit(&a->last_trim_ms, memory_order_relaxed);
+    if (now - last <= AUDIT_TRIM_MS ||
+        !atomic_compare_exchange_strong(&a->last_trim_ms, &last, now))
+        return;
+    char minid[40];
+    snprintf(minid, sizeof minid, "%lld-0", now - a->retention_ms);
+    const char *trim[] = {"XTRIM", AUDIT_KEY, "MINID", "~", minid};
+    tsg_error terr;
+    redisReply *r = NULL;
+    if (redis_command_argv(a->rc, 5, trim, NULL, &r, &terr) != TSG_OK)
+        fprintf(stderr, "tsunagu audit: trimming old records: %s\n", terr.message);
+    freeReplyObject(r);
 }
 
 /* ------------------------------------------------------------------------
@@ -165,7 +192,7 @@ static json_t *render(const char *id, const redisReply *f)
 {
     const char *i = field(f, "i"), *m = field(f, "m"), *c = field(f, "c"), *o = field(f, "o");
     const char *e = field(f, "e"), *q = field(f, "q"), *a = field(f, "a"), *d = field(f, "d");
-    const char *p = field(f, "p");
+    const char *p = field(f, "p"), *v = field(f, "v");
     long status = strtol(field(f, "s"), NULL, 10);
     bool login = !strcmp(i, "token");
     char recorded[64], desc[600];
@@ -221,7 +248,13 @@ static json_t *render(const char *id, const redisReply *f)
                                   "code", "4", "display", "Application Server"));
     if (e[0] || q[0]) {
         json_t *ent = json_object();
-        if (e[0]) json_object_set_new(ent, "what", json_pack("{s:s}", "reference", e));
+        if (e[0] && v[0]) { /* a write's record names the version it wrote */
+            char ref[400];
+            snprintf(ref, sizeof ref, "%s/_history/%s", e, v);
+            json_object_set_new(ent, "what", json_pack("{s:s}", "reference", ref));
+        } else if (e[0]) {
+            json_object_set_new(ent, "what", json_pack("{s:s}", "reference", e));
+        }
         if (q[0]) {
             size_t ql = strlen(q);
             char *b = malloc(ql / 3 * 4 + 8);

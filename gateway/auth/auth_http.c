@@ -298,10 +298,13 @@ static const char *entity_of(const http_request *req, const http_response *resp)
     return NULL;
 }
 
-void auth_http_finish(const http_request *req, http_response *resp, void *user_data)
+/* Fills *e with the record of req as answered by resp (strings in the
+ * request, the arena or this thread's buffers); lower[16] holds the method in
+ * lower case. false for the requests that leave no record (probes, public
+ * documents). */
+static bool event_of(const http_request *req, const http_response *resp, auth_audit_event *e,
+                     char lower[16])
 {
-    auth_http *h = user_data;
-    if (!h->audit) return;
     const char *route = req->route ? req->route : "";
     bool fhir = !strcmp(route, "/fhir");
     if (!strcmp(route, "/healthz") || !strcmp(route, "/readyz") || !strcmp(route, "/metrics") ||
@@ -309,15 +312,14 @@ void auth_http_finish(const http_request *req, http_response *resp, void *user_d
         (!strcmp(route, "/auth") &&
          !(req->n_segments == 1 && !strcmp(req->segments[0], "token"))) ||
         (fhir && req->n_segments == 1 && !strcmp(req->segments[0], "metadata")))
-        return;
+        return false;
     const auth_principal *who = req->principal;
-    char method_lc[16];
     size_t k = 0;
-    for (const char *p = req->method_name; *p && k + 1 < sizeof method_lc; p++)
-        method_lc[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
-    method_lc[k] = '\0';
-    auth_audit_event e = {
-        .interaction = resp->interaction ? resp->interaction : method_lc,
+    for (const char *p = req->method_name; *p && k + 1 < 16; p++)
+        lower[k++] = (char)(*p >= 'A' && *p <= 'Z' ? *p + 32 : *p);
+    lower[k] = '\0';
+    *e = (auth_audit_event){
+        .interaction = resp->interaction ? resp->interaction : lower,
         .method = req->method_name,
         .path = req->path,
         .query = req->query,
@@ -328,12 +330,28 @@ void auth_http_finish(const http_request *req, http_response *resp, void *user_d
         .detail = resp->status >= 400 ? tls_detail : "",
         .status = resp->status,
     };
-    if (!strcmp(route, "/auth")) e.interaction = "token";
-    if (!strcmp(route, "/fhir/AuditEvent") && req->n_segments == 0) e.interaction = "search-type";
+    if (!strcmp(route, "/auth")) e->interaction = "token";
+    if (!strcmp(route, "/fhir/AuditEvent") && req->n_segments == 0) e->interaction = "search-type";
     if (!strcmp(route, "/fhir/AuditEvent") && req->n_segments == 1) {
-        e.interaction = "read";
-        e.entity = join(req, "AuditEvent/", req->segments[0]);
+        e->interaction = "read";
+        e->entity = join(req, "AuditEvent/", req->segments[0]);
     }
+    return true;
+}
+
+void auth_http_finish(const http_request *req, http_response *resp, void *user_data)
+{
+    auth_http *h = user_data;
+    if (!h->audit) return;
+    /* a write whose record went into its own MULTI … EXEC (auth_http_record)
+     * is recorded, unless its answer changed since (then this record says how
+     * it was answered) */
+    bool recorded = resp->audited && resp->audited == resp->status;
+    auth_audit_event e;
+    char method_lc[16];
+    if (!recorded && !event_of(req, resp, &e, method_lc)) return; /* a probe */
+    auth_audit_trim(h->audit); /* after a recorded request, at most once a minute */
+    if (recorded) return;
     tsg_error err;
     tsg_error_clear(&err);
     if (auth_audit_record(h->audit, &e, &err) == TSG_OK) return;
@@ -342,6 +360,28 @@ void auth_http_finish(const http_request *req, http_response *resp, void *user_d
              err.message);
     resp->n_headers = 0;
     http_respond_outcome(resp, 503, "error", "transient", msg, NULL, req->format);
+}
+
+bool auth_http_record(const http_request *req, const http_response *resp, int status,
+                      const char *type, const char *id, long version, store_append *out,
+                      void *user_data)
+{
+    auth_http *h = user_data;
+    if (!h || !h->audit) return false;
+    http_response as = *resp; /* the record of the answer the write will give */
+    as.status = status;
+    as.n_headers = 0;
+    auth_audit_event e;
+    char *lower = tsg_arena_alloc(req->arena, 16);
+    if (!lower || !event_of(req, &as, &e, lower)) return false;
+    e.version = NULL;
+    if (type && id) e.entity = join(req, join(req, type, "/"), id);
+    if (type && id && version > 0) {
+        char v[24];
+        snprintf(v, sizeof v, "%ld", version);
+        if (!(e.version = tsg_arena_strndup(req->arena, v, strlen(v)))) return false;
+    }
+    return auth_audit_entry(&e, req->arena, out);
 }
 
 void auth_http_audit(const http_request *req, http_response *resp, void *user_data)

@@ -41,8 +41,23 @@ bool auth_http_gate(http_request *req, http_response *resp, void *user_data);
 void auth_http_handle(const http_request *req, http_response *resp, void *user_data);
 
 /* The finish hook (http_finish_fn): the audit record of the request (auth.h,
- * "Audit"); answers 503 when it cannot be written. user_data is an auth_http. */
+ * "Audit"); answers 503 when it cannot be written. Writes nothing when the
+ * request's write already committed its record (resp->audited equals the
+ * status). user_data is an auth_http. */
 void auth_http_finish(const http_request *req, http_response *resp, void *user_data);
+
+/* The record of a write for its own MULTI … EXEC (auth.h, "Audit"): the
+ * record the finish hook would write for req answered with status, naming
+ * type/id and, when version > 0, the version the write made (type NULL: the
+ * entity the finish hook would name from the path, or none, as for a
+ * transaction), as a stream entry in *out (in req's arena) for
+ * store_commit_with. The REST layer calls it through rest_ctx.record
+ * (fhir_audit.c) and, once the write is committed, sets resp->audited to the
+ * status recorded so that the finish hook writes no second record. false without an audit trail
+ * (user_data NULL or its audit NULL), for a request that leaves no record, or out of memory. */
+bool auth_http_record(const http_request *req, const http_response *resp, int status,
+                      const char *type, const char *id, long version, store_append *out,
+                      void *user_data);
 
 /* GET /fhir/AuditEvent[/<id>] (admins: the gate checks the role). */
 void auth_http_audit(const http_request *req, http_response *resp, void *user_data);

@@ -113,6 +113,7 @@ typedef struct tx_ref {
 
 typedef struct tx {
     const http_request *req;
+    http_response *resp; /* the transaction's audit record is committed with it */
     rest_ctx *ctx;
     tsg_arena *a;
     int batch;
@@ -872,13 +873,10 @@ static int commit(tx *t, tx_entry **set, size_t n, long long now)
         int conflict = -1;
         tsg_error err;
         tsg_error_clear(&err);
-        if (store_commit(t->ctx->st, ws, k, now, &conflict, &err))
+        /* a transaction's audit record is written with it (a batch entry's is not) */
+        if (rest_commit(t->req, t->batch ? NULL : t->resp, t->ctx, ws, k, now, 200, NULL, &conflict,
+                        &err))
             return entry_fail_err(t, who[0], 500, &err);
-        for (size_t i = 0; i < k && conflict < 0; i++)
-            if (ws[i].bump) {
-                rest_access_changed(t->ctx->access);
-                break;
-            }
         if (conflict >= 0) {
             tx_entry *e = who[conflict];
             if (e->if_match)
@@ -1224,7 +1222,7 @@ void rest_bundle_post(const http_request *req, http_response *resp, rest_ctx *ct
                   batch ? "batch" : "transaction", n, max);
         return;
     }
-    tx t = {.req = req, .ctx = ctx, .a = req->arena, .batch = batch, .n = n};
+    tx t = {.req = req, .resp = resp, .ctx = ctx, .a = req->arena, .batch = batch, .n = n};
     t.reference_t = model_type_find("Reference", 9);
     const char *pf = http_header(req, "Prefer");
     t.prefer_repr = pf && strstr(pf, "return=representation") != NULL;

@@ -227,13 +227,12 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
         if (denied) return;
         w.fresh = must_not_exist == 2;
         int conflict;
-        if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
+        resp->interaction = how; /* what the audit record committed with the write says */
+        if (rest_commit(req, resp, ctx, &w, 1, now, existed ? 200 : 201, &w, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
-        if (w.bump) rest_access_changed(ctx->access);
         if (conflict < 0) {
-            resp->interaction = existed ? "update" : "create";
             respond_written(req, resp, existed ? 200 : 201, type, id, v + 1, now, w.body,
                             w.body_len);
             return;
@@ -348,11 +347,10 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
         w.claim = claim;
         if (rest_deny_write(req, resp, ctx, type, 1, NULL, &w)) return;
         int conflict;
-        if (store_commit(ctx->st, &w, 1, now, &conflict, &err)) {
+        if (rest_commit(req, resp, ctx, &w, 1, now, 201, &w, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
-        if (w.bump) rest_access_changed(ctx->access);
         if (conflict < 0) {
             respond_written(req, resp, 201, type, id, 1, now, w.body, w.body_len);
             return;
@@ -438,11 +436,10 @@ static void do_delete(const http_request *req, http_response *resp, rest_ctx *ct
             return;
         }
         int conflict;
-        if (store_commit(ctx->st, &w, 1, rest_now_ms(), &conflict, &err)) {
+        if (rest_commit(req, resp, ctx, &w, 1, rest_now_ms(), 200, &w, &conflict, &err)) {
             rest_fail_err(req, resp, 500, &err);
             return;
         }
-        if (w.bump) rest_access_changed(ctx->access);
         if (conflict < 0) {
             char etag[40];
             snprintf(etag, sizeof etag, "W/\"%ld\"", v + 1);

@@ -2497,11 +2497,10 @@ static void delete_one(sx *s, http_response *resp, const char *type, const char 
         store_resource_clear(&cur);
         if (denied) return;
         int conflict;
-        if (store_commit(s->ctx->st, &w, 1, rest_now_ms(), &conflict, &s->err)) {
+        if (rest_commit(req, resp, s->ctx, &w, 1, rest_now_ms(), 200, &w, &conflict, &s->err)) {
             rest_fail_err(req, resp, 500, &s->err);
             return;
         }
-        if (w.bump) rest_access_changed(s->ctx->access);
         if (conflict < 0) {
             char etag[40], msg[256];
             snprintf(etag, sizeof etag, "W/\"%ld\"", v + 1);

@@ -293,6 +293,9 @@ typedef struct http_response {
     http_response_header headers[HTTP_MAX_RESPONSE_HEADERS];
     size_t n_headers;
     tsg_arena *arena; /* the request's arena */
+    int audited;      /* 0, or the status of the audit record a write committed with
+                         its data (rest_commit): the finish hook writes none for it
+                         while that is still the status */
 } http_response;
 
 /* Adds a response header (name and value are copied into the arena).

@@ -27,6 +27,11 @@
 typedef struct rest_validation rest_validation;
 typedef struct rest_access rest_access;
 
+/* The audit record of a write (auth_http_record of gateway/auth/auth_http.h). */
+typedef bool (*rest_record_fn)(const http_request *req, const http_response *resp, int status,
+                               const char *type, const char *id, long version, store_append *out,
+                               void *user_data);
+
 typedef struct rest_ctx {
     store *st;
     redis_client *redis;
@@ -34,6 +39,8 @@ typedef struct rest_ctx {
     size_t max_bundle_entries;
     const rest_validation *val; /* validation on write and $validate (fhir_validate.c) */
     rest_access *access;        /* who sees whom (fhir_access.c); NULL: auth off, no rule */
+    rest_record_fn record;      /* NULL = no audit trail; else rest_commit puts a write's */
+    void *record_ud;            /* audit record into its MULTI … EXEC */
 } rest_ctx;
 
 /* The handler of /fhir (fhir_rest.c). */
@@ -117,6 +124,23 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
 /* ------------------------------------------------------------------------
  * Interactions implemented in other files
  * ------------------------------------------------------------------------ */
+
+/*
+ * fhir_audit.c: store_commit() of w[0..n) at now_ms for the request req,
+ * with the request's audit record in the same MULTI … EXEC when the audit
+ * trail is on (ctx->record): the record says resp->interaction, `status` (the
+ * answer the caller gives when the write succeeds) and names named->type/id
+ * at version named->expect_version + 1 (named NULL: no entity, as for a
+ * transaction). When everything was written (TSG_OK, *conflict -1) it sets
+ * resp->audited = status, so the finish hook writes no second record; when
+ * not, nothing of the record was written and the finish hook records the
+ * request as it is answered. resp NULL: a plain store_commit (a batch entry).
+ * A successful write of a w with bump also tells the access rule
+ * (rest_access_changed). Returns as store_commit.
+ */
+tsg_rc rest_commit(const http_request *req, http_response *resp, rest_ctx *ctx,
+                   const store_write *w, size_t n, long long now_ms, int status,
+                   const store_write *named, int *conflict, tsg_error *err);
 
 /* fhir_rest.c: one write through the same path as PUT/POST (want_version:
  * If-Match or 0; must_not_exist: refuse to overwrite — 2 when id was just drawn by

@@ -175,6 +175,9 @@ int rest_serve(const char *config_file)
             }
             auth_web.audit = audit;
             http_server_set_finish(srv, auth_http_finish, &auth_web);
+            /* a write's record goes into its own MULTI … EXEC (rest_commit) */
+            ctx.record = auth_http_record;
+            ctx.record_ud = &auth_web;
         } else {
             fprintf(stderr, "tsunagu serve: WARNING: the audit trail is OFF (TSUNAGU_AUDIT=off): "
                             "requests leave no record\n");

@@ -591,7 +591,7 @@ static void hset_head(cmdbuf *b, int argc, const char *rk, const char *nv, const
  * writes; others are new). Returns the index of the EXEC command, or -1.
  */
 static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state *cur,
-                     long long now_ms, tsg_error *err)
+                     long long now_ms, const store_append *rec, tsg_error *err)
 {
     tsg_arena *a = b->a;
     char now[24];
@@ -738,6 +738,14 @@ static long build_tx(cmdbuf *b, const store_write *w, size_t n, const cur_state 
     }
     if (g.oom) b->oom = 1;
     grouper_emit(&g, b);
+    if (rec) { /* the request's record, with the writes (store_commit_with) */
+        cb_begin(b, 3 + (int)rec->nargs);
+        cb_str(b, "XADD");
+        cb_str(b, rec->stream);
+        cb_str(b, "*");
+        for (size_t i = 0; i < rec->nargs; i++) cb_arg(b, rec->args[i], rec->lens[i]);
+        cb_end(b);
+    }
     cb_begin(b, 1);
     cb_str(b, "EXEC");
     cb_end(b);
@@ -842,7 +850,16 @@ static tsg_rc read_checked(store *s, tsg_arena *a, const store_write *w, size_t 
 tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, int *conflict,
                     tsg_error *err)
 {
+    return store_commit_with(s, w, n, now_ms, NULL, conflict, err);
+}
+
+tsg_rc store_commit_with(store *s, const store_write *w, size_t n, long long now_ms,
+                         const store_append *rec, int *conflict, tsg_error *err)
+{
     *conflict = -1;
+    if (rec && (rec->nargs % 2 || rec->nargs > 64 || !rec->stream))
+        return tsg_error_set(err, TSG_EINVAL, "exception",
+                             "store: a stream entry needs field/value pairs (at most 32)");
     if (n > STORE_LIMIT_WRITES)
         return tsg_error_set(err, TSG_ELIMIT, "too-costly",
                              "a write set of %zu resources exceeds STORE_LIMIT_WRITES (%u)", n,
@@ -864,7 +881,7 @@ tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, 
         if (nchecked) rc = read_checked(s, a, w, n, cur, &reads, &n_reads, conflict, err);
         if (!rc && *conflict < 0) {
             cmdbuf b = {.a = a};
-            long exec = build_tx(&b, w, n, cur, now_ms, err);
+            long exec = build_tx(&b, w, n, cur, now_ms, rec, err);
             if (exec < 0) {
                 rc = err->rc ? err->rc : TSG_ENOMEM;
                 if (nchecked) { /* release the watches */

@@ -35,6 +35,10 @@
  *                                ""), ts (ms). Routing and subscriptions consume
  *                                it with consumer groups (later issues); it is
  *                                never trimmed by the store.
+ *   <stream>               STREAM an entry the caller hands store_commit_with(),
+ *                                written in the same MULTI … EXEC as the write set
+ *                                (the audit trail's tsg:audit, gateway/auth/auth.h,
+ *                                "Audit")
  *   tsg:ix:…               index keys, named by the caller (store_index_entry):
  *                                SETs of ids, ZSETs scored by value, and ZSETs of
  *                                lexically ordered members (score 0)
@@ -78,9 +82,11 @@
  * cut short by a crash is dropped when the AOF is loaded, so a write is either
  * entirely durable or absent, even across kill -9 of the gateway or of Redis.
  * Concurrent conflicting writers: exactly one wins, the others see a version
- * conflict (the REST layer answers 409/412 or retries). No Lua: a script would
- * copy every argument into Lua and back, which cost Redis more than the writes
- * themselves (80–90 against about 50 µs per resource on the Synthea ingest).
+ * conflict (the REST layer answers 409/412 or retries). No Lua for writes: a
+ * script would copy every argument into Lua and back, which cost Redis more
+ * than the writes themselves (80–90 against about 50 µs per resource on the
+ * Synthea ingest). A write set may carry one stream entry (store_commit_with:
+ * the audit record of the request), one XADD more in the same block.
  *
  * Redis Cluster: the patient-compartment set carries the patient id as a hash
  * tag; the other keys do not yet. A write set's MULTI spans many keys, which a
@@ -260,6 +266,30 @@ typedef struct store_write {
  */
 tsg_rc store_commit(store *s, const store_write *w, size_t n, long long now_ms, int *conflict,
                     tsg_error *err);
+
+/*
+ * A stream entry a write set appends inside its MULTI … EXEC: `XADD <stream> *
+ * <field> <value> …`. The audit trail (gateway/auth/auth.h, "Audit") gives the
+ * record of the request that writes here, so the record and the write are one
+ * atomic, durable step (one round trip, one fsync) instead of two.
+ */
+typedef struct store_append {
+    const char *stream;
+    size_t nargs;            /* field, value, field, value, … (even) */
+    const char *const *args; /* the fields and values */
+    const size_t *lens;      /* their lengths */
+} store_append;
+
+/*
+ * store_commit() with rec (NULL: none) appended to the stream it names in the
+ * same MULTI … EXEC, after the writes; it is written exactly when they are
+ * (TSG_OK with *conflict -1), and not at all when the write set conflicts, is
+ * empty (n 0) or EXEC is aborted. One limit of Redis' transactions: an XADD that fails while
+ * EXEC runs (the key is not a stream, which only tampering makes happen) does
+ * not undo the writes; the call then fails with TSG_EIO like any error reply.
+ */
+tsg_rc store_commit_with(store *s, const store_write *w, size_t n, long long now_ms,
+                         const store_append *rec, int *conflict, tsg_error *err);
 
 /* ------------------------------------------------------------------------
  * History and listing

@@ -641,8 +641,10 @@ def t_audit():
     tok = [e for e in evs if e["type"]["code"] == "110114"]
     assert tok and tok[0]["outcome"] == "4" and tok[0]["agent"][0]["who"]["identifier"][
         "value"] == mem_id, tok
+    # (a write's record names the version it wrote)
     put = [e for e in evs if e.get("subtype", [{}])[0].get("code") in ("update", "create")
-           and e.get("entity", [{}])[0].get("what", {}).get("reference") == "Patient/p-audit"]
+           and e.get("entity", [{}])[0].get("what", {}).get("reference", "").startswith(
+               "Patient/p-audit/_history/")]
     assert put and put[0]["action"] in ("U", "C") and put[0]["outcome"] == "0", evs
     assert {"reference": "Organization/region-office"} in [a.get("who") for a in put[0]["agent"]]
     refused = [e for e in evs if e["outcome"] == "4" and "not.a.token" not in json.dumps(e)
@@ -682,16 +684,82 @@ def t_audit():
     expect(gw.request("POST", "/fhir/AuditEvent", {"resourceType": "AuditEvent"}, headers=adm),
            405, "AuditEvent cannot be written through the API")
 
+    # a write and its record are one step: the record is in the write's MULTI … EXEC block
+    # of the AOF and names the new resource's id and version; a read's record says what
+    # the read answered; none of them is recorded twice
+    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"}, headers=adm)
+    assert r.status == 201, r
+    nid = r.header("Location").split("/Patient/")[1].split("/")[0]
+    r = gw.request("PUT", "/fhir/Patient/" + nid, {"resourceType": "Patient", "id": nid,
+                                                  "active": True}, headers=adm)
+    assert r.status == 200, r
+    expect(gw.request("DELETE", "/fhir/Patient/" + nid, headers=adm), 200, "delete")
+    expect(gw.get("/fhir/Patient/" + nid, headers=adm), 410, "read of the deleted")
+    assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) - before == 4
+    r = gw.get("/fhir/AuditEvent?entity=Patient/" + nid, headers=adm)
+    assert r.status == 200, r
+    got = [(e["resource"]["subtype"][0]["code"], e["resource"]["outcome"],
+            e["resource"]["entity"][0]["what"]["reference"],
+            e["resource"]["outcomeDesc"].split(":")[0]) for e in r.json["entry"]]
+    want = [("read", "4", "Patient/" + nid, "GET /fhir/Patient/%s -> HTTP 410" % nid),
+            ("delete", "0", "Patient/%s/_history/3" % nid, "DELETE /fhir/Patient/%s -> HTTP 200" % nid),
+            ("update", "0", "Patient/%s/_history/2" % nid, "PUT /fhir/Patient/%s -> HTTP 200" % nid),
+            ("create", "0", "Patient/%s/_history/1" % nid, "POST /fhir/Patient -> HTTP 201")]
+    assert got == want, got
+    # a transaction's record is committed with it too; a batch is recorded once, after it
+    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    for kind in ("transaction", "batch"):
+        tx = {"resourceType": "Bundle", "type": kind, "entry": [
+            {"resource": {"resourceType": "Patient", "identifier": [
+                {"system": "urn:audit-tx", "value": kind}]},
+             "request": {"method": "POST", "url": "Patient"}}]}
+        expect(gw.request("POST", "/fhir", tx, headers=adm), 200, kind)
+    assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) - before == 2
+    aofdir = os.path.join(gw.data_dir, "appendonlydir")
+    aof = b"".join(open(os.path.join(aofdir, f), "rb").read() for f in sorted(os.listdir(aofdir))
+                   if ".incr." in f)
+    blocks = [b.split(b"$4\r\nEXEC\r\n")[0] for b in aof.split(b"$5\r\nMULTI\r\n")[1:]]
+    for v in (1, 2, 3):
+        mine = [b for b in blocks if b"\r\ntsg:r:Patient/" + nid.encode() + b"\r\n" in b
+                and b"\r\nv\r\n$1\r\n%d\r\n" % v in b]
+        assert len(mine) == 1 and b"\r\ntsg:audit\r\n" in mine[0], (v, mine)
+    mine = [b for b in blocks if b"urn:audit-tx" in b]
+    assert len(mine) == 2, mine
+    assert sum(b"\r\ntsg:audit\r\n" in b and b"\r\ntransaction\r\n" in b for b in mine) == 1
+    assert not any(b"\r\nbatch\r\n" in b for b in mine), mine
+
     # a record that cannot be written fails the request
     redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")
     redis_cli(gw, "SET", "tsg:audit", "not a stream")
     try:
         r = gw.get("/fhir/Patient/p-audit", headers=adm)
         assert r.status == 503 and "audit" in json.dumps(r.json), r
+        r = gw.get("/fhir/Patient?name=audit", headers=adm)
+        assert r.status == 503 and "audit" in json.dumps(r.json), r
+        # a write whose record fails is answered 503 too
+        r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"}, headers=adm)
+        assert r.status == 503 and "audit" in json.dumps(r.json), r
     finally:
         redis_cli(gw, "DEL", "tsg:audit")
         redis_cli(gw, "RENAME", "tsg:audit-saved", "tsg:audit")
     expect(gw.get("/fhir/Patient/p-audit", headers=adm), 200, "audit works again")
+
+
+def t_audit_retention():
+    # records past the retention are trimmed after the first recorded request (then at most
+    # once a minute), whichever way records are written
+    with harness.Gateway(S.binary, auth=True, env={"TSUNAGU_AUDIT_RETENTION_DAYS": "1"}) as gw:
+        old = ["XADD", "tsg:audit", "1-0", "i", "read", "s", "200"]
+        for i in range(1, 301):
+            old[2] = "%d-0" % i
+            redis_cli(gw, *old)
+        assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) == 300
+        expect_401(gw.get("/fhir/Patient/x"), "no token", invalid_token=False)
+        n = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+        assert n < 300, n  # XTRIM MINID ~ drops whole nodes (100 entries each)
+        first = redis_cli(gw, "XRANGE", "tsg:audit", "-", "+", "COUNT", "1").split()[0]
+        assert int(first.split("-")[0]) > 100, first
 
 
 def t_admin_without_serve():
@@ -764,6 +832,7 @@ def main():
             checks.run(name, fn)
         checks.run("rate_limit", t_rate_limit)
         checks.run("login_failures", t_login_failures)
+        checks.run("audit_retention", t_audit_retention)
         checks.run("admin_without_serve", t_admin_without_serve)
         checks.run("auth_off", t_auth_off)
     finally:

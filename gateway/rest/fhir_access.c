@@ -175,7 +175,35 @@ int rest_type_in_compartment(const char *type)
     if (!strcmp(type, "Patient")) return 1;
     for (const rest_compartment_rule *r = rest_patient_compartment; r->type; r++)
         if (!strcmp(r->type, type)) return 1;
+    for (const rest_compartment_rule *r = rest_patient_compartment_local; r->type; r++)
+        if (!strcmp(r->type, type)) return 1;
     return 0;
+}
+
+tsg_rc rest_binary_context(rest_ctx *ctx, tsg_arena *a, const fhir_node *root, store_write *w,
+                           tsg_error *err)
+{
+    if (w->compartment || strcmp(root->type->name, "Binary")) return TSG_OK;
+    const char *ref = NULL;
+    for (uint32_t i = 0; i < root->nkids && !ref; i++)
+        if (!strcmp(root->kids[i].elem->name, "securityContext"))
+            ref = rest_child_value(&root->kids[i], "reference");
+    const char *slash = ref ? strchr(ref, '/') : NULL;
+    if (!slash || slash == ref || (size_t)(slash - ref) >= 64 || !rest_id_valid(slash + 1))
+        return TSG_OK;
+    char type[64];
+    memcpy(type, ref, (size_t)(slash - ref));
+    type[slash - ref] = '\0';
+    if (!model_resource_find(type, strlen(type))) return TSG_OK;
+    store_resource r;
+    tsg_rc rc = store_read(ctx->st, type, slash + 1, 0, &r, err);
+    if (rc) return rc;
+    if (r.found && r.compartment[0]) {
+        w->compartment = tsg_arena_strndup(a, r.compartment, strlen(r.compartment));
+        if (!w->compartment) rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    }
+    store_resource_clear(&r);
+    return rc;
 }
 
 /* Types an administrator manages for the whole network (their area): readable

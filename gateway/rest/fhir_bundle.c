@@ -838,7 +838,8 @@ static int prepare(tx *t, tx_entry **set, size_t n, long long now)
         if (vst == 422)
             return entry_fail(t, e, 422, "processing", "the resource is not valid: %s",
                               first ? first : "(see $validate)");
-        if (rest_prepare_put(t->a, root, e->id, e->cur_version, now, how, &e->w, &err))
+        if (rest_prepare_put(t->a, root, e->id, e->cur_version, now, how, &e->w, &err) ||
+            rest_binary_context(t->ctx, t->a, root, &e->w, &err))
             return entry_fail_err(t, e, 400, &err);
         if (entry_access(t, e)) return -1;
         if (e->m == M_POST) {

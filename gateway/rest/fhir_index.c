@@ -214,11 +214,27 @@ static void index_entry(ix_builder *b, const search_entry *e)
     }
 }
 
+/* Types R4's Patient CompartmentDefinition leaves out although they name their
+ * patient: the access rule (rest_internal.h, "Access") keeps them in that
+ * patient's compartment. Binary's patient is its securityContext's (rest_index). */
+const rest_compartment_rule rest_patient_compartment_local[] = {
+    {"Binary", {NULL}}, {"Device", {"patient", NULL}}, {NULL, {NULL}}};
+
 /* The compartment rule of a type, or NULL. */
 static const rest_compartment_rule *rule_of(const char *type)
 {
     for (const rest_compartment_rule *r = rest_patient_compartment; r->type; r++)
         if (!strcmp(r->type, type)) return r;
+    for (const rest_compartment_rule *r = rest_patient_compartment_local; r->type; r++)
+        if (!strcmp(r->type, type)) return r;
+    return NULL;
+}
+
+/* The child node `name` of n, or NULL. */
+static const fhir_node *kid(const fhir_node *n, const char *name)
+{
+    for (uint32_t i = 0; i < n->nkids; i++)
+        if (!strcmp(n->kids[i].elem->name, name)) return &n->kids[i];
     return NULL;
 }
 
@@ -236,6 +252,12 @@ tsg_rc rest_index(tsg_arena *a, const fhir_node *root, const char *id, store_ind
     ix_builder b = {.a = a, .type = type, .id = id};
     const rest_compartment_rule *rule = rule_of(type);
     if (!strcmp(type, "Patient")) *compartment = id;
+    if (!strcmp(type, "Binary")) { /* securityContext: Patient/<id> here; another resource's
+                                      patient is looked up by rest_binary_context() */
+        const fhir_node *sc = kid(root, "securityContext");
+        const char *ref = sc ? rest_child_value(sc, "reference") : NULL;
+        if (ref && !strncmp(ref, "Patient/", 8) && rest_id_valid(ref + 8)) *compartment = ref + 8;
+    }
     for (size_t i = 0; i < ns && !b.rc; i++) {
         const search_entry *e = &se[i];
         if (!e->param || !e->param->code) continue;

@@ -217,7 +217,8 @@ static void write_resource(const http_request *req, http_response *resp, rest_ct
         store_write w;
         /* the outbox names what the client did: PATCH (fhir_patch.c) comes through here */
         const char *how = req->method == HTTP_PATCH ? "patch" : existed ? "update" : "create";
-        if (rest_prepare_put(req->arena, root, id, v, now, how, &w, &err)) {
+        if (rest_prepare_put(req->arena, root, id, v, now, how, &w, &err) ||
+            rest_binary_context(ctx, req->arena, root, &w, &err)) {
             store_resource_clear(&cur);
             rest_fail_err(req, resp, 400, &err);
             return;
@@ -340,7 +341,8 @@ static void do_create(const http_request *req, http_response *resp, rest_ctx *ct
         rest_new_id(id);
         long long now = rest_now_ms();
         store_write w;
-        if (rest_prepare_put(req->arena, root, id, 0, now, "create", &w, &err)) {
+        if (rest_prepare_put(req->arena, root, id, 0, now, "create", &w, &err) ||
+            rest_binary_context(ctx, req->arena, root, &w, &err)) {
             rest_fail_err(req, resp, 400, &err);
             return;
         }

@@ -53,6 +53,8 @@ typedef struct rest_compartment_rule {
     const char *params[5];
 } rest_compartment_rule;
 extern const rest_compartment_rule rest_patient_compartment[];
+/* Local additions for access control: Binary (by securityContext), Device (fhir_index.c). */
+extern const rest_compartment_rule rest_patient_compartment_local[];
 
 /* ------------------------------------------------------------------------
  * Resources (fhir_resource.c)
@@ -225,11 +227,14 @@ void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ct
  *     Practitioner, PractitionerRole, Location, Endpoint, HealthcareService,
  *     Medication, ValueSet, Questionnaire, … — the list in fhir_access.c)
  *     are readable by every client; writing them is for administrators. The
- *     other types outside the Patient compartment (Binary, Bundle, Device,
- *     Contract, MessageHeader, Subscription, …) may carry patient data
- *     without naming a patient the compartment definition knows: until each
- *     has its rule (Binary by securityContext, Device by patient), only
- *     administrators read and write them.
+ *     other types outside the Patient compartment (Bundle, Contract,
+ *     MessageHeader, Subscription, …) may carry patient data without naming a
+ *     patient the compartment definition knows: until each has its rule, only
+ *     administrators read and write them. Two have one already and count as
+ *     compartment types: a Device belongs to Device.patient, a Binary to its
+ *     securityContext (a Patient, or the patient of the resource it names,
+ *     looked up when the Binary is written); without one they are visible to
+ *     no client.
  *   - A resource in the Patient compartment (the store's field c names its
  *     patient; Patient/<id> is in its own) is visible to a client only while
  *     the client's Organization takes part in that patient's CareTeam — as the
@@ -291,8 +296,14 @@ void rest_access_changed(rest_access *a);
 /* Whether writing type changes who sees whom (the writes that bump the generation). */
 int rest_access_type_watched(const char *type);
 
-/* Whether type is in the Patient compartment (Patient included). */
+/* Whether type is in the Patient compartment (Patient and the local additions included). */
 int rest_type_in_compartment(const char *type);
+
+/* A Binary whose securityContext names another resource (not a Patient) takes
+ * that resource's patient as its compartment: reads it and sets
+ * w->compartment (in a). TSG_OK also when there is nothing to do; TSG_EIO. */
+tsg_rc rest_binary_context(rest_ctx *ctx, tsg_arena *a, const fhir_node *root, store_write *w,
+                           tsg_error *err);
 
 /* How the rule treats a type (see "Access" above). */
 typedef enum rest_access_class {

@@ -124,11 +124,15 @@ def region():
     # pat-e: the team is inactive
     res.append(careteam("ct-e", "pat-e", [member("Organization/org-in")], status="inactive"))
     res.append(consent("consent-e", "pat-e", {"type": "permit"}))
-    # outside every compartment but about a patient: administrators only
+    # outside R4's compartment but about a patient: a Binary belongs to its securityContext's
+    # patient (none: nobody's), a Device to Device.patient
     res.append({"resourceType": "Binary", "id": "fax-1", "contentType": "text/plain",
                 "data": "5L2T5rip"})
+    res.append({"resourceType": "Binary", "id": "fax-a", "contentType": "text/plain",
+                "securityContext": ref("Patient/pat-a"), "data": "5L2T5rip"})
     res.append({"resourceType": "Device", "id": "dev-1", "patient": ref("Patient/pat-a"),
                 "deviceName": [{"name": "在宅酸素濃縮器", "type": "user-friendly-name"}]})
+    res.append({"resourceType": "Bundle", "id": "doc-1", "type": "collection"})
     for p in PATIENTS:
         res.append({"resourceType": "Observation", "id": "obs-" + p, "status": "final",
                     "code": {"text": "体温"}, "subject": ref("Patient/" + p),
@@ -139,6 +143,13 @@ def region():
                     "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
                               "code": "HH"}, "subject": ref("Patient/" + p)})
     return res
+
+
+def region_late():
+    """What names records of region(): loaded after it (a Binary whose securityContext is
+    another resource takes that resource's patient when it is written)."""
+    return [{"resourceType": "Binary", "id": "fax-b", "contentType": "text/plain",
+             "securityContext": ref("Observation/obs-pat-b"), "data": "5L2T5rip"}]
 
 
 def transaction(resources):
@@ -239,16 +250,29 @@ def t_reads():
         expect(call(o, "GET", "/fhir/PractitionerRole/role-2"), 200, o)
         b = expect(call(o, "GET", "/fhir/Organization?_total=accurate"), 200, o).json
         assert b["total"] == len(ORGS) + 2, b["total"]
-    # types outside the compartments that may hold patient data: administrators only
+    # Binary by securityContext, Device by patient; other types outside the compartments
+    # (a Bundle) are for administrators; a Binary without a context is nobody's
     for o in ORGS:
-        for path, unknown in (("/fhir/Binary/fax-1", "/fhir/Binary/nothing"),
-                              ("/fhir/Device/dev-1", "/fhir/Device/nothing")):
-            same_404(call(o, "GET", path), call(o, "GET", unknown), path.split("/")[3],
-                     unknown.split("/")[3], "%s GET %s" % (o, path))
+        vis = VISIBLE[o]
+        for path, owner in (("/fhir/Binary/fax-1", None), ("/fhir/Binary/fax-a", "pat-a"),
+                            ("/fhir/Binary/fax-b", "pat-b"), ("/fhir/Device/dev-1", "pat-a"),
+                            ("/fhir/Bundle/doc-1", None)):
+            unknown = path.rsplit("/", 1)[0] + "/nothing"
+            r = call(o, "GET", path)
+            if owner in vis:
+                expect(r, 200, "%s GET %s" % (o, path))
+            else:
+                same_404(r, call(o, "GET", unknown), path.split("/")[3], "nothing",
+                         "%s GET %s" % (o, path))
         b = call(o, "GET", "/fhir/Device?_total=accurate").json
-        assert b["total"] == 0, (o, b)
-    expect(call("admin", "GET", "/fhir/Binary/fax-1"), 200, "admin reads a Binary")
-    assert call("admin", "GET", "/fhir/Device?_total=accurate").json["total"] == 1
+        assert b["total"] == (1 if "pat-a" in vis else 0), (o, b)
+        b = call(o, "GET", "/fhir/Binary?_total=accurate").json
+        assert b["total"] == len(vis & {"pat-a", "pat-b"}), (o, b)
+        if "pat-a" in vis:
+            b = call(o, "GET", "/fhir/Patient/pat-a/$everything?_count=100").json
+            assert {"Binary/fax-a", "Device/dev-1"} <= ids_of(b), (o, ids_of(b))
+    expect(call("admin", "GET", "/fhir/Bundle/doc-1"), 200, "admin reads a Bundle")
+    expect(call("admin", "GET", "/fhir/Binary/fax-1"), 404, "a Binary without a context")
     # administrators see every patient, care team and consent, but no clinical record
     for p in PATIENTS:
         expect(call("admin", "GET", "/fhir/Patient/" + p), 200, "admin reads Patient")
@@ -427,7 +451,15 @@ def t_writes():
         "type": "permit"})), 403, "member: Consent")
     expect(call(o, "DELETE", "/fhir/Patient/pat-a"), 403, "member deletes a patient")
     expect(call(o, "POST", "/fhir/Binary", {"resourceType": "Binary", "contentType": "text/plain",
-                                            "data": "eA=="}), 403, "member writes a Binary")
+                                            "data": "eA=="}), 403, "a Binary without a context")
+    expect(call(o, "POST", "/fhir/Binary", {"resourceType": "Binary", "contentType": "text/plain",
+                                            "securityContext": ref("Patient/pat-c"),
+                                            "data": "eA=="}), 403, "a Binary of a hidden patient")
+    expect(call(o, "POST", "/fhir/Binary", {"resourceType": "Binary", "contentType": "text/plain",
+                                            "securityContext": ref("Observation/obs-pat-a"),
+                                            "data": "eA=="}), 201, "a Binary of a visible record")
+    expect(call(o, "POST", "/fhir/Bundle", {"resourceType": "Bundle", "type": "collection"}), 403,
+           "member writes a Bundle")
     r = call(o, "PUT", "/fhir/Patient/pat-a", {"resourceType": "Patient", "id": "pat-a",
                                                "name": [{"family": "患者a"}],
                                                "address": [{"city": CITY}],
@@ -627,6 +659,7 @@ def main():
     # administrators do not write clinical records), then the gateway serves with auth on
     with harness.Gateway(binary, data_dir=os.path.join(data, "d")) as gw:
         expect(gw.request("POST", "/fhir", transaction(region())), 200, "load the region")
+        expect(gw.request("POST", "/fhir", transaction(region_late())), 200, "load the rest")
     with harness.Gateway(binary, data_dir=os.path.join(data, "d"), auth=True) as gw:
         W.gw = gw
         W.sent = {}

@@ -30,7 +30,10 @@
  * (revoked?) and its rate bucket live in Redis and are read by one Lua script
  * that also hands out a lease of up to AUTH_RATE_LEASE_MAX requests (a tenth
  * of the burst); the gateway trusts that answer for AUTH_REVOCATION_CACHE_MS.
- * So a busy client costs one script call per lease, not one per request, and
+ * While one thread asks for the next lease, the client's other requests are
+ * admitted on credit (at most a lease, taken off the new one) instead of all
+ * running the script at once (that stampede cost busy clients a fifth of their
+ * reads). So a busy client costs one script call per lease, not one per request, and
  * the consequences are bounded and documented: a revocation takes effect
  * within AUTH_REVOCATION_CACHE_MS, and each gateway admits at most one lease
  * beyond what the bucket held. The bucket is not written to the AOF (it is

@@ -1927,7 +1927,13 @@ static void write_page(sx *s, http_response *resp, const char *const *refs, size
     sreq.pretty = false;
     sreq.params = sub;
     sreq.n_params = nsub;
-    int restricted = s->ctx->access && req->principal;
+    /* the client's view is loaded only when the page holds a type it filters
+     * (a page of registry resources needs none) */
+    int restricted = 0;
+    for (size_t i = 0; s->ctx->access && req->principal && !restricted && i < nread; i++) {
+        const char *rt = ref_type(s, all[i]);
+        restricted = !rt || rest_access_class_of(rt) != REST_ACCESS_REGISTRY;
+    }
     if (restricted && sx_view(s)) {
         for (size_t i = from; i < nread; i++) store_resource_clear(&res[i]);
         free(res);

@@ -264,6 +264,14 @@ tsg_rc outbound_url_parse(const char *url, outbound_url *out, tsg_error *err)
     if (tn == 0 || t[0] == '?') out->target[o++] = '/';
     memcpy(out->target + o, t, tn);
     out->target[o + tn] = '\0';
+    /* the canonical form (a '/' added before a query, an explicit port) must
+     * keep within the cap too, or it would not parse again */
+    char canon[OUTBOUND_URL_MAX + 1];
+    if (!outbound_url_format(out, canon, sizeof canon))
+        return tsg_error_set(err, TSG_ELIMIT, "too-costly",
+                             "outbound URL: longer than %d bytes (OUTBOUND_URL_MAX) once "
+                             "written canonically",
+                             OUTBOUND_URL_MAX);
     return TSG_OK;
 }
 

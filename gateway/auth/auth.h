@@ -482,88 +482,123 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *
  * Every request that reaches a route (except the probes /healthz, /readyz,
  * /metrics, /.well-known/…, /auth/jwks and /fhir/metadata) leaves one record
- * in the Redis stream tsg:audit — FHIR interactions, token requests, and the
- * refusals of the gate (401, 403, 429) — before its answer is sent:
+ * — FHIR interactions, token requests, and the refusals of the gate (401,
+ * 403, 429) — durable before its answer is sent. The records end up in the
+ * Redis stream tsg:audit, where administrators search them:
  *
- *   tsg:audit  STREAM  id "<ms>-<seq>" (Redis' clock: one trusted, monotonic
- *                      clock for the whole trail), fields i (interaction:
- *                      read, search-type, create, token, …), m (method), p
- *                      (path), q (query), s (HTTP status), c (client id), o
- *                      (its Organization), a (client address), e (the entity:
- *                      Type/id), v (the version a write made of e; "" for
- *                      other requests), d (detail: the error, if any)
+ *   tsg:audit  STREAM  id "<ms>-<seq>" (when the entry reached Redis), one
+ *                      field r: one or more records, each a frame:
+ *     u32 LE payload length, u32 LE CRC-32C of the payload, payload:
+ *       u8 1 (the format), i64 LE recorded (µs since 1970, the gateway's
+ *       clock when the answer was decided), u16 LE HTTP status, then ten
+ *       texts, each u16 LE length + bytes (at most AUTH_AUDIT_FIELD_MAX,
+ *       longer ones are cut): interaction (read, search-type, create, token,
+ *       …), method, path, query, client id, its Organization, client
+ *       address, entity (Type/id), version (that a write made of the
+ *       entity; "" for other requests), detail (the error, if any).
+ *   tsg:audit:shipped:<journal id>  STRING  bytes of that journal in tsg:audit
  *
- * Durability: the answer leaves only once Redis has acknowledged the record,
- * which with the embedded Redis' appendfsync always is after the AOF fsync.
+ * Two ways in, one format:
  *
  *   - A write (create, update, patch, delete, conditional create, a
- *     transaction) carries its record as one more XADD inside its own MULTI
- *     … EXEC (rest_commit → auth_http_record → store_commit_with), with the
- *     status the write answers and the version it made, and sets
- *     http_response.audited to that status. No extra round trip or fsync,
- *     and the write and its record are one atomic step: both are in the AOF
- *     or neither. When EXEC does not run (a version conflict, a watched key
- *     changed) neither is written, and the retry or the answer gets its own
- *     record. One limit of Redis transactions: an XADD that fails while EXEC
- *     runs (tsg:audit is not a stream, which only tampering does) does not
- *     undo the write; the request is still answered 503.
+ *     transaction) carries its record as one more XADD (one frame) inside
+ *     its own MULTI … EXEC (rest_commit → auth_http_record →
+ *     store_commit_with), with the status the write answers and the version
+ *     it made, and sets http_response.audited to that status: the write and
+ *     its record are one atomic step, durable by the same AOF fsync. When
+ *     EXEC does not run (a version conflict, a watched key changed) neither
+ *     is written, and the retry or the answer gets its own record. One limit
+ *     of Redis transactions: an XADD that fails while EXEC runs (tsg:audit is
+ *     not a stream, which only tampering does) does not undo the write; the
+ *     request is still answered 503.
  *   - Every other request (reads, searches, history, a batch, token
- *     requests, the gate's refusals, failures) gets its record from the
- *     finish hook: an XADD on the thread's own connection, waiting for the
- *     reply (auth_audit_record). So does a write whose answer changed after
- *     its commit (its record then says what was sent).
+ *     requests, the gate's refusals, failures, a write whose answer changed
+ *     after its commit) appends its frame to the gateway's local journal
+ *     (auth_journal_append) before its answer leaves.
  *
- * A record that cannot be written fails the request with 503.
+ * The journal: a file per gateway process in <data_dir>/audit-journal
+ * ("<16 hex digits>.journal": a 32-byte header — "TSGAUDITJOURNAL1" and the
+ * id — then frames, then zeros), 128 MiB allocated on disk at once and
+ * mapped, held with flock() while its gateway lives. How far a record is
+ * written before its answer is audit_fsync:
+ *   - "interval" (the default): the request copies its frame into the
+ *     mapping (the file's page cache: it outlives any crash of the gateway
+ *     or of Redis, and a kill -9 loses nothing), and a syncer thread
+ *     fdatasyncs the file every AUTH_JOURNAL_SYNC_MS — a power loss or a
+ *     kernel crash can lose the records of the last 10 ms. Costs a read
+ *     about 1–2 µs (no system call, no waiting).
+ *   - "always": the request hands its frame to the syncer thread, which
+ *     writes what was handed over meanwhile, fdatasyncs it once for all of
+ *     them (group commit), and wakes them; only then does the answer leave.
+ *     Survives power loss; each answer waits for the disk (0.1–0.5 ms on
+ *     the bench machine's virtual disk), so with few connections req/s fall
+ *     by half (tests/bench/auth/run prints both).
+ * Either way no Redis round trip, and Redis' main thread never waits for
+ * this disk. A shipper thread moves the written frames to Redis every
+ * ship_interval_ms (50; at once when 256 KiB wait or a search asks): one
+ * MULTI, XADD tsg:audit * r <frames>, SET tsg:audit:shipped:<id> <offset>,
+ * EXEC — so each frame reaches the stream exactly once, even across
+ * crashes. A full file is fdatasynced and closed, the next one (made ahead
+ * by the syncer) takes over, and a closed file is removed once shipped. At
+ * start, and every 10 s, the shipper drains journals no process holds (a
+ * stopped or crashed gateway's, or another gateway's on the same data dir):
+ * their frames after the shipped offset, up to the first torn or damaged
+ * frame (a write the crash cut short, whose request was never answered;
+ * logged unless only zeros follow). While Redis refuses or is down, frames
+ * stay in the journal and shipping retries (50 ms … 1 s); the journal keeps
+ * at most audit_journal_max_mb of unshipped records, then requests fail.
  *
- * What was measured (tests/bench/auth/run, and A/B runs of the variants
- * alternating on the same machine: 2 shared cores, a virtual disk whose
- * fdatasync takes 66 µs idle and 0.12–0.46 ms under the bench, wrk -c32).
- * A create with its record in its EXEC costs about what it costs with auth
- * alone (one XADD more in a block that is fsynced anyway): the audit's share
- * fell from 11 to 1.4 points of req/s and from +51 to +13 µs of CPU (gateway
- * and Redis) per create. A read is another matter: it wrote nothing before
- * and now waits for an fsync, which Redis does in its main thread, serving
- * nobody meanwhile (one per 3–6 reads; 25–50 % of Redis' time). Reads with
- * auth alone: 43–49 k/s, 30–34 µs CPU; with the record: 17–18 k/s, 62 µs;
- * with the same record and appendfsync no: 27–31 k/s, 49–55 µs. So about
- * two thirds of the loss is the wait for the fsync and the rest the XADD
- * round trip (~10 µs of gateway and ~10 µs of Redis CPU). Two ways to make
- * it cheaper measured no better than an XADD per request, so neither is
- * built:
- *   - group commit, a writer thread batching the records of concurrent
- *     requests into one pipelined write (1 or 2 writers, with or without a
- *     300 µs gathering window): Redis already commits every XADD of one
- *     event-loop turn, from all connections and gateways, with one fsync
- *     (0.16–0.47 fsyncs per read with the writer, 0.17–0.34 without), and
- *     the hand-off to the writer cost the gateway more CPU than the blocking
- *     round trip it replaced (an earlier attempt that also took the creates
- *     made them 4x slower: one batch, one fsync at a time);
- *   - the record in the read's own round trip, by a script that reads and
- *     appends the record with the status it implies (200, 410, 404): the
- *     same req/s within the noise, 8–10 µs less gateway CPU but 4–7 µs more
- *     Redis CPU per read (Lua) — and Redis is the one resource all gateways
- *     share.
- * Reads within the 15 % bar would need the record to become durable after
- * the answer (appendfsync everysec, or a Redis of its own for the trail
- * whose fsyncs do not stop the data's), which the requirement rules out.
+ * A record that cannot be written fails the request with 503: the journal
+ * failed (a file could not be made, an fdatasync failed: the records not yet
+ * on disk fail, a new file is tried every second, the old one is shipped up
+ * to what was written), its limit is reached, or a write's XADD failed.
+ * (With "interval", an fdatasync that fails in the background cannot fail
+ * the requests already answered; it is logged and the journal fails.)
  *
- * Reading: GET /fhir/AuditEvent (role admin) renders the records as R4
- * AuditEvent resources (type rest or DICOM 110114 User Authentication,
- * subtype the interaction, action, recorded, outcome 0/4/8, agent = the
- * client (identifier urn:tsunagu:client) and its Organization, source,
- * entity what + query), newest first, with the parameters date (prefixes),
- * agent (client id or Organization/…), entity (Type/id), subtype, outcome,
- * _id, _count (≤ 1000) and _before (the paging cursor of the next link). A
- * request scans at most AUTH_AUDIT_SCAN_MAX records.
+ * Clocks: the recorded time is the gateway's clock (run NTP, as the
+ * guideline asks); the entry id is Redis' clock when the entry arrived. A
+ * search lists entries newest first by arrival and, within an entry, the
+ * newest record first; the date filter is on the recorded time, looking at
+ * entries that arrived from 5 minutes before the range to a day after it (a
+ * record shipped more than a day late — the journal held it through a
+ * longer Redis outage — is found by searches without an upper date bound).
  *
- * Retention: records older than audit_retention_days are trimmed (XTRIM
+ * What was measured (tests/bench/auth/run, 2 shared cores, wrk -c32): see
+ * the closing note of issue 5 and README "Performance". Before the journal,
+ * a read's record was an XADD of its own that waited for Redis' AOF fsync,
+ * which Redis does in its main thread (serving nobody meanwhile: one per 3–6
+ * reads, 25–50 % of its time): reads lost about 70 % of req/s, and still 35
+ * % with the fsync off (the round trip). Redis-side group commit (a writer
+ * thread batching XADDs) and a script that reads and records in one round
+ * trip measured no better.
+ *
+ * Reading: GET /fhir/AuditEvent (role admin) first ships this gateway's
+ * pending records (auth_journal_flush; other gateways' arrive within their
+ * ship interval), then renders the records as R4 AuditEvent resources (type
+ * rest or DICOM 110114 User Authentication, subtype the interaction, action,
+ * recorded, outcome 0/4/8, agent = the client (identifier
+ * urn:tsunagu:client) and its Organization, source, entity what + query),
+ * with the parameters date (prefixes), agent (client id or
+ * Organization/…), entity (Type/id), subtype, outcome, _id, _count (≤ 1000)
+ * and _before (the paging cursor of the next link). An AuditEvent's id is
+ * "<entry id>-<index of the record in the entry>". A request scans at most
+ * AUTH_AUDIT_SCAN_MAX records.
+ *
+ * Retention: entries older than audit_retention_days are trimmed (XTRIM
  * MINID, approximately, about once a minute); 0 keeps everything.
  * ------------------------------------------------------------------------ */
 
 #define AUTH_AUDIT_SCAN_MAX  100000u /* records one search looks at */
 #define AUTH_AUDIT_COUNT_MAX 1000u   /* _count */
 
+#define AUTH_AUDIT_KEY       "tsg:audit"
+#define AUTH_AUDIT_FIELD_MAX 2048u /* bytes of one text of a record; longer ones are cut */
+#define AUTH_AUDIT_FRAME_MAX (8u + 1u + 8u + 2u + 10u * (2u + AUTH_AUDIT_FIELD_MAX))
+#define AUTH_JOURNAL_DIR_MAX 4096u
+#define AUTH_JOURNAL_SYNC_MS 10 /* audit_fsync "interval": the journal's fdatasync period */
+
 typedef struct auth_audit auth_audit;
+typedef struct auth_journal auth_journal;
 typedef struct store_append store_append;
 
 /* What one record holds (strings may be NULL = ""). */
@@ -573,14 +608,73 @@ typedef struct auth_audit_event {
     int status;
 } auth_audit_event;
 
-/* The audit trail on client c (borrowed; free the audit first). */
-tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out, tsg_error *err);
+/* A decoded record: e's strings point into buf. */
+typedef struct auth_audit_rec {
+    auth_audit_event e;
+    long long recorded_us; /* µs since 1970 (UTC) */
+    char buf[AUTH_AUDIT_FRAME_MAX + 16];
+} auth_audit_rec;
+
+/* Writes the frame of e recorded at recorded_us into out[0..cap); returns
+ * its length (at most AUTH_AUDIT_FRAME_MAX), 0 when cap is too small. */
+size_t auth_audit_frame(const auth_audit_event *e, long long recorded_us, unsigned char *out,
+                        size_t cap);
+
+/* The length of the whole, valid frame at p[0..n) (its length fits, its CRC
+ * matches, its payload parses); 0 when there is none. */
+size_t auth_audit_frame_check(const unsigned char *p, size_t n);
+
+/* Decodes the frame at p[0..n) into *out; returns its length, 0 as above. */
+size_t auth_audit_frame_decode(const unsigned char *p, size_t n, auth_audit_rec *out);
+
+/* The local journal (see above). */
+typedef struct auth_journal_options {
+    const char *dir;             /* created (0700) when missing */
+    uint64_t max_backlog_bytes;  /* unshipped records before appends fail; 0 = no limit */
+    unsigned ship_interval_ms;   /* 0 = 50 */
+    bool fsync_always;           /* audit_fsync "always" (else "interval") */
+} auth_journal_options;
+
+typedef struct auth_journal_stats {
+    unsigned long long records, syncs, shipments, ship_failures, failures, refused, orphans;
+    unsigned long long backlog_bytes; /* appended, not yet in Redis */
+    char ship_error[TSG_ERR_MESSAGE_MAX]; /* the last shipping failure */
+} auth_journal_stats;
+
+/* Creates this process' journal file in o->dir and starts the syncer and the
+ * shipper (which drains orphaned journals first); records ship through c
+ * (borrowed; close the journal first). */
+tsg_rc auth_journal_open(redis_client *c, const auth_journal_options *o, auth_journal **out,
+                         tsg_error *err);
+
+/* Appends one frame and returns once it is written as audit_fsync says
+ * (TSG_OK: in the file's page cache, or with fsync_always on disk), or
+ * TSG_EIO when it is not (the journal failed, or holds its limit).
+ * Thread-safe. */
+tsg_rc auth_journal_append(auth_journal *j, const void *frame, size_t n, tsg_error *err);
+
+/* Returns once every record appended before the call is in Redis; TSG_EIO
+ * when a shipment failed meanwhile or timeout_ms passed. Thread-safe. */
+tsg_rc auth_journal_flush(auth_journal *j, long timeout_ms, tsg_error *err);
+
+void auth_journal_stats_get(auth_journal *j, auth_journal_stats *out);
+
+/* Stops the threads after writing what was appended and trying once to ship
+ * the rest (what is not shipped stays in the file for the next start);
+ * removes shipped files. Call when no request appends any more. NULL is
+ * ignored. */
+void auth_journal_close(auth_journal *j);
+
+/* The audit trail: records to journal j (borrowed; may be NULL only for
+ * auth_audit_entry and searches), searches and trims through c. */
+tsg_rc auth_audit_new(redis_client *c, auth_journal *j, unsigned retention_days,
+                      auth_audit **out, tsg_error *err);
 
 /* Frees a (NULL is ignored). */
 void auth_audit_free(auth_audit *a);
 
-/* Writes one record and waits until Redis acknowledged it (TSG_EIO with the
- * reason otherwise). Thread-safe. */
+/* Writes one record (recorded now) to the journal (auth_journal_append; TSG_EIO
+ * with the reason when it cannot). Thread-safe. */
 tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err);
 
 /* Trims the records older than the retention (XTRIM MINID ~: whole stream
@@ -589,10 +683,9 @@ tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *er
  * (however it was written). Failures are logged on stderr. */
 void auth_audit_trim(auth_audit *a);
 
-/* The record e as a stream entry for the MULTI … EXEC of a write
- * (store_commit_with): the same stream and fields auth_audit_record writes.
- * The arrays are in arena; the strings are e's (they must outlive the commit).
- * false when the arena is exhausted. */
+/* The record e (recorded now) as a stream entry for the MULTI … EXEC of a
+ * write (store_commit_with): field r, one frame, in arena. false when the
+ * arena is exhausted. */
 bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out);
 
 typedef struct auth_audit_query {

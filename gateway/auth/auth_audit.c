@@ -7,7 +7,9 @@
  */
 #include "auth.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,87 +19,213 @@
 #include "../store/redis.h"
 #include "../store/store.h"
 
-#define AUDIT_KEY       "tsg:audit"
-#define AUDIT_TRIM_MS   60000 /* how often old records are trimmed */
-#define AUDIT_FIELDS    11    /* field/value pairs of one record */
-#define AUDIT_ARGS      (3 + 2 * AUDIT_FIELDS)
-#define AUDIT_FIELD_MAX 2048u /* longer texts (a query) are cut, with "…" */
-
-/* One record as its XADD (argv[3..] are the field/value pairs). */
-typedef struct audit_item {
-    int argc;
-    const char *argv[AUDIT_ARGS];
-    size_t argvlen[AUDIT_ARGS];
-    char status[16];
-} audit_item;
+#define AUDIT_TRIM_MS  60000 /* how often old records are trimmed */
+#define AUDIT_FORMAT   1
+#define AUDIT_TEXTS    10
+#define AUDIT_FLUSH_MS 3000 /* a search waits this long for the journal's records */
+#define SKEW_MS        (5LL * 60 * 1000)    /* entry ids before a date range looked at */
+#define LATE_MS        (24LL * 3600 * 1000) /* … and after it */
 
 struct auth_audit {
     redis_client *rc;
+    auth_journal *journal;
     long long retention_ms;
     _Atomic long long last_trim_ms; /* one request a minute trims old records */
 };
 
-static long long now_ms(void)
+static long long now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* Adds field name = value (cut at AUDIT_FIELD_MAX) to the item. */
-static void put(audit_item *it, const char *name, const char *value)
+static long long now_ms(void)
 {
-    if (!value) value = "";
-    size_t n = strlen(value);
-    if (n > AUDIT_FIELD_MAX) n = AUDIT_FIELD_MAX;
-    it->argv[it->argc] = name;
-    it->argvlen[it->argc++] = strlen(name);
-    it->argv[it->argc] = value;
-    it->argvlen[it->argc++] = n;
+    return now_us() / 1000;
 }
 
-/* Builds the XADD of e into it (its strings point into e and it). */
-static void item_build(const auth_audit_event *e, audit_item *it)
+/* ------------------------------------------------------------------------
+ * Frames
+ * ------------------------------------------------------------------------ */
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+#if defined(__x86_64__)
+/* The SSE 4.2 instruction computes CRC-32C, 8 bytes per step. */
+__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const unsigned char *p, size_t n)
 {
-    it->argc = 0;
-    snprintf(it->status, sizeof it->status, "%d", e->status);
-    it->argv[it->argc] = "XADD";
-    it->argvlen[it->argc++] = 4;
-    it->argv[it->argc] = AUDIT_KEY;
-    it->argvlen[it->argc++] = strlen(AUDIT_KEY);
-    it->argv[it->argc] = "*";
-    it->argvlen[it->argc++] = 1;
-    put(it, "i", e->interaction);
-    put(it, "m", e->method);
-    put(it, "p", e->path);
-    put(it, "q", e->query);
-    put(it, "s", it->status);
-    put(it, "c", e->client);
-    put(it, "o", e->org);
-    put(it, "a", e->addr);
-    put(it, "e", e->entity);
-    put(it, "v", e->version);
-    put(it, "d", e->detail);
+    uint64_t c = 0xFFFFFFFFu;
+    for (; n >= 8; p += 8, n -= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+    }
+    uint32_t c32 = (uint32_t)c;
+    while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+    return c32 ^ 0xFFFFFFFFu;
 }
+static int crc_hw;
+#endif
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82F63B78u : c >> 1; /* CRC-32C */
+        crc_table[i] = c;
+    }
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static uint32_t crc32c(const unsigned char *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+#if defined(__x86_64__)
+    if (crc_hw) return crc32c_hw(p, n);
+#endif
+    uint32_t c = 0xFFFFFFFFu;
+    while (n--) c = crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+    return c ^ 0xFFFFFFFFu;
+}
+
+static void put_u16(unsigned char *p, unsigned v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static unsigned get_u16(const unsigned char *p)
+{
+    return (unsigned)p[0] | (unsigned)p[1] << 8;
+}
+
+size_t auth_audit_frame(const auth_audit_event *e, long long recorded_us, unsigned char *out,
+                        size_t cap)
+{
+    const char *t[AUDIT_TEXTS] = {e->interaction, e->method, e->path,   e->query,   e->client,
+                                  e->org,         e->addr,   e->entity, e->version, e->detail};
+    size_t len[AUDIT_TEXTS], n = 8 + 1 + 8 + 2;
+    for (int i = 0; i < AUDIT_TEXTS; i++) {
+        len[i] = t[i] ? strlen(t[i]) : 0;
+        if (len[i] > AUTH_AUDIT_FIELD_MAX) len[i] = AUTH_AUDIT_FIELD_MAX;
+        n += 2 + len[i];
+    }
+    if (n > cap) return 0;
+    unsigned char *p = out + 8;
+    *p++ = AUDIT_FORMAT;
+    uint64_t us = (uint64_t)recorded_us;
+    for (int i = 0; i < 8; i++) *p++ = (unsigned char)(us >> (8 * i));
+    int st = e->status < 0 ? 0 : e->status > 65535 ? 65535 : e->status;
+    put_u16(p, (unsigned)st);
+    p += 2;
+    for (int i = 0; i < AUDIT_TEXTS; i++) {
+        put_u16(p, (unsigned)len[i]);
+        p += 2;
+        if (len[i]) memcpy(p, t[i], len[i]);
+        p += len[i];
+    }
+    put_u32(out, (uint32_t)(n - 8));
+    put_u32(out + 4, crc32c(out + 8, n - 8));
+    return n;
+}
+
+/* Parses the frame at p[0..n); fills out when not NULL. */
+static size_t frame_parse(const unsigned char *p, size_t n, auth_audit_rec *out)
+{
+    if (n < 8) return 0;
+    size_t len = get_u32(p);
+    if (len < 1 + 8 + 2 + 2 * AUDIT_TEXTS || len > AUTH_AUDIT_FRAME_MAX - 8 || len > n - 8)
+        return 0;
+    const unsigned char *q = p + 8, *end = q + len;
+    if (crc32c(q, len) != get_u32(p + 4) || *q != AUDIT_FORMAT) return 0;
+    q++;
+    uint64_t us = 0;
+    for (int i = 0; i < 8; i++) us |= (uint64_t)q[i] << (8 * i);
+    q += 8;
+    int status = (int)get_u16(q);
+    q += 2;
+    const char **f[AUDIT_TEXTS];
+    char *b = out ? out->buf : NULL;
+    if (out) {
+        out->e = (auth_audit_event){.status = status};
+        out->recorded_us = (long long)(us > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : us);
+        const char **fs[AUDIT_TEXTS] = {&out->e.interaction, &out->e.method, &out->e.path,
+                                        &out->e.query,       &out->e.client, &out->e.org,
+                                        &out->e.addr,        &out->e.entity, &out->e.version,
+                                        &out->e.detail};
+        memcpy(f, fs, sizeof f);
+    }
+    for (int i = 0; i < AUDIT_TEXTS; i++) {
+        if (end - q < 2) return 0;
+        size_t l = get_u16(q);
+        q += 2;
+        if (l > AUTH_AUDIT_FIELD_MAX || (size_t)(end - q) < l) return 0;
+        if (out) {
+            memcpy(b, q, l);
+            b[l] = '\0';
+            *f[i] = b;
+            b += l + 1;
+        }
+        q += l;
+    }
+    if (q != end) return 0;
+    return 8 + len;
+}
+
+size_t auth_audit_frame_check(const unsigned char *p, size_t n)
+{
+    return frame_parse(p, n, NULL);
+}
+
+size_t auth_audit_frame_decode(const unsigned char *p, size_t n, auth_audit_rec *out)
+{
+    return frame_parse(p, n, out);
+}
+
+/* ------------------------------------------------------------------------
+ * Writing
+ * ------------------------------------------------------------------------ */
 
 bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append *out)
 {
-    audit_item *it = tsg_arena_alloc(arena, sizeof *it);
-    if (!it) return false;
-    item_build(e, it);
-    *out = (store_append){.stream = AUDIT_KEY,
-                          .nargs = (size_t)it->argc - 3,
-                          .args = it->argv + 3,
-                          .lens = it->argvlen + 3};
+    unsigned char frame[AUTH_AUDIT_FRAME_MAX];
+    size_t n = auth_audit_frame(e, now_us(), frame, sizeof frame);
+    const char **args = tsg_arena_alloc(arena, 2 * sizeof *args);
+    size_t *lens = tsg_arena_alloc(arena, 2 * sizeof *lens);
+    char *copy = n ? tsg_arena_alloc(arena, n) : NULL;
+    if (!args || !lens || !copy) return false;
+    memcpy(copy, frame, n);
+    args[0] = "r";
+    lens[0] = 1;
+    args[1] = copy;
+    lens[1] = n;
+    *out = (store_append){.stream = AUTH_AUDIT_KEY, .nargs = 2, .args = args, .lens = lens};
     return true;
 }
 
-tsg_rc auth_audit_new(redis_client *c, unsigned retention_days, auth_audit **out, tsg_error *err)
+tsg_rc auth_audit_new(redis_client *c, auth_journal *j, unsigned retention_days,
+                      auth_audit **out, tsg_error *err)
 {
     *out = NULL;
     auth_audit *a = calloc(1, sizeof *a);
     if (!a) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     a->rc = c;
+    a->journal = j;
     a->retention_ms = (long long)retention_days * 86400000LL;
     atomic_store(&a->last_trim_ms, 0);
     *out = a;
@@ -111,22 +239,11 @@ void auth_audit_free(auth_audit *a)
 
 tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err)
 {
-    audit_item it;
-    item_build(e, &it);
-    /* Each request writes its own record on its thread's connection and waits
-     * for the reply. Redis appends every command of one event-loop turn to the
-     * AOF and, with appendfsync always, fsyncs them together before it replies:
-     * the group commit happens there, across threads and gateways (auth.h,
-     * "Audit", for what a writer thread batching records measured). */
-    redisReply *r = NULL;
-    tsg_rc rc = redis_command_argv(a->rc, it.argc, it.argv, it.argvlen, &r, err);
-    bool ok = rc == TSG_OK && r && r->type == REDIS_REPLY_STRING;
-    freeReplyObject(r);
-    if (!ok) {
-        if (rc == TSG_OK) tsg_error_set(err, TSG_EIO, "exception", "audit: XADD answered oddly");
-        return TSG_EIO;
-    }
-    return TSG_OK;
+    if (!a->journal)
+        return tsg_error_set(err, TSG_EINTERNAL, "exception", "audit: no journal to write to");
+    unsigned char frame[AUTH_AUDIT_FRAME_MAX];
+    size_t n = auth_audit_frame(e, now_us(), frame, sizeof frame);
+    return auth_journal_append(a->journal, frame, n, err);
 }
 
 void auth_audit_trim(auth_audit *a)
@@ -139,7 +256,7 @@ void auth_audit_trim(auth_audit *a)
         return;
     char minid[40];
     snprintf(minid, sizeof minid, "%lld-0", now - a->retention_ms);
-    const char *trim[] = {"XTRIM", AUDIT_KEY, "MINID", "~", minid};
+    const char *trim[] = {"XTRIM", AUTH_AUDIT_KEY, "MINID", "~", minid};
     tsg_error terr;
     redisReply *r = NULL;
     if (redis_command_argv(a->rc, 5, trim, NULL, &r, &terr) != TSG_OK)
@@ -174,11 +291,10 @@ static const char *action_of(const char *i, const char *method)
     return "E";
 }
 
-/* The instant of a stream id ("<ms>-<seq>") as a FHIR instant (UTC). */
-static void id_instant(const char *id, char out[64])
+/* The recorded time (µs since 1970) as a FHIR instant (UTC, ms). */
+static void instant_of(long long us, char out[64])
 {
-    long long ms = strtoll(id, NULL, 10);
-    if (ms < 0) ms = 0;
+    long long ms = us < 0 ? 0 : us / 1000;
     time_t t = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -187,16 +303,16 @@ static void id_instant(const char *id, char out[64])
     snprintf(out, 64, "%s.%03dZ", day, (int)(ms % 1000));
 }
 
-/* Renders one stream entry (id, fields) as an R4 AuditEvent (new reference). */
-static json_t *render(const char *id, const redisReply *f)
+/* Renders one record as an R4 AuditEvent with the given id (new reference). */
+static json_t *render(const char *id, const auth_audit_rec *r)
 {
-    const char *i = field(f, "i"), *m = field(f, "m"), *c = field(f, "c"), *o = field(f, "o");
-    const char *e = field(f, "e"), *q = field(f, "q"), *a = field(f, "a"), *d = field(f, "d");
-    const char *p = field(f, "p"), *v = field(f, "v");
-    long status = strtol(field(f, "s"), NULL, 10);
+    const char *i = r->e.interaction, *m = r->e.method, *c = r->e.client, *o = r->e.org;
+    const char *e = r->e.entity, *q = r->e.query, *a = r->e.addr, *d = r->e.detail;
+    const char *p = r->e.path, *v = r->e.version;
+    long status = r->e.status;
     bool login = !strcmp(i, "token");
     char recorded[64], desc[600];
-    id_instant(id, recorded);
+    instant_of(r->recorded_us, recorded);
     snprintf(desc, sizeof desc, "%s %s%s%s -> HTTP %ld%s%s", m, p, q[0] ? "?" : "", q, status,
              d[0] ? ": " : "", d);
     json_t *ev = json_object();
@@ -316,6 +432,77 @@ static bool date_bound(const char *v, long long *lo, long long *hi)
     return true;
 }
 
+/* The records of one stream entry, decoded into recs[0..*n) (malloc'd, oldest
+ * first). An entry of the format before the journal (one record as fields)
+ * is read too. false when out of memory; damaged frames end the list (and
+ * are reported on stderr: only tampering damages them). */
+static bool entry_records(const char *id, const redisReply *f, auth_audit_rec **recs, size_t *n)
+{
+    *recs = NULL;
+    *n = 0;
+    const redisReply *blob = NULL;
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
+        if (f->element[i]->type == REDIS_REPLY_STRING && !strcmp(f->element[i]->str, "r") &&
+            f->element[i + 1]->type == REDIS_REPLY_STRING)
+            blob = f->element[i + 1];
+    if (!blob) {
+        /* one record as fields i, m, p, q, s, c, o, a, e, v, d; recorded = the id */
+        auth_audit_rec *r = malloc(sizeof *r);
+        if (!r) return false;
+        r->e = (auth_audit_event){
+            .interaction = field(f, "i"), .method = field(f, "m"), .path = field(f, "p"),
+            .query = field(f, "q"),       .client = field(f, "c"), .org = field(f, "o"),
+            .addr = field(f, "a"),        .entity = field(f, "e"), .version = field(f, "v"),
+            .detail = field(f, "d"),      .status = (int)strtol(field(f, "s"), NULL, 10)};
+        r->recorded_us = strtoll(id, NULL, 10) * 1000;
+        *recs = r;
+        *n = 1;
+        return true;
+    }
+    const unsigned char *p = (const unsigned char *)blob->str;
+    size_t len = blob->len, off = 0, cap = 0;
+    while (off < len) {
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            auth_audit_rec *g = realloc(*recs, nc * sizeof **recs);
+            if (!g) {
+                free(*recs);
+                *recs = NULL;
+                *n = 0;
+                return false;
+            }
+            *recs = g;
+            cap = nc;
+        }
+        size_t k = auth_audit_frame_decode(p + off, len - off, &(*recs)[*n]);
+        if (!k) {
+            fprintf(stderr, "tsunagu audit: entry %s of %s: %zu bytes after record %zu are not "
+                            "a record (damaged)\n", id, AUTH_AUDIT_KEY, len - off, *n);
+            break;
+        }
+        off += k;
+        (*n)++;
+    }
+    return true;
+}
+
+/* Splits an AuditEvent id "<ms>-<seq>-<k>" into the entry id and k. */
+static bool split_id(const char *id, char entry[48], size_t *k)
+{
+    size_t l = strlen(id);
+    const char *dash = strrchr(id, '-');
+    if (!l || l > 46 || strspn(id, "0123456789-") != l || id[0] == '-' || !dash ||
+        dash == id || !dash[1] || !memchr(id, '-', (size_t)(dash - id)))
+        return false;
+    memcpy(entry, id, (size_t)(dash - id));
+    entry[dash - id] = '\0';
+    char *end;
+    unsigned long v = strtoul(dash + 1, &end, 10);
+    if (*end || v > 1000000) return false;
+    *k = v;
+    return true;
+}
+
 int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next_prefix, char **out,
                       tsg_error *err)
 {
@@ -330,84 +517,103 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
             snprintf(err->location, sizeof err->location, "%s", "date");
             return 400;
         }
+    /* the records this gateway answered before the search are in Redis first */
+    if (a->journal && auth_journal_flush(a->journal, AUDIT_FLUSH_MS, err) != TSG_OK) return 503;
     size_t want = q->count ? q->count : 100;
-    char start[48], end[64];
-    snprintf(start, sizeof start, "%lld-0", lo < 0 ? 0 : lo);
+    char start[48], end[64], first[48] = "";
+    size_t first_below = 0; /* in entry `first`, only records before this index */
+    long long from = lo - SKEW_MS, to = hi > 9000000000000000LL - LATE_MS ? hi : hi + LATE_MS;
+    snprintf(start, sizeof start, "%lld-0", from < 0 ? 0 : from);
+    snprintf(end, sizeof end, "%lld-18446744073709551615", to < 0 ? 0 : to);
     if (q->before && *q->before) {
-        if (strlen(q->before) > 40 || strspn(q->before, "0123456789-") != strlen(q->before) ||
-            q->before[0] == '-') {
+        if (!split_id(q->before, first, &first_below)) {
             tsg_error_set(err, TSG_EINVAL, "invalid", "_before must be an AuditEvent id");
             return 400;
         }
-        snprintf(end, sizeof end, "(%s", q->before);
-    } else {
-        snprintf(end, sizeof end, "%lld-18446744073709551615", hi < 0 ? 0 : hi);
+        snprintf(end, sizeof end, "%s", first);
     }
+    size_t only = 0; /* with _id: that record of entry `start` */
     if (q->id) {
-        /* an id is a stream id: look at that one record only */
-        if (!*q->id || strlen(q->id) > 40 || strspn(q->id, "0123456789-") != strlen(q->id) ||
-            q->id[0] == '-') {
+        char eid[48];
+        if (!split_id(q->id, eid, &only)) {
             json_t *empty =
                 json_pack("{s:s,s:s,s:[]}", "resourceType", "Bundle", "type", "searchset", "entry");
             *out = json_dumps(empty, JSON_COMPACT);
             json_decref(empty);
             return *out ? 200 : 500;
         }
-        snprintf(start, sizeof start, "%s", q->id);
-        snprintf(end, sizeof end, "%s", q->id);
+        snprintf(start, sizeof start, "%s", eid);
+        snprintf(end, sizeof end, "%s", eid);
     }
     json_t *entries = json_array();
     size_t scanned = 0;
-    char last[64] = "", next[64] = "";
-    for (;;) {
+    char next[64] = "", lastid[64] = "";
+    bool done = hi < lo;
+    while (!done) {
         redisReply *r = NULL;
-        const char *argv[] = {"XREVRANGE", AUDIT_KEY, end, start, "COUNT", "256"};
-        if (hi < lo) break;
+        const char *argv[] = {"XREVRANGE", AUTH_AUDIT_KEY, end, start, "COUNT", "64"};
         if (redis_command_argv(a->rc, 6, argv, NULL, &r, err)) {
             freeReplyObject(r);
             json_decref(entries);
             return 503;
         }
         size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
-        bool full = false;
-        for (size_t k = 0; k < n && !full; k++) {
+        for (size_t k = 0; k < n && !done; k++) {
             redisReply *ent = r->element[k];
             if (ent->type != REDIS_REPLY_ARRAY || ent->elements != 2 ||
                 ent->element[0]->type != REDIS_REPLY_STRING)
                 continue;
-            const char *id = ent->element[0]->str;
-            const redisReply *f = ent->element[1];
-            scanned++;
-            snprintf(last, sizeof last, "%s", id);
-            if (q->id && strcmp(q->id, id)) continue;
-            if (q->agent && strcmp(q->agent, field(f, "c")) && strcmp(q->agent, field(f, "o")))
-                continue;
-            if (q->entity && strcmp(q->entity, field(f, "e"))) continue;
-            if (q->subtype && strcmp(q->subtype, field(f, "i"))) continue;
-            if (q->outcome) {
-                long st = strtol(field(f, "s"), NULL, 10);
-                if (strcmp(q->outcome, st < 400 ? "0" : st < 500 ? "4" : "8")) continue;
+            const char *eid = ent->element[0]->str;
+            snprintf(lastid, sizeof lastid, "%s", eid);
+            auth_audit_rec *recs;
+            size_t nrec;
+            if (!entry_records(eid, ent->element[1], &recs, &nrec)) {
+                freeReplyObject(r);
+                json_decref(entries);
+                tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+                return 500;
             }
-            if (json_array_size(entries) == want) {
-                /* one match more: there is a next page, after the last one kept */
-                json_t *lastent = json_array_get(entries, want - 1);
-                snprintf(
-                    next, sizeof next, "%s",
-                    json_string_value(json_object_get(json_object_get(lastent, "resource"), "id")));
-                full = true;
-                break;
+            size_t top = nrec;
+            if (first[0] && !strcmp(eid, first)) top = first_below < nrec ? first_below : nrec;
+            for (size_t x = top; x-- > 0;) {
+                const auth_audit_rec *rec = &recs[x];
+                char id[64];
+                snprintf(id, sizeof id, "%s-%zu", eid, x);
+                scanned++;
+                if (q->id && x != only) continue;
+                long long ms = rec->recorded_us / 1000;
+                if (ms < lo || ms > hi) continue;
+                if (q->agent && strcmp(q->agent, rec->e.client) && strcmp(q->agent, rec->e.org))
+                    continue;
+                if (q->entity && strcmp(q->entity, rec->e.entity)) continue;
+                if (q->subtype && strcmp(q->subtype, rec->e.interaction)) continue;
+                if (q->outcome) {
+                    int st = rec->e.status;
+                    if (strcmp(q->outcome, st < 400 ? "0" : st < 500 ? "4" : "8")) continue;
+                }
+                if (json_array_size(entries) == want) {
+                    /* one match more: there is a next page, after the last one kept */
+                    json_t *lastent = json_array_get(entries, want - 1);
+                    snprintf(next, sizeof next, "%s",
+                             json_string_value(
+                                 json_object_get(json_object_get(lastent, "resource"), "id")));
+                    done = true;
+                    break;
+                }
+                json_array_append_new(entries, json_pack("{s:o,s:{s:s}}", "resource",
+                                                         render(id, rec), "search", "mode",
+                                                         "match"));
             }
-            json_array_append_new(entries, json_pack("{s:o,s:{s:s}}", "resource", render(id, f),
-                                                     "search", "mode", "match"));
+            free(recs);
+            if (!done && scanned >= AUTH_AUDIT_SCAN_MAX) {
+                /* bounded work per request: the client continues before this entry */
+                snprintf(next, sizeof next, "%s-0", eid);
+                done = true;
+            }
         }
         freeReplyObject(r);
-        if (full || n < 256) break;
-        if (scanned >= AUTH_AUDIT_SCAN_MAX) {
-            /* bounded work per request: the client continues from here */
-            snprintf(next, sizeof next, "%s", last);
-            break;
-        }
-        snprintf(end, sizeof end, "(%s", last);
+        if (done || n < 64) break;
+        snprintf(end, sizeof end, "(%s", lastid);
     }
     json_t *bundle = json_pack("{s:s,s:s}", "resourceType", "Bundle", "type", "searchset");
     if (next[0]) {

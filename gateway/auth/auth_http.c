@@ -409,7 +409,7 @@ void auth_http_audit(const http_request *req, http_response *resp, void *user_da
     }
     auth_audit_query q;
     memset(&q, 0, sizeof q);
-    if (req->n_segments > 1 || (req->n_segments == 1 && strlen(req->segments[0]) > 40)) {
+    if (req->n_segments > 1 || (req->n_segments == 1 && strlen(req->segments[0]) > 48)) {
         http_respond_outcome(resp, 404, "error", "not-found",
                              "AuditEvent supports search and read only", NULL, HTTP_FORMAT_JSON);
         return;

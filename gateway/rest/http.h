@@ -89,7 +89,15 @@
  *   "auth_rate_burst"      TSUNAGU_AUTH_BURST              0 = 2 × the rate
  *   "audit"                TSUNAGU_AUDIT                   "on" (with auth on: the audit trail;
  *                                                          "off" only to measure its cost)
+ *   "audit_fsync"          TSUNAGU_AUDIT_FSYNC             "interval": a record is written to
+ *                                                          the audit journal before its answer
+ *                                                          and fdatasynced within 10 ms;
+ *                                                          "always": fdatasynced before its
+ *                                                          answer (auth.h, "Audit")
  *   "audit_retention_days" TSUNAGU_AUDIT_RETENTION_DAYS    1825 (0 = keep forever)
+ *   "audit_journal_max_mb" TSUNAGU_AUDIT_JOURNAL_MAX_MB    1024: audit records the local journal
+ *                                                          may hold before Redis has them;
+ *                                                          then requests fail (503)
  *   "public_url"           TSUNAGU_PUBLIC_URL              "" (= from Host per request): the
  *                                                          https://host[:port] clients use; the
  *                                                          audience of tokens and assertions
@@ -144,7 +152,9 @@ typedef struct http_config {
     unsigned auth_rate_burst;          /* bucket size, 0 = 2 × rate */
     char public_url[HTTP_URL_MAX];     /* "" = derived from Host */
     char audit[8];                     /* "on" | "off": the audit trail (with auth on) */
+    char audit_fsync[16];              /* "interval" | "always" (gateway/auth/auth.h, "Audit") */
     unsigned audit_retention_days;     /* 0 = keep the audit trail forever */
+    unsigned audit_journal_max_mb;     /* unshipped audit records the journal may hold */
     char validate[HTTP_URL_MAX];       /* validation on write (fhir_validate.c) */
     char profile_paths[HTTP_PATH_MAX]; /* ':'-separated package paths */
     char type_profiles[HTTP_PATH_MAX]; /* "Type=URL …" */

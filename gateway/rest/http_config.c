@@ -30,7 +30,9 @@ void http_config_default(http_config *cfg)
     cfg->auth_rate_burst = 0;
     cfg->public_url[0] = '\0';
     snprintf(cfg->audit, sizeof cfg->audit, "%s", "on");
+    snprintf(cfg->audit_fsync, sizeof cfg->audit_fsync, "%s", "interval");
     cfg->audit_retention_days = 1825;
+    cfg->audit_journal_max_mb = 1024;
     snprintf(cfg->validate, sizeof cfg->validate, "%s", "base");
     snprintf(cfg->profile_paths, sizeof cfg->profile_paths, "%s", "profiles");
     cfg->type_profiles[0] = '\0';
@@ -157,6 +159,8 @@ static const num_key NUM_KEYS[] = {
      false},
     {"audit_retention_days", "TSUNAGU_AUDIT_RETENTION_DAYS", 0, 36500,
      offsetof(http_config, audit_retention_days), false},
+    {"audit_journal_max_mb", "TSUNAGU_AUDIT_JOURNAL_MAX_MB", 1, 1048576,
+     offsetof(http_config, audit_journal_max_mb), false},
 };
 
 typedef struct str_key {
@@ -173,6 +177,7 @@ static const str_key STR_KEYS[] = {
     {"redis_url", "TSUNAGU_REDIS_URL", offsetof(http_config, redis_url), HTTP_URL_MAX, true},
     {"auth", "TSUNAGU_AUTH", offsetof(http_config, auth), 8, false},
     {"audit", "TSUNAGU_AUDIT", offsetof(http_config, audit), 8, false},
+    {"audit_fsync", "TSUNAGU_AUDIT_FSYNC", offsetof(http_config, audit_fsync), 16, false},
     {"public_url", "TSUNAGU_PUBLIC_URL", offsetof(http_config, public_url), HTTP_URL_MAX, true},
     {"validate", "TSUNAGU_VALIDATE", offsetof(http_config, validate), HTTP_URL_MAX, false},
     {"profile_paths", "TSUNAGU_PROFILE_PATHS", offsetof(http_config, profile_paths), HTTP_PATH_MAX,
@@ -268,7 +273,8 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
                 "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
                 "connection_timeout_s, max_body_bytes, drain_timeout_s, "
                 "data_dir, redis_url, auth, auth_token_lifetime_s, "
-                "auth_rate_per_s, auth_rate_burst, public_url, audit, audit_retention_days, "
+                "auth_rate_per_s, auth_rate_burst, public_url, audit, audit_fsync, audit_retention_days, "
+                "audit_journal_max_mb, "
                 "validate, profile_paths, type_profiles, consent_default, tls_cert, tls_key, "
                 "outbound_allow, outbound_allow_private, outbound_allow_http)",
                 file, key);
@@ -311,6 +317,10 @@ tsg_rc http_config_load(http_config *cfg, const char *file, tsg_error *err)
     if (strcmp(cfg->audit, "on") && strcmp(cfg->audit, "off"))
         return tsg_error_set(err, TSG_EINVAL, "invalid",
                              "audit must be \"on\" or \"off\", not '%s'", cfg->audit);
+    if (strcmp(cfg->audit_fsync, "always") && strcmp(cfg->audit_fsync, "interval"))
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "audit_fsync must be \"always\" or \"interval\", not '%s'",
+                             cfg->audit_fsync);
     if (strcmp(cfg->consent_default, "deny") && strcmp(cfg->consent_default, "care-team"))
         return tsg_error_set(err, TSG_EINVAL, "invalid",
                              "consent_default must be \"deny\" or \"care-team\", not '%s'",

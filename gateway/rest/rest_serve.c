@@ -59,6 +59,7 @@ int rest_serve(const char *config_file)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGXFSZ, SIG_IGN); /* a file size limit fails the write (EFBIG), not the process */
 
     tsg_error err;
     tsg_error_clear(&err);
@@ -96,6 +97,7 @@ int rest_serve(const char *config_file)
     rest_validation *val = NULL;
     auth_service *auth = NULL;
     auth_audit *audit = NULL;
+    auth_journal *journal = NULL;
     static auth_http auth_web;
     /* the server first (nothing listens yet): a bad TLS certificate or key
      * stops serve before Redis or the profiles are loaded */
@@ -167,7 +169,14 @@ int rest_serve(const char *config_file)
         }
         /* the audit trail (auth.h, "Audit"): a record per request before its answer */
         if (!strcmp(cfg.audit, "on")) {
-            if (auth_audit_new(client, cfg.audit_retention_days, &audit, &err) ||
+            char jdir[sizeof cfg.data_dir + 16];
+            snprintf(jdir, sizeof jdir, "%s/audit-journal", cfg.data_dir);
+            auth_journal_options jo = {
+                .dir = jdir,
+                .max_backlog_bytes = (uint64_t)cfg.audit_journal_max_mb << 20,
+                .fsync_always = !strcmp(cfg.audit_fsync, "always")};
+            if (auth_journal_open(client, &jo, &journal, &err) ||
+                auth_audit_new(client, journal, cfg.audit_retention_days, &audit, &err) ||
                 http_route_add(srv, "/fhir/AuditEvent", HTTP_GET, 0, auth_http_audit, &auth_web,
                                &err)) {
                 fprintf(stderr, "tsunagu serve: audit: %s\n", err.message);
@@ -209,6 +218,7 @@ int rest_serve(const char *config_file)
 done:
     if (srv) http_server_stop(srv);
     http_server_free(srv);
+    auth_journal_close(journal); /* after the last request; ships while Redis still runs */
     rest_access_free(ctx.access);
     store_free(st);
     auth_audit_free(audit);

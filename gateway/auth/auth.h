@@ -536,9 +536,10 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * Either way no Redis round trip, and Redis' main thread never waits for
  * this disk. A shipper thread moves the written frames to Redis every
  * ship_interval_ms (50; at once when 256 KiB wait or a search asks): one
- * MULTI, XADD tsg:audit * r <frames>, SET tsg:audit:shipped:<id> <offset>,
- * EXEC — so each frame reaches the stream exactly once, even across
- * crashes. A full file is fdatasynced and closed, the next one (made ahead
+ * script runs XADD tsg:audit * r <frames> and then SET
+ * tsg:audit:shipped:<id> <offset> — so each frame reaches the stream
+ * exactly once, even across crashes (a script, because in MULTI … EXEC the
+ * SET would run even when the XADD fails). A full file is fdatasynced and closed, the next one (made ahead
  * by the syncer) takes over, and a closed file is removed once shipped. At
  * start, and every 10 s, the shipper drains journals no process holds (a
  * stopped or crashed gateway's, or another gateway's on the same data dir):
@@ -629,7 +630,7 @@ size_t auth_audit_frame_decode(const unsigned char *p, size_t n, auth_audit_rec 
 
 /* The local journal (see above). */
 typedef struct auth_journal_options {
-    const char *dir;             /* created (0700) when missing */
+    const char *dir;             /* created (0700, with its parents) when missing */
     uint64_t max_backlog_bytes;  /* unshipped records before appends fail; 0 = no limit */
     unsigned ship_interval_ms;   /* 0 = 50 */
     bool fsync_always;           /* audit_fsync "always" (else "interval") */

@@ -432,58 +432,65 @@ static bool date_bound(const char *v, long long *lo, long long *hi)
     return true;
 }
 
-/* The records of one stream entry, decoded into recs[0..*n) (malloc'd, oldest
- * first). An entry of the format before the journal (one record as fields)
- * is read too. false when out of memory; damaged frames end the list (and
- * are reported on stderr: only tampering damages them). */
-static bool entry_records(const char *id, const redisReply *f, auth_audit_rec **recs, size_t *n)
+/* The records of one stream entry: *blob its r field (NULL: an entry of the
+ * format before the journal, one record as fields) and offs[0..*n) where its
+ * frames start (malloc'd; oldest first). false when out of memory; damaged
+ * frames end the list (reported on stderr: only tampering damages them). */
+static bool entry_frames(const char *id, const redisReply *f, const redisReply **blob,
+                         size_t **offs, size_t *n)
 {
-    *recs = NULL;
+    *blob = NULL;
+    *offs = NULL;
     *n = 0;
-    const redisReply *blob = NULL;
     for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
         if (f->element[i]->type == REDIS_REPLY_STRING && !strcmp(f->element[i]->str, "r") &&
             f->element[i + 1]->type == REDIS_REPLY_STRING)
-            blob = f->element[i + 1];
+            *blob = f->element[i + 1];
+    if (!*blob) {
+        *n = 1;
+        return true;
+    }
+    const unsigned char *p = (const unsigned char *)(*blob)->str;
+    size_t len = (*blob)->len, off = 0, cap = 0;
+    while (off < len) {
+        size_t k = auth_audit_frame_check(p + off, len - off);
+        if (!k) {
+            fprintf(stderr, "tsunagu audit: entry %s of %s: %zu bytes after record %zu are not "
+                            "a record (damaged)\n", id, AUTH_AUDIT_KEY, len - off, *n);
+            break;
+        }
+        if (*n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            size_t *g = realloc(*offs, nc * sizeof **offs);
+            if (!g) {
+                free(*offs);
+                *offs = NULL;
+                return false;
+            }
+            *offs = g;
+            cap = nc;
+        }
+        (*offs)[(*n)++] = off;
+        off += k;
+    }
+    return true;
+}
+
+/* Record k of an entry (entry_frames) decoded into *r. */
+static void entry_record(const char *id, const redisReply *f, const redisReply *blob,
+                         const size_t *offs, size_t k, auth_audit_rec *r)
+{
     if (!blob) {
-        /* one record as fields i, m, p, q, s, c, o, a, e, v, d; recorded = the id */
-        auth_audit_rec *r = malloc(sizeof *r);
-        if (!r) return false;
+        /* fields i, m, p, q, s, c, o, a, e, v, d; recorded = the entry id */
         r->e = (auth_audit_event){
             .interaction = field(f, "i"), .method = field(f, "m"), .path = field(f, "p"),
             .query = field(f, "q"),       .client = field(f, "c"), .org = field(f, "o"),
             .addr = field(f, "a"),        .entity = field(f, "e"), .version = field(f, "v"),
             .detail = field(f, "d"),      .status = (int)strtol(field(f, "s"), NULL, 10)};
         r->recorded_us = strtoll(id, NULL, 10) * 1000;
-        *recs = r;
-        *n = 1;
-        return true;
+        return;
     }
-    const unsigned char *p = (const unsigned char *)blob->str;
-    size_t len = blob->len, off = 0, cap = 0;
-    while (off < len) {
-        if (*n == cap) {
-            size_t nc = cap ? cap * 2 : 8;
-            auth_audit_rec *g = realloc(*recs, nc * sizeof **recs);
-            if (!g) {
-                free(*recs);
-                *recs = NULL;
-                *n = 0;
-                return false;
-            }
-            *recs = g;
-            cap = nc;
-        }
-        size_t k = auth_audit_frame_decode(p + off, len - off, &(*recs)[*n]);
-        if (!k) {
-            fprintf(stderr, "tsunagu audit: entry %s of %s: %zu bytes after record %zu are not "
-                            "a record (damaged)\n", id, AUTH_AUDIT_KEY, len - off, *n);
-            break;
-        }
-        off += k;
-        (*n)++;
-    }
-    return true;
+    auth_audit_frame_decode((const unsigned char *)blob->str + offs[k], blob->len - offs[k], r);
 }
 
 /* Splits an AuditEvent id "<ms>-<seq>-<k>" into the entry id and k. */
@@ -545,16 +552,25 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
         snprintf(start, sizeof start, "%s", eid);
         snprintf(end, sizeof end, "%s", eid);
     }
+    auth_audit_rec *rec = malloc(sizeof *rec); /* the record being looked at */
     json_t *entries = json_array();
+    if (!rec || !entries) {
+        free(rec);
+        json_decref(entries);
+        tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+        return 500;
+    }
     size_t scanned = 0;
     char next[64] = "", lastid[64] = "";
     bool done = hi < lo;
     while (!done) {
         redisReply *r = NULL;
-        const char *argv[] = {"XREVRANGE", AUTH_AUDIT_KEY, end, start, "COUNT", "64"};
+        /* (an entry holds up to 256 KiB of records: a few at a time) */
+        const char *argv[] = {"XREVRANGE", AUTH_AUDIT_KEY, end, start, "COUNT", "16"};
         if (redis_command_argv(a->rc, 6, argv, NULL, &r, err)) {
             freeReplyObject(r);
             json_decref(entries);
+            free(rec);
             return 503;
         }
         size_t n = r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
@@ -565,18 +581,19 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
                 continue;
             const char *eid = ent->element[0]->str;
             snprintf(lastid, sizeof lastid, "%s", eid);
-            auth_audit_rec *recs;
-            size_t nrec;
-            if (!entry_records(eid, ent->element[1], &recs, &nrec)) {
+            const redisReply *blob;
+            size_t *offs, nrec;
+            if (!entry_frames(eid, ent->element[1], &blob, &offs, &nrec)) {
                 freeReplyObject(r);
                 json_decref(entries);
+                free(rec);
                 tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
                 return 500;
             }
             size_t top = nrec;
             if (first[0] && !strcmp(eid, first)) top = first_below < nrec ? first_below : nrec;
             for (size_t x = top; x-- > 0;) {
-                const auth_audit_rec *rec = &recs[x];
+                entry_record(eid, ent->element[1], blob, offs, x, rec);
                 char id[64];
                 snprintf(id, sizeof id, "%s-%zu", eid, x);
                 scanned++;
@@ -604,7 +621,7 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
                                                          render(id, rec), "search", "mode",
                                                          "match"));
             }
-            free(recs);
+            free(offs);
             if (!done && scanned >= AUTH_AUDIT_SCAN_MAX) {
                 /* bounded work per request: the client continues before this entry */
                 snprintf(next, sizeof next, "%s-0", eid);
@@ -612,9 +629,10 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
             }
         }
         freeReplyObject(r);
-        if (done || n < 64) break;
+        if (done || n < 16) break;
         snprintf(end, sizeof end, "(%s", lastid);
     }
+    free(rec);
     json_t *bundle = json_pack("{s:s,s:s}", "resourceType", "Bundle", "type", "searchset");
     if (next[0]) {
         size_t ul = strlen(next_prefix) + strlen(next) + 16;

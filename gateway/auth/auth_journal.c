@@ -40,6 +40,11 @@
 #define JOURNAL_BACKOFF_MS 1000          /* longest pause between failed shipments */
 #define SHIPPED_KEY        "tsg:audit:shipped:"
 
+/* The shipment of records: they and the journal's shipped offset, or neither. */
+static redis_script ship_script =
+    REDIS_SCRIPT("audit_ship", "redis.call('XADD', KEYS[1], '*', 'r', ARGV[1]) "
+                               "redis.call('SET', KEYS[2], ARGV[2]) return 1");
+
 /* One journal file of this gateway. */
 typedef struct segment {
     struct segment *next;
@@ -112,6 +117,20 @@ static void cond_init(pthread_cond_t *c)
     pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
     pthread_cond_init(c, &a);
     pthread_condattr_destroy(&a);
+}
+
+/* Creates the folder dir (0700) and its missing parents; 0, or -1 with errno. */
+static int mkdir_p(const char *dir)
+{
+    char p[AUTH_JOURNAL_DIR_MAX];
+    snprintf(p, sizeof p, "%s", dir);
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/') continue;
+        *s = '\0';
+        if (mkdir(p, 0700) && errno != EEXIST) return -1;
+        *s = '/';
+    }
+    return mkdir(p, 0700) && errno != EEXIST ? -1 : 0;
 }
 
 /* fsyncs the folder, so that a file created or removed in it stays so. */
@@ -519,26 +538,14 @@ static tsg_rc ship_range(auth_journal *j, const char *id, int fd, const unsigned
     char key[64], off[32];
     snprintf(key, sizeof key, SHIPPED_KEY "%s", id);
     snprintf(off, sizeof off, "%" PRIu64, from + n);
-    const char *multi[] = {"MULTI"}, *exec[] = {"EXEC"};
-    const char *xadd[] = {"XADD", AUTH_AUDIT_KEY, "*", "r", (const char *)p};
-    size_t xlen[] = {4, strlen(AUTH_AUDIT_KEY), 1, 1, n};
-    const char *set[] = {"SET", key, off};
-    redis_cmd cmds[] = {{1, multi, NULL}, {5, xadd, xlen}, {3, set, NULL}, {1, exec, NULL}};
-    redisReply *rep[4] = {0};
-    tsg_rc rc = redis_pipeline(j->rc, 4, cmds, rep, err);
-    redisReply *ex = rep[3];
-    bool ok = rc == TSG_OK && ex && ex->type == REDIS_REPLY_ARRAY && ex->elements == 2 &&
-              ex->element[0]->type == REDIS_REPLY_STRING;
-    if (rc == TSG_OK && !ok) {
-        rc = TSG_EIO;
-        if (ex && ex->type == REDIS_REPLY_ARRAY && ex->elements >= 1 &&
-            ex->element[0]->type == REDIS_REPLY_ERROR)
-            tsg_error_set(err, TSG_EIO, "exception", "redis: %s", ex->element[0]->str);
-        else
-            tsg_error_set(err, TSG_EIO, "exception", "redis: XADD to %s answered oddly",
-                          AUTH_AUDIT_KEY);
-    }
-    for (int i = 0; i < 4; i++) freeReplyObject(rep[i]);
+    /* A script, not MULTI … EXEC: in a transaction the SET would run even when
+     * the XADD fails (tsg:audit is not a stream), and the records be lost. */
+    const char *keys[] = {AUTH_AUDIT_KEY, key};
+    const char *args[] = {(const char *)p, off};
+    size_t arglens[] = {n, strlen(off)};
+    redisReply *rep = NULL;
+    tsg_rc rc = redis_eval_script(j->rc, &ship_script, 2, keys, NULL, 2, args, arglens, &rep, err);
+    freeReplyObject(rep);
     if (rc == TSG_OK) *shipped = n;
     return rc;
 }
@@ -832,7 +839,7 @@ tsg_rc auth_journal_open(redis_client *c, const auth_journal_options *o, auth_jo
     cond_init(&j->work);
     cond_init(&j->ship);
     cond_init(&j->shipped);
-    if (mkdir(j->dir, 0700) && errno != EEXIST) {
+    if (mkdir_p(j->dir)) {
         tsg_error_set(err, TSG_EIO, "exception", "audit journal: creating %s: %s", j->dir,
                       strerror(errno));
         auth_journal_close(j);

@@ -28,6 +28,8 @@ static bool ready(void *user_data, tsg_buf *why)
 }
 
 /* /metrics: the Redis client's counters. */
+static auth_journal *metrics_journal; /* the audit journal, for /metrics (NULL: none) */
+
 static void metrics(tsg_buf *out, void *user_data)
 {
     rest_ctx *ctx = user_data;
@@ -47,6 +49,41 @@ static void metrics(tsg_buf *out, void *user_data)
                    "tsunagu_redis_reconnects_total %llu\n",
                    (unsigned long long)st.commands, (unsigned long long)st.errors,
                    (unsigned long long)st.reconnects);
+    if (!metrics_journal) return;
+    auth_journal_stats js;
+    auth_journal_stats_get(metrics_journal, &js);
+    tsg_buf_printf(out,
+                   "# HELP tsunagu_audit_records_total Audit records written to the journal.\n"
+                   "# TYPE tsunagu_audit_records_total counter\n"
+                   "tsunagu_audit_records_total %llu\n"
+                   "# HELP tsunagu_audit_backlog_bytes Audit records in the journal that Redis "
+                   "does not have yet.\n"
+                   "# TYPE tsunagu_audit_backlog_bytes gauge\n"
+                   "tsunagu_audit_backlog_bytes %llu\n"
+                   "# HELP tsunagu_audit_fsyncs_total fdatasyncs of the audit journal.\n"
+                   "# TYPE tsunagu_audit_fsyncs_total counter\n"
+                   "tsunagu_audit_fsyncs_total %llu\n"
+                   "# HELP tsunagu_audit_shipments_total Batches of audit records shipped to "
+                   "Redis.\n"
+                   "# TYPE tsunagu_audit_shipments_total counter\n"
+                   "tsunagu_audit_shipments_total %llu\n"
+                   "# HELP tsunagu_audit_ship_failures_total Shipments Redis refused or missed "
+                   "(retried).\n"
+                   "# TYPE tsunagu_audit_ship_failures_total counter\n"
+                   "tsunagu_audit_ship_failures_total %llu\n"
+                   "# HELP tsunagu_audit_journal_failures_total Journal writes or fdatasyncs that "
+                   "failed.\n"
+                   "# TYPE tsunagu_audit_journal_failures_total counter\n"
+                   "tsunagu_audit_journal_failures_total %llu\n"
+                   "# HELP tsunagu_audit_refused_total Requests refused because the journal held "
+                   "its limit.\n"
+                   "# TYPE tsunagu_audit_refused_total counter\n"
+                   "tsunagu_audit_refused_total %llu\n"
+                   "# HELP tsunagu_audit_orphans_total Journals of stopped gateways drained.\n"
+                   "# TYPE tsunagu_audit_orphans_total counter\n"
+                   "tsunagu_audit_orphans_total %llu\n",
+                   js.records, js.backlog_bytes, js.syncs, js.shipments, js.ship_failures,
+                   js.failures, js.refused, js.orphans);
 }
 
 int rest_serve(const char *config_file)
@@ -183,6 +220,7 @@ int rest_serve(const char *config_file)
                 goto done;
             }
             auth_web.audit = audit;
+            metrics_journal = journal;
             http_server_set_finish(srv, auth_http_finish, &auth_web);
             /* a write's record goes into its own MULTI … EXEC (rest_commit) */
             ctx.record = auth_http_record;
@@ -218,6 +256,7 @@ int rest_serve(const char *config_file)
 done:
     if (srv) http_server_stop(srv);
     http_server_free(srv);
+    metrics_journal = NULL;
     auth_journal_close(journal); /* after the last request; ships while Redis still runs */
     rest_access_free(ctx.access);
     store_free(st);

@@ -908,8 +908,11 @@ tsg_rc store_commit_with(store *s, const store_write *w, size_t n, long long now
                 } else if (!rc) {
                     for (size_t i = 0; i < ex->elements && !rc; i++)
                         if (ex->element[i]->type == REDIS_REPLY_ERROR)
-                            rc = tsg_error_set(err, TSG_EIO, "exception", "redis: %s",
-                                               ex->element[i]->str);
+                            rc = tsg_error_set(
+                                err, TSG_EIO, "exception", "redis: %s%s%s%s", ex->element[i]->str,
+                                rec && i + 1 == ex->elements ? " (appending to " : "",
+                                rec && i + 1 == ex->elements ? rec->stream : "",
+                                rec && i + 1 == ex->elements ? ")" : "");
                 }
             }
         }

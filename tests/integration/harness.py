@@ -47,6 +47,15 @@ Gateway(binary, data_dir=None, env=None, keep_dir=False, auth=False, tls=None):
     print_logs()        prints the tails of the gateway's and redis-server's logs (the with
                         block does it when its body raises).
 
+    redis(*args)        one command on the embedded Redis (its Unix socket), binary-safe: the
+                        reply as bytes / int / list / None; a Redis error raises RedisError.
+    audit_records(min_count=0, timeout=20, settle=0.3) -> every audit record in tsg:audit,
+                        oldest first, decoded (gateway/auth/auth.h, "Audit"): dicts with i m p q
+                        c o a e v d (str), s (status), t (recorded, µs), id ("<entry>-<k>").
+                        Records reach Redis from the gateway's journal within ~50 ms: this
+                        waits until at least min_count are there and no more arrive for
+                        `settle` seconds.
+
 Response: status, reason, headers (case-insensitive get), body (bytes), json (parsed body or
 None), elapsed (seconds). Module helpers: request(port, ...) without a Gateway, free_port(),
 sanitizer_report(text). request(..., context=ctx) speaks HTTPS with the ssl.SSLContext ctx.
@@ -65,12 +74,77 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
 
 SANITIZER_MARKERS = ("AddressSanitizer", "LeakSanitizer", "ThreadSanitizer",
                      "MemorySanitizer", "runtime error:")
+
+
+class RedisError(Exception):
+    pass
+
+
+def _resp_read(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest
+    if kind == b"-":
+        raise RedisError(rest.decode("utf-8", "replace"))
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [_resp_read(f) for _ in range(n)]
+    raise RedisError("unexpected reply %r" % line)
+
+
+def redis_command(sock_path, *args):
+    """One command over the Unix socket sock_path (RESP, binary-safe)."""
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(sock_path)
+        s.sendall(out)
+        with s.makefile("rb") as f:
+            return _resp_read(f)
+
+
+AUDIT_TEXTS = ("i", "m", "p", "q", "c", "o", "a", "e", "v", "d")
+
+
+def audit_frames(blob):
+    """The records of one tsg:audit entry's r field (frames: gateway/auth/auth.h, "Audit")."""
+    recs, off = [], 0
+    while off < len(blob):
+        ln, _crc = struct.unpack_from("<II", blob, off)
+        pl = blob[off + 8:off + 8 + ln]
+        assert len(pl) == ln and pl[0] == 1, "damaged audit frame at %d" % off
+        t, = struct.unpack_from("<q", pl, 1)
+        s, = struct.unpack_from("<H", pl, 9)
+        rec, p = {"t": t, "s": s}, 11
+        for name in AUDIT_TEXTS:
+            n, = struct.unpack_from("<H", pl, p)
+            rec[name] = pl[p + 2:p + 2 + n].decode("utf-8", "replace")
+            p += 2 + n
+        assert p == ln, "audit frame with trailing bytes"
+        recs.append(rec)
+        off += 8 + ln
+    return recs
 
 
 def free_port():
@@ -427,6 +501,40 @@ class Gateway:
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
+
+    # -- Redis and the audit trail -------------------------------------------------------------
+
+    def redis(self, *args):
+        return redis_command(os.path.join(self.data_dir, "redis.sock"), *args)
+
+    def _audit_now(self):
+        out = []
+        for eid, fields in self.redis("XRANGE", "tsg:audit", "-", "+") or []:
+            f = dict(zip(fields[::2], fields[1::2]))
+            if b"r" in f:
+                recs = audit_frames(f[b"r"])
+            else:  # an entry of the format before the journal: one record as fields
+                recs = [dict({k: f.get(k.encode(), b"").decode() for k in AUDIT_TEXTS},
+                             s=int(f.get(b"s", b"0")), t=int(eid.split(b"-")[0]) * 1000)]
+            for k, r in enumerate(recs):
+                r["id"] = "%s-%d" % (eid.decode(), k)
+                out.append(r)
+        return out
+
+    def audit_records(self, min_count=0, timeout=20, settle=0.3):
+        deadline = time.time() + timeout
+        recs = self._audit_now()
+        while time.time() < deadline:
+            if len(recs) >= min_count:
+                time.sleep(settle)
+                again = self._audit_now()
+                if len(again) == len(recs):
+                    return recs
+                recs = again
+            else:
+                time.sleep(0.05)
+                recs = self._audit_now()
+        return recs
 
     # -- authentication (auth=True) ----------------------------------------------------------
 

@@ -22,8 +22,10 @@ Tokens with chosen claims are forged with the gateway's own private key, read fr
 signature. Exit status 0 when every check passed (77 when `cryptography` is missing)."""
 
 import base64
+import http.client
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -604,7 +606,7 @@ def t_audit():
     mem_id, mem_sec = gw.create_client(org="Organization/clinic-9", scope="system/Patient.rs")
     adm = bearer(gw.token(adm_id, adm_sec))
     mem = bearer(gw.token(mem_id, mem_sec))
-    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    before = len(gw.audit_records())
     # a known sequence of requests: each must leave exactly one record
     seq = [("GET", "/fhir/Patient/p-audit", mem, 404),
            ("GET", "/fhir/Patient?name=audit", mem, 200),
@@ -623,15 +625,21 @@ def t_audit():
     for path in ("/healthz", "/readyz", "/fhir/metadata", "/auth/jwks",
                  "/.well-known/smart-configuration"):
         gw.get(path)
-    after = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
-    assert after - before == len(seq) + 2, (before, after)
+    recs = gw.audit_records(before + len(seq) + 2)
+    assert len(recs) - before == len(seq) + 2, (before, len(recs), recs[before:])
+    # each says what was asked and answered, with the gateway's clock (in the stream by
+    # arrival: a write's record arrives with the write, the others' from the journal)
+    got = [(r["m"], r["p"], r["s"]) for r in sorted(recs[before:], key=lambda r: r["t"])]
+    got = got[:len(seq)]
+    assert got == [(m, p.split("?")[0], st) for m, p, _, st in seq], got
+    assert all(abs(r["t"] / 1e6 - time.time()) < 120 for r in recs[before:]), recs[before:]
 
     # members may not read the trail
     r = gw.get("/fhir/AuditEvent", headers=mem)
     expect(r, 403, "member reads AuditEvent")
     expect_401(gw.get("/fhir/AuditEvent"), "AuditEvent without a token", invalid_token=False)
     # admins search it, newest first
-    r = gw.get("/fhir/AuditEvent?_count=%d" % (len(seq) + 3), headers=adm)
+    r = gw.get("/fhir/AuditEvent?_count=30", headers=adm)
     expect(r, 200, "admin searches AuditEvent")
     evs = [e["resource"] for e in r.json["entry"]]
     # the newest records are the two refused reads of the trail just above
@@ -687,7 +695,7 @@ def t_audit():
     # a write and its record are one step: the record is in the write's MULTI … EXEC block
     # of the AOF and names the new resource's id and version; a read's record says what
     # the read answered; none of them is recorded twice
-    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    before = len(gw.audit_records())
     r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"}, headers=adm)
     assert r.status == 201, r
     nid = r.header("Location").split("/Patient/")[1].split("/")[0]
@@ -696,7 +704,7 @@ def t_audit():
     assert r.status == 200, r
     expect(gw.request("DELETE", "/fhir/Patient/" + nid, headers=adm), 200, "delete")
     expect(gw.get("/fhir/Patient/" + nid, headers=adm), 410, "read of the deleted")
-    assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) - before == 4
+    assert len(gw.audit_records(before + 4)) - before == 4
     r = gw.get("/fhir/AuditEvent?entity=Patient/" + nid, headers=adm)
     assert r.status == 200, r
     got = [(e["resource"]["subtype"][0]["code"], e["resource"]["outcome"],
@@ -708,14 +716,14 @@ def t_audit():
             ("create", "0", "Patient/%s/_history/1" % nid, "POST /fhir/Patient -> HTTP 201")]
     assert got == want, got
     # a transaction's record is committed with it too; a batch is recorded once, after it
-    before = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
+    before = len(gw.audit_records())
     for kind in ("transaction", "batch"):
         tx = {"resourceType": "Bundle", "type": kind, "entry": [
             {"resource": {"resourceType": "Patient", "identifier": [
                 {"system": "urn:audit-tx", "value": kind}]},
              "request": {"method": "POST", "url": "Patient"}}]}
         expect(gw.request("POST", "/fhir", tx, headers=adm), 200, kind)
-    assert int(redis_cli(gw, "XLEN", "tsg:audit").strip()) - before == 2
+    assert len(gw.audit_records(before + 2)) - before == 2
     aofdir = os.path.join(gw.data_dir, "appendonlydir")
     aof = b"".join(open(os.path.join(aofdir, f), "rb").read() for f in sorted(os.listdir(aofdir))
                    if ".incr." in f)
@@ -726,24 +734,119 @@ def t_audit():
         assert len(mine) == 1 and b"\r\ntsg:audit\r\n" in mine[0], (v, mine)
     mine = [b for b in blocks if b"urn:audit-tx" in b]
     assert len(mine) == 2, mine
-    assert sum(b"\r\ntsg:audit\r\n" in b and b"\r\ntransaction\r\n" in b for b in mine) == 1
-    assert not any(b"\r\nbatch\r\n" in b for b in mine), mine
+    # (the record is a frame: its texts are u16-length-prefixed)
+    assert sum(b"\r\ntsg:audit\r\n" in b and b"\x0b\x00transaction" in b for b in mine) == 1
+    assert not any(b"\x05\x00batch" in b for b in mine), mine
 
-    # a record that cannot be written fails the request
+    # Redis refusing the records (tsg:audit is not a stream): reads are answered, their
+    # records wait in the journal; the audit search, which needs them in Redis, and a write,
+    # whose record is in its own EXEC, fail with 503; once Redis takes records again, every
+    # waiting one arrives, exactly once
+    before = len(gw.audit_records())
     redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")
     redis_cli(gw, "SET", "tsg:audit", "not a stream")
     try:
-        r = gw.get("/fhir/Patient/p-audit", headers=adm)
+        for i in range(5):
+            expect(gw.get("/fhir/Patient/p-audit?_n=%d" % i, headers=adm), 200, "read, journal")
+        r = gw.get("/fhir/AuditEvent", headers=adm)
         assert r.status == 503 and "audit" in json.dumps(r.json), r
-        r = gw.get("/fhir/Patient?name=audit", headers=adm)
-        assert r.status == 503 and "audit" in json.dumps(r.json), r
-        # a write whose record fails is answered 503 too
         r = gw.request("POST", "/fhir/Patient", {"resourceType": "Patient"}, headers=adm)
         assert r.status == 503 and "audit" in json.dumps(r.json), r
+        assert "shipping records to Redis" in gw.log(), gw.log_tail()
     finally:
         redis_cli(gw, "DEL", "tsg:audit")
         redis_cli(gw, "RENAME", "tsg:audit-saved", "tsg:audit")
-    expect(gw.get("/fhir/Patient/p-audit", headers=adm), 200, "audit works again")
+    recs = gw.audit_records(before + 7)
+    mine = [r for r in recs[before:] if r["p"] == "/fhir/Patient/p-audit" and r["s"] == 200]
+    assert sorted(r["q"] for r in mine) == ["_n=%d" % i for i in range(5)], recs[before:]
+    assert [r["s"] for r in recs[before:] if r["p"] == "/fhir/AuditEvent"] == [503], recs
+    assert [r["s"] for r in recs[before:] if r["m"] == "POST"] == [503], recs
+    expect(gw.get("/fhir/AuditEvent?_count=1", headers=adm), 200, "audit search works again")
+
+
+def t_audit_journal_limit():
+    # the journal holds at most audit_journal_max_mb of records Redis has not taken: past
+    # it, requests fail with 503 (their records cannot be kept); once Redis takes records
+    # again, requests are answered and every answered one has its record
+    with harness.Gateway(S.binary, auth=True, env={"TSUNAGU_AUDIT_JOURNAL_MAX_MB": "1",
+                                                   "TSUNAGU_AUTH_RATE": "0"}) as gw:
+        cid, sec = gw.create_client(org="Organization/o", scope="system/*.cruds", role="admin")
+        h = bearer(gw.token(cid, sec))
+        gw.audit_records()
+        redis_cli(gw, "SET", "tsg:audit", "not a stream")
+        conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        answered, refused = 0, None
+        pad = "x" * 2000  # a long query: ~2.1 KB per record, the limit in ~500 requests
+        for i in range(3000):
+            conn.request("GET", "/fhir/Patient/lim?_n=%d&pad=%s" % (i, pad), headers=h)
+            r = conn.getresponse()
+            body = r.read()
+            if r.status == 503:
+                refused = json.loads(body)
+                break
+            assert r.status in (400, 404), (r.status, body[:200])
+            answered += 1
+        conn.close()
+        assert refused and "audit_journal_max_mb" in json.dumps(refused), (answered, refused)
+        assert 300 < answered < 1000, answered
+        redis_cli(gw, "DEL", "tsg:audit")
+        deadline = time.time() + 10
+        while gw.get("/fhir/Patient/lim?_n=after", headers=h).status == 503:
+            assert time.time() < deadline, "still refused after Redis took records again"
+            time.sleep(0.1)
+        # (the stream was replaced: only these requests' records are in it now)
+        recs = gw.audit_records(answered + 1)
+        lim = [r for r in recs if r["p"] == "/fhir/Patient/lim" and r["s"] != 503]
+        ns = [r["q"].split("&")[0] for r in lim]
+        assert ns[:answered] == ["_n=%d" % i for i in range(answered)], ns[:5]
+        # operators see it in /metrics
+        m = gw.get("/metrics", headers=h).body.decode()
+        vals = dict(l.split(" ", 1) for l in m.splitlines() if l.startswith("tsunagu_audit_"))
+        assert int(vals["tsunagu_audit_refused_total"]) >= 1, vals
+        assert int(vals["tsunagu_audit_ship_failures_total"]) >= 1, vals
+        assert int(vals["tsunagu_audit_records_total"]) >= answered, vals
+
+
+def t_audit_crash():
+    # kill -9 while records wait in the journal (Redis refuses them): after the restart the
+    # new gateway drains the dead one's journal — every answered request has its record,
+    # exactly once, also those answered just before the kill (shipping worked then)
+    gw = harness.Gateway(S.binary, auth=True, keep_dir=True)
+    try:
+        gw.start()
+        cid, sec = gw.create_client(org="Organization/o", scope="system/*.cruds", role="admin")
+        h = bearer(gw.token(cid, sec))
+        for i in range(50):
+            expect(gw.get("/fhir/Patient/crash-a%d" % i, headers=h), 404, "read")
+        redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")
+        redis_cli(gw, "SET", "tsg:audit", "not a stream")
+        for i in range(50):
+            expect(gw.get("/fhir/Patient/crash-b%d" % i, headers=h), 404, "read, journal")
+        jdir = os.path.join(gw.data_dir, "audit-journal")
+        assert any(f.endswith(".journal") for f in os.listdir(jdir)), os.listdir(jdir)
+        gw.kill9()
+        gw.restart()
+        time.sleep(0.5)
+        redis_cli(gw, "DEL", "tsg:audit")
+        redis_cli(gw, "RENAME", "tsg:audit-saved", "tsg:audit")
+        want = ["/fhir/Patient/crash-a%d" % i for i in range(50)] + \
+               ["/fhir/Patient/crash-b%d" % i for i in range(50)]
+        deadline = time.time() + 30
+        while True:
+            got = [r["p"] for r in gw.audit_records() if r["p"].startswith("/fhir/Patient/crash-")]
+            if sorted(got) == sorted(want) or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert sorted(got) == sorted(want), (len(got), len(set(got)), len(want))
+        assert "shipped" in gw.log(), gw.log_tail()
+        # the dead gateway's journal is gone once shipped; only the live one's remains
+        deadline = time.time() + 15
+        while len([f for f in os.listdir(jdir) if f.endswith(".journal")]) > 1:
+            assert time.time() < deadline, os.listdir(jdir)
+            time.sleep(0.2)
+    finally:
+        gw.close()
+        shutil.rmtree(gw.data_dir, ignore_errors=True)
 
 
 def t_audit_retention():
@@ -758,8 +861,10 @@ def t_audit_retention():
         expect_401(gw.get("/fhir/Patient/x"), "no token", invalid_token=False)
         n = int(redis_cli(gw, "XLEN", "tsg:audit").strip())
         assert n < 300, n  # XTRIM MINID ~ drops whole nodes (100 entries each)
-        first = redis_cli(gw, "XRANGE", "tsg:audit", "-", "+", "COUNT", "1").split()[0]
-        assert int(first.split("-")[0]) > 100, first
+        gw.audit_records(1)  # (the request's own record arrives from the journal)
+        old_left = [int(e[0].split(b"-")[0]) for e in gw.redis("XRANGE", "tsg:audit", "-", "+")
+                    if int(e[0].split(b"-")[0]) <= 300]
+        assert not old_left or old_left[0] > 100, old_left[:3]
 
 
 def t_admin_without_serve():
@@ -833,6 +938,8 @@ def main():
         checks.run("rate_limit", t_rate_limit)
         checks.run("login_failures", t_login_failures)
         checks.run("audit_retention", t_audit_retention)
+        checks.run("audit_journal_limit", t_audit_journal_limit)
+        checks.run("audit_crash", t_audit_crash)
         checks.run("admin_without_serve", t_admin_without_serve)
         checks.run("auth_off", t_auth_off)
     finally:

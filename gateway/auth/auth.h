@@ -539,15 +539,14 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * script runs XADD tsg:audit * r <frames> and then SET
  * tsg:audit:shipped:<id> <offset> — so each frame reaches the stream
  * exactly once, even across crashes (a script, because in MULTI … EXEC the
- * SET would run even when the XADD fails). A full file is fdatasynced and closed, the next one (made ahead
- * by the syncer) takes over, and a closed file is removed once shipped. At
- * start, and every 10 s, the shipper drains journals no process holds (a
- * stopped or crashed gateway's, or another gateway's on the same data dir):
- * their frames after the shipped offset, up to the first torn or damaged
- * frame (a write the crash cut short, whose request was never answered;
- * logged unless only zeros follow). While Redis refuses or is down, frames
- * stay in the journal and shipping retries (50 ms … 1 s); the journal keeps
- * at most audit_journal_max_mb of unshipped records, then requests fail.
+ * SET would run even when the XADD fails). A full file is fdatasynced and closed, the next one
+ * (made ahead by the syncer) takes over, and a closed file is removed once shipped. At start, and
+ * every 10 s, the shipper drains journals no process holds (a stopped or crashed gateway's, or
+ * another gateway's on the same data dir): their frames after the shipped offset, up to the first
+ * torn or damaged frame (a write the crash cut short, whose request was never answered; logged
+ * unless only zeros follow). While Redis refuses or is down, frames stay in the journal and
+ * shipping retries (50 ms … 1 s); the journal keeps at most audit_journal_max_mb of unshipped
+ * records, then requests fail.
  *
  * A record that cannot be written fails the request with 503: the journal
  * failed (a file could not be made, an fdatasync failed: the records not yet
@@ -630,15 +629,15 @@ size_t auth_audit_frame_decode(const unsigned char *p, size_t n, auth_audit_rec 
 
 /* The local journal (see above). */
 typedef struct auth_journal_options {
-    const char *dir;             /* created (0700, with its parents) when missing */
-    uint64_t max_backlog_bytes;  /* unshipped records before appends fail; 0 = no limit */
-    unsigned ship_interval_ms;   /* 0 = 50 */
-    bool fsync_always;           /* audit_fsync "always" (else "interval") */
+    const char *dir;            /* created (0700, with its parents) when missing */
+    uint64_t max_backlog_bytes; /* unshipped records before appends fail; 0 = no limit */
+    unsigned ship_interval_ms;  /* 0 = 50 */
+    bool fsync_always;          /* audit_fsync "always" (else "interval") */
 } auth_journal_options;
 
 typedef struct auth_journal_stats {
     unsigned long long records, syncs, shipments, ship_failures, failures, refused, orphans;
-    unsigned long long backlog_bytes; /* appended, not yet in Redis */
+    unsigned long long backlog_bytes;     /* appended, not yet in Redis */
     char ship_error[TSG_ERR_MESSAGE_MAX]; /* the last shipping failure */
 } auth_journal_stats;
 
@@ -668,8 +667,8 @@ void auth_journal_close(auth_journal *j);
 
 /* The audit trail: records to journal j (borrowed; may be NULL only for
  * auth_audit_entry and searches), searches and trims through c. */
-tsg_rc auth_audit_new(redis_client *c, auth_journal *j, unsigned retention_days,
-                      auth_audit **out, tsg_error *err);
+tsg_rc auth_audit_new(redis_client *c, auth_journal *j, unsigned retention_days, auth_audit **out,
+                      tsg_error *err);
 
 /* Frees a (NULL is ignored). */
 void auth_audit_free(auth_audit *a);

@@ -22,7 +22,7 @@
 #define AUDIT_TRIM_MS  60000 /* how often old records are trimmed */
 #define AUDIT_FORMAT   1
 #define AUDIT_TEXTS    10
-#define AUDIT_FLUSH_MS 3000 /* a search waits this long for the journal's records */
+#define AUDIT_FLUSH_MS 3000                 /* a search waits this long for the journal's records */
 #define SKEW_MS        (5LL * 60 * 1000)    /* entry ids before a date range looked at */
 #define LATE_MS        (24LL * 3600 * 1000) /* … and after it */
 
@@ -164,10 +164,9 @@ static size_t frame_parse(const unsigned char *p, size_t n, auth_audit_rec *out)
     if (out) {
         out->e = (auth_audit_event){.status = status};
         out->recorded_us = (long long)(us > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : us);
-        const char **fs[AUDIT_TEXTS] = {&out->e.interaction, &out->e.method, &out->e.path,
-                                        &out->e.query,       &out->e.client, &out->e.org,
-                                        &out->e.addr,        &out->e.entity, &out->e.version,
-                                        &out->e.detail};
+        const char **fs[AUDIT_TEXTS] = {
+            &out->e.interaction, &out->e.method, &out->e.path,   &out->e.query,   &out->e.client,
+            &out->e.org,         &out->e.addr,   &out->e.entity, &out->e.version, &out->e.detail};
         memcpy(f, fs, sizeof f);
     }
     for (int i = 0; i < AUDIT_TEXTS; i++) {
@@ -218,8 +217,8 @@ bool auth_audit_entry(const auth_audit_event *e, tsg_arena *arena, store_append 
     return true;
 }
 
-tsg_rc auth_audit_new(redis_client *c, auth_journal *j, unsigned retention_days,
-                      auth_audit **out, tsg_error *err)
+tsg_rc auth_audit_new(redis_client *c, auth_journal *j, unsigned retention_days, auth_audit **out,
+                      tsg_error *err)
 {
     *out = NULL;
     auth_audit *a = calloc(1, sizeof *a);
@@ -455,8 +454,10 @@ static bool entry_frames(const char *id, const redisReply *f, const redisReply *
     while (off < len) {
         size_t k = auth_audit_frame_check(p + off, len - off);
         if (!k) {
-            fprintf(stderr, "tsunagu audit: entry %s of %s: %zu bytes after record %zu are not "
-                            "a record (damaged)\n", id, AUTH_AUDIT_KEY, len - off, *n);
+            fprintf(stderr,
+                    "tsunagu audit: entry %s of %s: %zu bytes after record %zu are not "
+                    "a record (damaged)\n",
+                    id, AUTH_AUDIT_KEY, len - off, *n);
             break;
         }
         if (*n == cap) {
@@ -482,11 +483,17 @@ static void entry_record(const char *id, const redisReply *f, const redisReply *
 {
     if (!blob) {
         /* fields i, m, p, q, s, c, o, a, e, v, d; recorded = the entry id */
-        r->e = (auth_audit_event){
-            .interaction = field(f, "i"), .method = field(f, "m"), .path = field(f, "p"),
-            .query = field(f, "q"),       .client = field(f, "c"), .org = field(f, "o"),
-            .addr = field(f, "a"),        .entity = field(f, "e"), .version = field(f, "v"),
-            .detail = field(f, "d"),      .status = (int)strtol(field(f, "s"), NULL, 10)};
+        r->e = (auth_audit_event){.interaction = field(f, "i"),
+                                  .method = field(f, "m"),
+                                  .path = field(f, "p"),
+                                  .query = field(f, "q"),
+                                  .client = field(f, "c"),
+                                  .org = field(f, "o"),
+                                  .addr = field(f, "a"),
+                                  .entity = field(f, "e"),
+                                  .version = field(f, "v"),
+                                  .detail = field(f, "d"),
+                                  .status = (int)strtol(field(f, "s"), NULL, 10)};
         r->recorded_us = strtoll(id, NULL, 10) * 1000;
         return;
     }
@@ -498,8 +505,8 @@ static bool split_id(const char *id, char entry[48], size_t *k)
 {
     size_t l = strlen(id);
     const char *dash = strrchr(id, '-');
-    if (!l || l > 46 || strspn(id, "0123456789-") != l || id[0] == '-' || !dash ||
-        dash == id || !dash[1] || !memchr(id, '-', (size_t)(dash - id)))
+    if (!l || l > 46 || strspn(id, "0123456789-") != l || id[0] == '-' || !dash || dash == id ||
+        !dash[1] || !memchr(id, '-', (size_t)(dash - id)))
         return false;
     memcpy(entry, id, (size_t)(dash - id));
     entry[dash - id] = '\0';
@@ -617,9 +624,9 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
                     done = true;
                     break;
                 }
-                json_array_append_new(entries, json_pack("{s:o,s:{s:s}}", "resource",
-                                                         render(id, rec), "search", "mode",
-                                                         "match"));
+                json_array_append_new(entries,
+                                      json_pack("{s:o,s:{s:s}}", "resource", render(id, rec),
+                                                "search", "mode", "match"));
             }
             free(offs);
             if (!done && scanned >= AUTH_AUDIT_SCAN_MAX) {

@@ -34,10 +34,10 @@
 #define JOURNAL_MAGIC      "TSGAUDITJOURNAL1" /* 16 bytes, then the file's 16 hex digit id */
 #define JOURNAL_HEADER     32u
 #define JOURNAL_SEGMENT    (128ull << 20) /* the size of a journal file (allocated at once) */
-#define JOURNAL_SHIP_MAX   (256u << 10)  /* bytes of records in one XADD */
-#define JOURNAL_SCAN_MS    10000         /* how often the folder is looked at for orphans */
-#define JOURNAL_REOPEN_MS  1000          /* after a failed write, a new file is tried this often */
-#define JOURNAL_BACKOFF_MS 1000          /* longest pause between failed shipments */
+#define JOURNAL_SHIP_MAX   (256u << 10)   /* bytes of records in one XADD */
+#define JOURNAL_SCAN_MS    10000          /* how often the folder is looked at for orphans */
+#define JOURNAL_REOPEN_MS  1000           /* after a failed write, a new file is tried this often */
+#define JOURNAL_BACKOFF_MS 1000           /* longest pause between failed shipments */
 #define SHIPPED_KEY        "tsg:audit:shipped:"
 
 /* The shipment of records: they and the journal's shipped offset, or neither. */
@@ -50,12 +50,12 @@ typedef struct segment {
     struct segment *next;
     char id[17];
     char path[AUTH_JOURNAL_DIR_MAX + 32];
-    int fd;           /* flock()ed LOCK_EX while ours */
+    int fd;             /* flock()ed LOCK_EX while ours */
     unsigned char *map; /* the file's JOURNAL_SEGMENT bytes, shared */
-    uint64_t ready;   /* bytes of the file that may be shipped: durable (sync_each) or
-                         written (header included) */
-    uint64_t shipped; /* bytes of the file that are in Redis (header included) */
-    bool closed;      /* takes no more records: removed once shipped */
+    uint64_t ready;     /* bytes of the file that may be shipped: durable (sync_each) or
+                           written (header included) */
+    uint64_t shipped;   /* bytes of the file that are in Redis (header included) */
+    bool closed;        /* takes no more records: removed once shipped */
 } segment;
 
 struct auth_journal {
@@ -73,13 +73,13 @@ struct auth_journal {
 
     unsigned char *pend; /* appended, not yet taken by the syncer */
     size_t pend_len, pend_cap;
-    uint64_t appended;   /* record bytes ever appended (the appenders' positions) */
+    uint64_t appended; /* record bytes ever appended (the appenders' positions) */
     /* positions up to ok_upto are durable, except (fail_from, fail_upto], the
      * last failure: read by waiting appenders without the mutex */
     _Atomic uint64_t ok_upto, fail_from, fail_upto;
-    uint64_t ready_n;    /* record bytes ready (see segment.ready), in total */
-    uint64_t shipped_n;  /* … of which shipped (from this process' own files) */
-    bool failed;         /* the current file failed: appends fail until a new one opens */
+    uint64_t ready_n;   /* record bytes ready (see segment.ready), in total */
+    uint64_t shipped_n; /* … of which shipped (from this process' own files) */
+    bool failed;        /* the current file failed: appends fail until a new one opens */
     char failure[TSG_ERR_MESSAGE_MAX];
     long long failed_at_ms;
     bool stop;
@@ -261,8 +261,7 @@ static void reopen_locked(auth_journal *j)
     tsg_error e;
     if (segment_new(j, &e) == TSG_OK) {
         j->failed = false;
-        fprintf(stderr, "tsunagu audit: the journal takes records again (%s)\n",
-                current(j)->path);
+        fprintf(stderr, "tsunagu audit: the journal takes records again (%s)\n", current(j)->path);
     } else {
         j->failed_at_ms = mono_ms();
         snprintf(j->failure, sizeof j->failure, "%s", e.message);
@@ -382,8 +381,7 @@ static void sync_interval(auth_journal *j)
             pthread_mutex_lock(&j->mu);
             if (e) {
                 char why[AUTH_JOURNAL_DIR_MAX + 80];
-                snprintf(why, sizeof why, "audit journal: fdatasync of %s: %s", path,
-                         strerror(e));
+                snprintf(why, sizeof why, "audit journal: fdatasync of %s: %s", path, strerror(e));
                 if (!j->failed) fail_locked(j, why);
             } else {
                 done = upto;
@@ -518,17 +516,17 @@ static tsg_rc ship_range(auth_journal *j, const char *id, int fd, const unsigned
     if (map) {
         p = map + from;
         got = want;
-        for (size_t f; got - n >= 8 && (f = 8 + (size_t)(p[n] | p[n + 1] << 8 |
-                                                         (size_t)p[n + 2] << 16 |
-                                                         (size_t)p[n + 3] << 24)) <= got - n;)
+        for (size_t f;
+             got - n >= 8 && (f = 8 + (size_t)(p[n] | p[n + 1] << 8 | (size_t)p[n + 2] << 16 |
+                                               (size_t)p[n + 3] << 24)) <= got - n;)
             n += f;
     } else {
         while (got < want) {
             ssize_t r = pread(fd, buf + got, want - got, (off_t)(from + got));
             if (r < 0 && errno == EINTR) continue;
             if (r < 0)
-                return tsg_error_set(err, TSG_EIO, "exception", "audit journal %s: reading: %s",
-                                     id, strerror(errno));
+                return tsg_error_set(err, TSG_EIO, "exception", "audit journal %s: reading: %s", id,
+                                     strerror(errno));
             if (r == 0) break;
             got += (size_t)r;
         }
@@ -563,8 +561,8 @@ static tsg_rc shipped_offset(auth_journal *j, const char *id, uint64_t *off, tsg
         char *end;
         unsigned long long v = strtoull(r->str, &end, 10);
         if (*end || v < JOURNAL_HEADER)
-            rc = tsg_error_set(err, TSG_EIO, "exception", "%s holds %s, not an offset", key,
-                               r->str);
+            rc =
+                tsg_error_set(err, TSG_EIO, "exception", "%s holds %s, not an offset", key, r->str);
         else
             *off = v;
     }

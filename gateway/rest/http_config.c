@@ -273,7 +273,8 @@ static tsg_rc load_file(http_config *cfg, const char *file, tsg_error *err)
                 "%s: unknown key \"%s\" (known: listen, threads, max_connections, "
                 "connection_timeout_s, max_body_bytes, drain_timeout_s, "
                 "data_dir, redis_url, auth, auth_token_lifetime_s, "
-                "auth_rate_per_s, auth_rate_burst, public_url, audit, audit_fsync, audit_retention_days, "
+                "auth_rate_per_s, auth_rate_burst, public_url, audit, audit_fsync, "
+                "audit_retention_days, "
                 "audit_journal_max_mb, "
                 "validate, profile_paths, type_profiles, consent_default, tls_cert, tls_key, "
                 "outbound_allow, outbound_allow_private, outbound_allow_http)",

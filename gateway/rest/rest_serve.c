@@ -208,10 +208,10 @@ int rest_serve(const char *config_file)
         if (!strcmp(cfg.audit, "on")) {
             char jdir[sizeof cfg.data_dir + 16];
             snprintf(jdir, sizeof jdir, "%s/audit-journal", cfg.data_dir);
-            auth_journal_options jo = {
-                .dir = jdir,
-                .max_backlog_bytes = (uint64_t)cfg.audit_journal_max_mb << 20,
-                .fsync_always = !strcmp(cfg.audit_fsync, "always")};
+            auth_journal_options jo = {.dir = jdir,
+                                       .max_backlog_bytes = (uint64_t)cfg.audit_journal_max_mb
+                                                            << 20,
+                                       .fsync_always = !strcmp(cfg.audit_fsync, "always")};
             if (auth_journal_open(client, &jo, &journal, &err) ||
                 auth_audit_new(client, journal, cfg.audit_retention_days, &audit, &err) ||
                 http_route_add(srv, "/fhir/AuditEvent", HTTP_GET, 0, auth_http_audit, &auth_web,

@@ -294,6 +294,8 @@ static void sync_each(auth_journal *j)
         j->pend_len = 0;
         uint64_t upto = j->appended;
         segment *s = current(j);
+        /* (n fits a fresh file: each appender waits for its record before it
+         * can append another, so n ≤ threads × AUTH_AUDIT_FRAME_MAX, ~21 MB) */
         if (s->ready + n > JOURNAL_SEGMENT) {
             tsg_error e;
             s->closed = true; /* full: the shipper removes it once shipped */

@@ -28,6 +28,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
@@ -849,6 +850,53 @@ def t_audit_crash():
         shutil.rmtree(gw.data_dir, ignore_errors=True)
 
 
+def t_audit_fsync_always():
+    # audit_fsync always: every answer waits for its record's fdatasync, which concurrent
+    # requests share (group commit); after a kill -9 every answered request has its record
+    gw = harness.Gateway(S.binary, auth=True, keep_dir=True,
+                         env={"TSUNAGU_AUDIT_FSYNC": "always", "TSUNAGU_AUTH_RATE": "0"})
+    try:
+        gw.start()
+        cid, sec = gw.create_client(org="Organization/o", scope="system/*.cruds", role="admin")
+        h = bearer(gw.token(cid, sec))
+        answered = []
+
+        def worker(t):
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+            for i in range(60):
+                path = "/fhir/Patient/always-%d-%d" % (t, i)
+                conn.request("GET", path, headers=h)
+                r = conn.getresponse()
+                r.read()
+                assert r.status == 404, r.status
+                answered.append(path)
+            conn.close()
+
+        threads = [threading.Thread(target=worker, args=(t,)) for t in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(answered) == 480, len(answered)
+        m = gw.get("/metrics", headers=h).body.decode()
+        vals = dict(l.split(" ", 1) for l in m.splitlines() if l.startswith("tsunagu_audit_"))
+        syncs, recs = int(vals["tsunagu_audit_fsyncs_total"]), int(vals["tsunagu_audit_records_total"])
+        assert 0 < syncs <= recs and recs >= 480, vals
+        print("  480 reads from 8 connections: %d records, %d fdatasyncs" % (recs, syncs))
+        gw.kill9()
+        gw.restart()
+        deadline = time.time() + 30
+        while True:
+            got = [r["p"] for r in gw.audit_records() if r["p"].startswith("/fhir/Patient/always-")]
+            if sorted(got) == sorted(answered) or time.time() > deadline:
+                break
+            time.sleep(0.3)
+        assert sorted(got) == sorted(answered), (len(got), len(set(got)), len(answered))
+    finally:
+        gw.close()
+        shutil.rmtree(gw.data_dir, ignore_errors=True)
+
+
 def t_audit_retention():
     # records past the retention are trimmed after the first recorded request (then at most
     # once a minute), whichever way records are written
@@ -940,6 +988,7 @@ def main():
         checks.run("audit_retention", t_audit_retention)
         checks.run("audit_journal_limit", t_audit_journal_limit)
         checks.run("audit_crash", t_audit_crash)
+        checks.run("audit_fsync_always", t_audit_fsync_always)
         checks.run("admin_without_serve", t_admin_without_serve)
         checks.run("auth_off", t_auth_off)
     finally:

@@ -492,7 +492,7 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *       u8 1 (the format), i64 LE recorded (µs since 1970, the gateway's
  *       clock when the answer was decided), u16 LE HTTP status, then ten
  *       texts, each u16 LE length + bytes (at most AUTH_AUDIT_FIELD_MAX,
- *       longer ones are cut): interaction (read, search-type, create, token,
+ *       longer ones are cut; no NUL byte): interaction (read, search-type, create, token,
  *       …), method, path, query, client id, its Organization, client
  *       address, entity (Type/id), version (that a write made of the
  *       entity; "" for other requests), detail (the error, if any).

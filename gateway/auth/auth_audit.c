@@ -163,7 +163,9 @@ static size_t frame_parse(const unsigned char *p, size_t n, auth_audit_rec *out)
     char *b = out ? out->buf : NULL;
     if (out) {
         out->e = (auth_audit_event){.status = status};
-        out->recorded_us = (long long)(us > (uint64_t)INT64_MAX ? (uint64_t)INT64_MAX : us);
+        int64_t signed_us; /* the i64 written by auth_audit_frame, negative ones too */
+        memcpy(&signed_us, &us, sizeof signed_us);
+        out->recorded_us = (long long)signed_us;
         const char **fs[AUDIT_TEXTS] = {
             &out->e.interaction, &out->e.method, &out->e.path,   &out->e.query,   &out->e.client,
             &out->e.org,         &out->e.addr,   &out->e.entity, &out->e.version, &out->e.detail};
@@ -173,7 +175,8 @@ static size_t frame_parse(const unsigned char *p, size_t n, auth_audit_rec *out)
         if (end - q < 2) return 0;
         size_t l = get_u16(q);
         q += 2;
-        if (l > AUTH_AUDIT_FIELD_MAX || (size_t)(end - q) < l) return 0;
+        /* (texts are C strings: a NUL byte inside one is a damaged frame) */
+        if (l > AUTH_AUDIT_FIELD_MAX || (size_t)(end - q) < l || memchr(q, 0, l)) return 0;
         if (out) {
             memcpy(b, q, l);
             b[l] = '\0';

@@ -297,7 +297,7 @@ static int file_exists(fixture *f, const char *name)
  * each frame starts in it. */
 typedef struct stream_recs {
     unsigned char *bytes;
-    size_t n_bytes;
+    size_t n_bytes, bytes_cap;
     size_t *at; /* frame k starts at bytes + at[k] */
     size_t n, cap;
     size_t entries;
@@ -351,9 +351,14 @@ static void read_stream(fixture *f, stream_recs *s)
             off += k;
         }
         assert_int_equal(off, len);
-        unsigned char *nb = realloc(s->bytes, s->n_bytes + len);
-        assert_non_null(nb);
-        s->bytes = nb;
+        if (s->n_bytes + len > s->bytes_cap) { /* (geometric: ASan's realloc always copies) */
+            size_t cap = s->bytes_cap ? s->bytes_cap : 1u << 16;
+            while (cap < s->n_bytes + len) cap *= 2;
+            unsigned char *nb = realloc(s->bytes, cap);
+            assert_non_null(nb);
+            s->bytes = nb;
+            s->bytes_cap = cap;
+        }
         memcpy(s->bytes + s->n_bytes, p, len);
         s->n_bytes += len;
     }
@@ -1024,6 +1029,137 @@ static void test_backlog_limit_always(void **state)
 }
 
 /* ------------------------------------------------------------------------
+ * A full journal file: the next one takes over, the full one goes once shipped
+ * ------------------------------------------------------------------------ */
+
+/* A record of nearly the largest size: thread th's i-th, path "/t/<th>/<i>". */
+static size_t big_frame(int th, int i, const char *filler, unsigned char *out, size_t cap)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/t/%d/%d", th, i);
+    auth_audit_event e = {"read", "GET",  path,   filler, filler, filler,
+                          filler, filler, filler, filler, 200};
+    return auth_audit_frame(&e, 1700000000000000LL + i, out, cap);
+}
+
+typedef struct big_appender {
+    auth_journal *j;
+    const char *filler;
+    int th, count, failed_at;
+    char why[TSG_ERR_MESSAGE_MAX];
+} big_appender;
+
+static void *big_appender_run(void *arg)
+{
+    big_appender *a = arg;
+    unsigned char *fr = malloc(AUTH_AUDIT_FRAME_MAX);
+    a->failed_at = -1;
+    for (int i = 0; fr && i < a->count; i++) {
+        size_t n = big_frame(a->th, i, a->filler, fr, AUTH_AUDIT_FRAME_MAX);
+        tsg_error e;
+        if (auth_journal_append(a->j, fr, n, &e) != TSG_OK) {
+            a->failed_at = i;
+            snprintf(a->why, sizeof a->why, "%s", e.message);
+            break;
+        }
+    }
+    if (!fr) a->failed_at = 0;
+    free(fr);
+    return NULL;
+}
+
+static void journal_rotation(fixture *f, bool always, int threads)
+{
+    auth_journal_options o = {.dir = f->jdir, .fsync_always = always};
+    open_journal(f, f->client, &o);
+    char first[17];
+    assert_int_equal(files_ending(f, ".journal", first), 1);
+    char *filler = malloc(AUTH_AUDIT_FIELD_MAX + 1);
+    assert_non_null(filler);
+    memset(filler, 'f', AUTH_AUDIT_FIELD_MAX);
+    filler[AUTH_AUDIT_FIELD_MAX] = '\0';
+    /* a fifth more than one file holds */
+    unsigned char *fr = malloc(AUTH_AUDIT_FRAME_MAX);
+    assert_non_null(fr);
+    size_t n = big_frame(0, 0, filler, fr, AUTH_AUDIT_FRAME_MAX);
+    free(fr);
+    int each = (int)(SEGMENT / n * 6 / 5) / threads;
+    pthread_t tid[N_THREADS];
+    big_appender a[N_THREADS];
+    for (int t = 0; t < threads; t++) {
+        a[t] = (big_appender){.j = f->journal, .filler = filler, .th = t, .count = each};
+        assert_int_equal(pthread_create(&tid[t], NULL, big_appender_run, &a[t]), 0);
+    }
+    for (int t = 0; t < threads; t++) pthread_join(tid[t], NULL);
+    for (int t = 0; t < threads; t++)
+        if (a[t].failed_at >= 0)
+            fail_msg("thread %d: append %d failed: %s", t, a[t].failed_at, a[t].why);
+    tsg_error e;
+    if (auth_journal_flush(f->journal, FLUSH_MS, &e) != TSG_OK) fail_msg("flush: %s", e.message);
+
+    /* the full file goes (with its offset key) once shipped; the next one remains */
+    char name[32];
+    snprintf(name, sizeof name, "%s.journal", first);
+    for (int64_t deadline = now_ms() + WAIT_MS; file_exists(f, name); sleep_ms(10))
+        if (now_ms() > deadline) fail_msg("the full journal file was not removed");
+    assert_int_equal(shipped_key(f, first), -1);
+    char second[17];
+    assert_int_equal(files_ending(f, ".journal", second), 1);
+    assert_true(strcmp(first, second) != 0);
+
+    stream_recs s;
+    read_stream(f, &s);
+    int next[N_THREADS] = {0};
+    auth_audit_rec *r = malloc(sizeof *r);
+    assert_non_null(r);
+    for (size_t k = 0; k < s.n; k++) {
+        int th, i;
+        stream_rec(&s, k, r);
+        rec_origin(r, &th, &i);
+        assert_true(th >= 0 && th < threads);
+        if (i != next[th]) fail_msg("thread %d: record %d where %d was due", th, i, next[th]);
+        next[th]++;
+        assert_int_equal(strlen(r->e.detail), AUTH_AUDIT_FIELD_MAX);
+    }
+    for (int t = 0; t < threads; t++) assert_int_equal(next[t], each);
+    /* the second file holds the last records (those the first had no room for: a whole
+     * batch with "always"), and its offset is its end */
+    long long off = shipped_key(f, second);
+    assert_true(off > (long long)HEADER && (size_t)off - HEADER < s.n_bytes);
+    size_t tail = (size_t)off - HEADER;
+    assert_true(s.n_bytes - tail > SEGMENT / 2); /* the first held at least half */
+    size_t k = 0;
+    while (k < s.n && s.at[k] < s.n_bytes - tail) k++;
+    assert_int_equal(s.at[k], s.n_bytes - tail); /* on a record's boundary */
+    char path[160];
+    snprintf(path, sizeof path, "%s/%s.journal", f->jdir, second);
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    unsigned char *file = malloc((size_t)off);
+    assert_non_null(file);
+    assert_int_equal(pread(fd, file, (size_t)off, 0), off);
+    close(fd);
+    assert_memory_equal(file + 16, second, 16);
+    assert_memory_equal(file + HEADER, s.bytes + s.n_bytes - tail, tail);
+    free(file);
+    fprintf(stderr, "  %s: %zu records, %zu bytes, in %zu stream entries over two files\n",
+            always ? "always" : "interval", s.n, s.n_bytes, s.entries);
+    free(r);
+    stream_recs_free(&s);
+    free(filler);
+}
+
+static void test_rotation_interval(void **state)
+{
+    journal_rotation(*state, false, 1);
+}
+
+static void test_rotation_always(void **state)
+{
+    journal_rotation(*state, true, N_THREADS);
+}
+
+/* ------------------------------------------------------------------------
  * A journal file that cannot be made
  * ------------------------------------------------------------------------ */
 
@@ -1068,6 +1204,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ship_failure_always, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_limit_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_backlog_limit_always, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation_always, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_file_too_large, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

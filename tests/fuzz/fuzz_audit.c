@@ -23,10 +23,9 @@
 
 #include "auth/auth.h"
 
-#define TEXTS      10
-#define FIXED      (8u + 1u + 8u + 2u)  /* lengths, CRC, format, recorded, status */
-#define FRAME_MIN  (FIXED + 2u * TEXTS) /* ten empty texts */
-#define KNOWN_BUGS 1 /* skip the re-encoding check where the gateway's defects show (below) */
+#define TEXTS     10
+#define FIXED     (8u + 1u + 8u + 2u)  /* lengths, CRC, format, recorded, status */
+#define FRAME_MIN (FIXED + 2u * TEXTS) /* ten empty texts */
 
 static void check(int cond, const char *what)
 {
@@ -96,27 +95,26 @@ static void walk(uint8_t *data, size_t size, int repair)
         raw_texts(p, at, len);
         const char *t[TEXTS];
         texts_of(&rec.e, t);
-        int has_nul = 0;
         for (int i = 0; i < TEXTS; i++) {
             check(t[i] != NULL, "a decoded text is never NULL");
             check(len[i] <= AUTH_AUDIT_FIELD_MAX, "a text is at most AUTH_AUDIT_FIELD_MAX");
             check(t[i][len[i]] == '\0', "a decoded text ends after its bytes");
             check(memcmp(t[i], at[i], len[i]) == 0, "a decoded text is the frame's bytes");
-            has_nul |= memchr(at[i], 0, len[i]) != NULL;
+            check(memchr(at[i], 0, len[i]) == NULL, "a valid frame's texts hold no NUL byte");
         }
         check(rec.e.status >= 0 && rec.e.status <= 65535, "the status is a u16");
         check(rec.e.status == (p[17] | p[18] << 8), "the status is the frame's");
 
-        int high_us = (p[16] & 0x80) != 0; /* the recorded time, as u64, beyond INT64_MAX */
-        if (!(KNOWN_BUGS && (has_nul || high_us))) {
-            /* (known defects of the gateway: a text with a NUL byte is accepted but decodes
-             * shorter; a recorded time that is negative as an i64 decodes as INT64_MAX) */
-            size_t n = auth_audit_frame(&rec.e, rec.recorded_us, out, sizeof out);
-            check(n == c, "the decoded record encodes to a frame of the same length");
-            check(memcmp(out, p, c) == 0, "the decoded record encodes to the same bytes");
-            check(auth_audit_frame(&rec.e, rec.recorded_us, out, c - 1) == 0,
-                  "encoding refuses a buffer one byte short");
-        }
+        uint64_t raw = 0;
+        for (int i = 0; i < 8; i++) raw |= (uint64_t)p[9 + i] << (8 * i);
+        int64_t us;
+        memcpy(&us, &raw, sizeof us);
+        check(rec.recorded_us == us, "the recorded time is the frame's i64");
+        size_t n = auth_audit_frame(&rec.e, rec.recorded_us, out, sizeof out);
+        check(n == c, "the decoded record encodes to a frame of the same length");
+        check(memcmp(out, p, c) == 0, "the decoded record encodes to the same bytes");
+        check(auth_audit_frame(&rec.e, rec.recorded_us, out, c - 1) == 0,
+              "encoding refuses a buffer one byte short");
         off += c;
     }
 }
@@ -138,7 +136,8 @@ static void encode(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size; i++) h = (h ^ data[i]) * 1099511628211ull;
     auth_audit_event e = {
         t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[9], t[8], (int)(h % 70000) - 1000};
-    long long us = (long long)(h >> 1); /* 0 … INT64_MAX */
+    long long us; /* any i64, negative ones (before 1970) included */
+    memcpy(&us, &h, sizeof us);
     size_t want = FRAME_MIN;
     for (int i = 0; i < TEXTS; i++) {
         size_t l = t[i] ? strlen(t[i]) : 0;

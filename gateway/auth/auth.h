@@ -519,7 +519,9 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * The journal: a file per gateway process in <data_dir>/audit-journal
  * ("<16 hex digits>.journal": a 32-byte header — "TSGAUDITJOURNAL1" and the
  * id — then frames, then zeros), 128 MiB allocated on disk at once and
- * mapped, held with flock() while its gateway lives. How far a record is
+ * mapped, held with flock() while its gateway lives; made as "<id>.new" and
+ * renamed once locked and with its header on disk, so that no drain sees it
+ * half made. How far a record is
  * written before its answer is audit_fsync:
  *   - "interval" (the default): the request copies its frame into the
  *     mapping (the file's page cache: it outlives any crash of the gateway
@@ -542,7 +544,8 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * SET would run even when the XADD fails). A full file is fdatasynced and closed, the next one
  * (made ahead by the syncer) takes over, and a closed file is removed once shipped. At start, and
  * every 10 s, the shipper drains journals no process holds (a stopped or crashed gateway's, or
- * another gateway's on the same data dir): their frames after the shipped offset, up to the first
+ * another gateway's on the same data dir; not one another gateway drained and removed between
+ * our open and flock): their frames after the shipped offset, up to the first
  * torn or damaged frame (a write the crash cut short, whose request was never answered; logged
  * unless only zeros follow). While Redis refuses or is down, frames stay in the journal and
  * shipping retries (50 ms … 1 s); the journal keeps at most audit_journal_max_mb of unshipped

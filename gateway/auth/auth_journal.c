@@ -170,8 +170,13 @@ static tsg_rc segment_create(auth_journal *j, segment **out, tsg_error *err)
         return tsg_error_set(err, TSG_EIO, "exception", "audit journal: /dev/urandom failed");
     }
     for (int i = 0; i < 8; i++) snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
+    /* Made under a name the drain leaves alone (<id>.new, removed only when
+     * unlocked and a minute old) and renamed once locked, allocated and with
+     * its header on disk: a drain never sees a journal half made. */
+    char tmp[sizeof s->path];
     snprintf(s->path, sizeof s->path, "%s/%s.journal", j->dir, s->id);
-    s->fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    snprintf(tmp, sizeof tmp, "%s/%s.new", j->dir, s->id);
+    s->fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     int e = s->fd < 0 ? errno : 0;
     if (!e && flock(s->fd, LOCK_EX | LOCK_NB)) e = errno;
     if (!e) e = posix_fallocate(s->fd, 0, (off_t)JOURNAL_SEGMENT);
@@ -180,6 +185,7 @@ static tsg_rc segment_create(auth_journal *j, segment **out, tsg_error *err)
     memcpy(head + 16, s->id, 16);
     if (!e && pwrite(s->fd, head, sizeof head, 0) != (ssize_t)sizeof head) e = errno ? errno : EIO;
     if (!e && fdatasync(s->fd)) e = errno;
+    if (!e && rename(tmp, s->path)) e = errno;
     if (!e) e = sync_dir(j->dir);
     if (!e) {
         void *m = mmap(NULL, JOURNAL_SEGMENT, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
@@ -189,7 +195,10 @@ static tsg_rc segment_create(auth_journal *j, segment **out, tsg_error *err)
             s->map = m;
     }
     if (e) {
-        if (s->fd >= 0) unlink(s->path);
+        if (s->fd >= 0) {
+            unlink(tmp);
+            unlink(s->path);
+        }
         tsg_error_set(err, TSG_EIO, "exception", "audit journal: creating %s: %s", s->path,
                       strerror(e));
         segment_free(s);
@@ -598,11 +607,14 @@ static bool drain_orphan(auth_journal *j, const char *name, unsigned char *buf)
     snprintf(path, sizeof path, "%s/%s", j->dir, name);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return true;
-    if (flock(fd, LOCK_EX | LOCK_NB)) { /* a live gateway's */
+    struct stat st, now;
+    if (flock(fd, LOCK_EX | LOCK_NB) || /* a live gateway's */
+        /* drained and removed by another gateway between our open and flock */
+        fstat(fd, &st) || st.st_nlink == 0 || stat(path, &now) || now.st_ino != st.st_ino ||
+        now.st_dev != st.st_dev) {
         close(fd);
         return true;
     }
-    struct stat st;
     unsigned char head[JOURNAL_HEADER];
     bool ok = true;
     if (fstat(fd, &st) || pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
@@ -669,6 +681,21 @@ static bool drain_orphan(auth_journal *j, const char *name, unsigned char *buf)
     return ok;
 }
 
+/* Removes a journal file a gateway began to make and never finished (it died
+ * first: the file holds no record), when unlocked and a minute old. */
+static void drop_stale_new(auth_journal *j, const char *name)
+{
+    char path[AUTH_JOURNAL_DIR_MAX + 300];
+    snprintf(path, sizeof path, "%s/%s", j->dir, name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (!flock(fd, LOCK_EX | LOCK_NB) && !fstat(fd, &st) && st.st_nlink > 0 &&
+        time(NULL) - st.st_mtime > 60)
+        unlink(path);
+    close(fd);
+}
+
 /* Drains every orphan journal in the folder; false when one must be tried again. */
 static bool drain_orphans(auth_journal *j, unsigned char *buf)
 {
@@ -677,6 +704,10 @@ static bool drain_orphans(auth_journal *j, unsigned char *buf)
     bool ok = true;
     for (struct dirent *de; (de = readdir(d));) {
         size_t l = strlen(de->d_name);
+        if (l == 16 + 4 && !strcmp(de->d_name + 16, ".new")) {
+            drop_stale_new(j, de->d_name);
+            continue;
+        }
         if (l != 16 + 8 || strcmp(de->d_name + 16, ".journal")) continue;
         pthread_mutex_lock(&j->mu);
         bool mine = false;

@@ -21,8 +21,11 @@
 typedef struct acl_entry {
     char org[AUTH_TEXT_MAX];
     uint64_t epoch;
-    long long until_ms; /* recompute at this time (a period starts or ends) */
-    char **pids;        /* sorted */
+    long long until_ms;      /* recompute at this time (a period starts or ends) */
+    bool soft;               /* until_ms is only the max age: no period boundary, and a refresh
+                                may be computed while the others still use this entry */
+    _Atomic bool refreshing; /* one thread computes the successor of a soft entry */
+    char **pids;             /* sorted */
     size_t n;
     _Atomic int refs;
     struct acl_entry *next;
@@ -660,6 +663,7 @@ static tsg_rc compute_org(rest_access *a, const char *org, uint64_t epoch, acl_e
     snprintf(e->org, sizeof e->org, "%s", org);
     e->epoch = epoch;
     e->until_ms = until;
+    e->soft = until == now + REST_ACCESS_MAX_AGE_MS;
     strs_uniq(&allowed);
     e->pids = allowed.v;
     e->n = allowed.n;
@@ -708,18 +712,30 @@ static tsg_rc entry_get(rest_access *a, const char *org, acl_entry **out, tsg_er
     poll_gen(a, now);
     uint64_t epoch = atomic_load(&a->epoch);
     size_t b = bucket_of(org);
+    acl_entry *stale = NULL; /* a soft entry this thread refreshes */
     pthread_mutex_lock(&a->mu);
-    for (acl_entry *e = a->buckets[b]; e; e = e->next)
-        if (!strcmp(e->org, org) && e->epoch == epoch && now < e->until_ms) {
+    for (acl_entry *e = a->buckets[b]; e; e = e->next) {
+        if (strcmp(e->org, org) || e->epoch != epoch) continue;
+        bool fresh = now < e->until_ms;
+        /* past its max age only (nothing changed that the epoch would show, no
+         * period boundary): one thread computes the successor, the others use
+         * this one meanwhile, instead of every request computing it at once */
+        if (!fresh && e->soft && atomic_exchange(&e->refreshing, true)) fresh = true;
+        if (fresh) {
             atomic_fetch_add(&e->refs, 1);
             pthread_mutex_unlock(&a->mu);
             *out = e;
             return TSG_OK;
         }
+        if (e->soft) stale = e;
+    }
     pthread_mutex_unlock(&a->mu);
     acl_entry *e;
     tsg_rc rc = compute_org(a, org, epoch, &e, err);
-    if (rc) return rc;
+    if (rc) {
+        if (stale) atomic_store(&stale->refreshing, false); /* the next request tries again */
+        return rc;
+    }
     atomic_fetch_add(&e->refs, 1); /* the cache's and the caller's */
     pthread_mutex_lock(&a->mu);
     acl_entry **pp = &a->buckets[b];

@@ -46,10 +46,12 @@ static const char *fhir_base(const http_request *req, const auth_http *h)
 
 static const char *join(const http_request *req, const char *a, const char *b)
 {
-    size_t n = strlen(a) + strlen(b) + 1;
-    char *s = tsg_arena_alloc(req->arena, n);
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = tsg_arena_alloc(req->arena, la + lb + 1);
     if (!s) return "";
-    snprintf(s, n, "%s%s", a, b);
+    /* (memcpy: snprintf was half of what a read's audit record cost) */
+    memcpy(s, a, la);
+    memcpy(s + la, b, lb + 1);
     return s;
 }
 

@@ -566,14 +566,22 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * record shipped more than a day late — the journal held it through a
  * longer Redis outage — is found by searches without an upper date bound).
  *
- * What was measured (tests/bench/auth/run, 2 shared cores, wrk -c32): see
- * the closing note of issue 5 and README "Performance". Before the journal,
- * a read's record was an XADD of its own that waited for Redis' AOF fsync,
- * which Redis does in its main thread (serving nobody meanwhile: one per 3–6
- * reads, 25–50 % of its time): reads lost about 70 % of req/s, and still 35
- * % with the fsync off (the round trip). Redis-side group commit (a writer
- * thread batching XADDs) and a script that reads and records in one round
- * trip measured no better.
+ * What was measured (2026-12-06; README "Security" has the figures): a
+ * read's record costs the gateway about 2,000 instructions (callgrind; 1.9 %
+ * of a read), half of them building the event; the syncer and shipper
+ * threads and Redis' share (one script call per ~256 KiB of records) are
+ * small beside it. Before the journal, a read's record was an XADD of its
+ * own that waited for Redis' AOF fsync, which Redis does in its main thread
+ * (serving nobody meanwhile: one per 3–6 reads, 25–50 % of its time): reads
+ * lost about 70 % of req/s, and still 35 % with the fsync off (the round
+ * trip). Redis-side group commit (a writer thread batching XADDs) and a
+ * script that reads and records in one round trip measured no better. In
+ * the journal, a syncer thread taking the records and waking their requests
+ * (audit_fsync always) cost ~30 % of req/s even without the fdatasync (two
+ * hand-offs per request on 2 busy cores), a write() per record ~1 µs: hence
+ * the copy into a mapping by the request itself. Waiting appenders sleep on
+ * a futex word, not the mutex (with the mutex, the wake-ups queued behind
+ * the syncer as long as the fdatasync took).
  *
  * Reading: GET /fhir/AuditEvent (role admin) first ships this gateway's
  * pending records (auth_journal_flush; other gateways' arrive within their

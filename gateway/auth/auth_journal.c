@@ -119,20 +119,6 @@ static void cond_init(pthread_cond_t *c)
     pthread_condattr_destroy(&a);
 }
 
-/* Creates the folder dir (0700) and its missing parents; 0, or -1 with errno. */
-static int mkdir_p(const char *dir)
-{
-    char p[AUTH_JOURNAL_DIR_MAX];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *s = p + 1; *s; s++) {
-        if (*s != '/') continue;
-        *s = '\0';
-        if (mkdir(p, 0700) && errno != EEXIST) return -1;
-        *s = '/';
-    }
-    return mkdir(p, 0700) && errno != EEXIST ? -1 : 0;
-}
-
 /* fsyncs the folder, so that a file created or removed in it stays so. */
 static int sync_dir(const char *dir)
 {
@@ -870,7 +856,7 @@ tsg_rc auth_journal_open(redis_client *c, const auth_journal_options *o, auth_jo
     cond_init(&j->work);
     cond_init(&j->ship);
     cond_init(&j->shipped);
-    if (mkdir_p(j->dir)) {
+    if (tsg_mkdir_p(j->dir)) {
         tsg_error_set(err, TSG_EIO, "exception", "audit journal: creating %s: %s", j->dir,
                       strerror(errno));
         auth_journal_close(j);

@@ -74,32 +74,6 @@ static void emb_wait_until(redis_embedded *e, int64_t deadline)
     pthread_cond_timedwait(&e->cond, &e->mu, &ts);
 }
 
-/* Creates dir and its missing parents with mode 0700; 0 or -1 (errno). */
-static int mkdir_p(const char *dir)
-{
-    char tmp[PATH_MAX];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof tmp) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    memcpy(tmp, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] != '/' && tmp[i] != '\0') continue;
-        char c = tmp[i];
-        tmp[i] = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST) return -1;
-        tmp[i] = c;
-    }
-    struct stat st;
-    if (stat(dir, &st) != 0) return -1;
-    if (!S_ISDIR(st.st_mode)) {
-        errno = ENOTDIR;
-        return -1;
-    }
-    return 0;
-}
-
 /* The message of a redis.log line, without "pid:role date time level ". */
 static const char *log_message(const char *line)
 {
@@ -488,7 +462,7 @@ static tsg_rc emb_prepare(redis_embedded *e, const char *data_dir,
         if ((unsigned char)*p < ' ')
             return tsg_error_set(err, TSG_EINVAL, "invalid",
                                  "the data directory name has a control character");
-    if (mkdir_p(data_dir) != 0)
+    if (tsg_mkdir_p(data_dir) != 0)
         return tsg_error_set(err, TSG_EIO, "exception", "cannot create the data directory %s: %s",
                              data_dir, strerror(errno));
     if (!realpath(data_dir, e->dir))

@@ -192,4 +192,8 @@ int tsg_utf8_encode(uint32_t cp, char *out);
  */
 tsg_rc tsg_read_file(const char *path, size_t max, char **data, size_t *len, tsg_error *err);
 
+/* Creates the folder dir and its missing parents (mode 0700); 0 when it is a
+ * folder afterwards, -1 with errno otherwise (ENOTDIR: a file stands there). */
+int tsg_mkdir_p(const char *dir);
+
 #endif

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "util/util.h"
@@ -168,13 +170,45 @@ static void test_read_file(void **state)
     assert_non_null(strstr(e.message, path));
 }
 
+/* tsg_mkdir_p: missing parents made, an existing folder accepted, a file refused. */
+static void test_mkdir_p(void **state)
+{
+    (void)state;
+    char base[] = "/tmp/tsg-mkdir-XXXXXX";
+    assert_non_null(mkdtemp(base));
+    char deep[256], file[256];
+    snprintf(deep, sizeof deep, "%s/a/b/c", base);
+    assert_int_equal(tsg_mkdir_p(deep), 0);
+    struct stat st;
+    assert_int_equal(stat(deep, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(tsg_mkdir_p(deep), 0); /* again: already there */
+    snprintf(file, sizeof file, "%s/f", base);
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    errno = 0;
+    assert_int_equal(tsg_mkdir_p(file), -1);
+    assert_int_equal(errno, ENOTDIR);
+    char below[300];
+    snprintf(below, sizeof below, "%s/x", file);
+    assert_int_equal(tsg_mkdir_p(below), -1);
+    unlink(file);
+    for (int i = 0; i < 3; i++) {
+        rmdir(deep);
+        *strrchr(deep, '/') = '\0';
+    }
+    assert_int_equal(rmdir(base), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena),     cmocka_unit_test(test_arena_cap),
         cmocka_unit_test(test_buf),       cmocka_unit_test(test_utf8),
         cmocka_unit_test(test_error),     cmocka_unit_test(test_error_utf8),
-        cmocka_unit_test(test_read_file),
+        cmocka_unit_test(test_read_file), cmocka_unit_test(test_mkdir_p),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

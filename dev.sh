@@ -19,7 +19,7 @@ die() {
 
 # What a build needs (the tests' CMake files need cmocka even for a Release build).
 BUILD_PKGS=(build-essential cmake pkg-config libcmocka-dev libjansson-dev libxml2-dev
-    libulfius-dev libmicrohttpd-dev libhiredis-dev libutf8proc-dev zlib1g-dev redis-server libssl-dev)
+    libmicrohttpd-dev libhiredis-dev libutf8proc-dev zlib1g-dev redis-server libssl-dev)
 # What the test command adds: clang with libFuzzer and the sanitizer runtimes; python3 for
 # the check that the committed R4 model is what the generator writes; clang-format for the
 # source checks (tests/lint).

@@ -1,7 +1,7 @@
 /*
  * http.h — the HTTP transport of `tsunagu serve` (issue 4, items 1–3): a
- * server on ulfius/libmicrohttpd, a small request/response abstraction so the
- * FHIR handlers never touch ulfius, content negotiation for FHIR, the
+ * server on libmicrohttpd, a small request/response abstraction so the
+ * FHIR handlers never touch libmicrohttpd, content negotiation for FHIR, the
  * OperationOutcome error writer, /healthz, /readyz, /metrics, and the gateway
  * configuration. A private header of the rest module.
  *
@@ -28,8 +28,9 @@
  *     the body as usual; libmicrohttpd sends the same headers including
  *     Content-Length and drops the body); OPTIONS is answered by the layer
  *     with 204 and `Allow` unless the route lists HTTP_OPTIONS itself;
- *   - body size: more than max_body_bytes → 413 (ulfius' limit is set one
- *     byte above ours, so an oversized body is detected, never truncated);
+ *   - body size: more than max_body_bytes → 413 (a declared Content-Length
+ *     over the limit is answered before the body is read; a body that grows
+ *     past it is read to its end and dropped, never truncated);
  *   - the path and the query are decoded (%XX; `+` is a space in the query);
  *     a bad escape or invalid UTF-8 → 400;
  *   - with HTTP_ROUTE_NEGOTIATE: the response format (_format, Accept,
@@ -253,8 +254,7 @@ typedef struct http_request {
     size_t n_params;
     const char *body; /* raw body bytes (not NUL-terminated), NULL when none */
     size_t body_len;
-    char remote_addr[64]; /* client IPv4 address ("127.0.0.1"); "ipv6" for IPv6
-                             clients (ulfius keeps only sizeof(struct sockaddr)) */
+    char remote_addr[64]; /* the client's address: "127.0.0.1", "2001:db8::1" */
     /* Set only for routes with HTTP_ROUTE_NEGOTIATE: */
     http_format format;      /* response format (_format, Accept; JSON by default) */
     bool pretty;             /* _pretty=true */
@@ -263,11 +263,11 @@ typedef struct http_request {
     bool tls;              /* the connection is HTTPS (tls_cert and tls_key configured) */
     const void *principal; /* who sent it: set by the gate (http_server_set_gate; an
                               auth_principal of gateway/auth/auth.h), NULL without one */
-    const void *impl;      /* private: the ulfius request */
+    const void *impl;      /* private: the libmicrohttpd connection */
 } http_request;
 
 /* Case-insensitive header lookup; repeated headers come joined with ",".
- * NULL when absent (or not valid UTF-8: ulfius drops those). On an HTTPS
+ * NULL when absent or not valid UTF-8 (callers put values into JSON). On an HTTPS
  * connection (req->tls) X-Forwarded-Proto is always "https", whatever the
  * client sent: this server is the hop the client reached, by TLS, so URLs
  * built from the header (Location, token audiences) say https. */

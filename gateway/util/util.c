@@ -101,7 +101,13 @@ size_t tsg_utf8_valid_prefix(const char *str, size_t n)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < n) {
-        /* fast path: 8 ASCII bytes at a time */
+        /* fast path: ASCII 32, then 8 bytes at a time */
+        while (i + 32 <= n) {
+            uint64_t w[4];
+            memcpy(w, s + i, 32);
+            if ((w[0] | w[1] | w[2] | w[3]) & 0x8080808080808080ull) break;
+            i += 32;
+        }
         while (i + 8 <= n) {
             uint64_t w;
             memcpy(&w, s + i, 8);

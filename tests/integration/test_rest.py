@@ -808,6 +808,72 @@ def t_body_limit():
         expect_outcome(r, 413, "PUT over the limit")
         expect(gw.get("/fhir/Patient/big1"), 404, "nothing stored")
         expect(gw.get("/readyz"), 200)
+        # without a Content-Length (chunked) the body is read to its end and dropped: 413,
+        # and the connection goes on serving
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+        try:
+            data = json.dumps(dict(big, id="big2")).encode()
+            c.request("PUT", "/fhir/Patient/big2", body=iter([data[i:i + 700] for i in
+                                                             range(0, len(data), 700)]),
+                      headers={"Content-Type": FHIR_JSON}, encode_chunked=True)
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 413 and b"2048" in body, (r.status, body[:300])
+            c.request("GET", "/fhir/Patient/big2")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 404, r.status
+            # a chunked body just under the limit is taken whole
+            data = json.dumps(dict(small, id="fits")).encode()
+            c.request("PUT", "/fhir/Patient/fits", body=iter([data[:9], data[9:]]),
+                      headers={"Content-Type": FHIR_JSON}, encode_chunked=True)
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 201, (r.status, body[:300])
+        finally:
+            c.close()
+        # Expect: 100-continue with a declared length over the limit: 413 before any body
+        import socket
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sk:
+            sk.sendall(b"POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: " +
+                       FHIR_JSON.encode() + b"\r\nContent-Length: 999999999\r\n"
+                       b"Expect: 100-continue\r\n\r\n")
+            head = sk.recv(4096)
+            assert head.startswith(b"HTTP/1.1 413"), head[:200]
+        expect(gw.get("/readyz"), 200)
+
+
+def t_headers():
+    """Repeated header fields are one list (RFC 9110 §5.3); a value that is not UTF-8 counts
+    as absent; HEAD carries GET's headers without the body."""
+    import http.client
+    gw = S.gw
+    c = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=30)
+    try:
+        c.putrequest("GET", "/fhir/Patient/%s" % S.pid)
+        c.putheader("Accept", "text/plain")
+        c.putheader("Accept", FHIR_JSON)
+        c.endheaders()
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200 and r.getheader("Content-Type").startswith(FHIR_JSON), (
+            "two Accept fields: the second must count", r.status, body[:200])
+        c.putrequest("GET", "/fhir/Patient/%s" % S.pid)
+        c.putheader("Accept", b"\xff\xfe")
+        c.endheaders()
+        r = c.getresponse()
+        body = r.read()
+        assert r.status == 200 and json.loads(body)["id"] == S.pid, (r.status, body[:200])
+        c.request("HEAD", "/fhir/Patient/%s" % S.pid, headers={"Accept": FHIR_JSON})
+        r = c.getresponse()
+        assert r.read() == b"" and r.status == 200, r.status
+        n = int(r.getheader("Content-Length"))
+        c.request("GET", "/fhir/Patient/%s" % S.pid, headers={"Accept": FHIR_JSON})
+        r = c.getresponse()
+        assert len(r.read()) == n, n
+    finally:
+        c.close()
 
 
 def t_restart_keeps_data():
@@ -895,7 +961,8 @@ def main():
                          ("prefer", t_prefer), ("methods", t_methods), ("delete", t_delete),
                          ("history", t_history), ("concurrent_updates", t_concurrent_updates),
                          ("concurrent_conditional_create", t_concurrent_conditional_create),
-                         ("keep_alive", t_keep_alive), ("metrics", t_metrics),
+                         ("keep_alive", t_keep_alive), ("headers", t_headers),
+                         ("metrics", t_metrics),
                          ("redis_down", t_redis_down),
                          ("second_gateway", t_second_gateway_same_dir), ("restart", t_restart_keeps_data)):
             checks.run(name, fn)

@@ -567,10 +567,14 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * longer Redis outage — is found by searches without an upper date bound).
  *
  * What was measured (2026-12-06; README "Security" has the figures): a
- * read's record costs the gateway about 2,000 instructions (callgrind; 1.9 %
- * of a read), half of them building the event; the syncer and shipper
- * threads and Redis' share (one script call per ~256 KiB of records) are
- * small beside it. Before the journal, a read's record was an XADD of its
+ * read's record costs the gateway about 1,200 instructions (callgrind), half
+ * of them building the event; the syncer and shipper threads and Redis' share
+ * (one script call per ~256 KiB of records: 0.14 µs of Redis CPU per record)
+ * are small beside it. The kernel's share is not in that count: the syncer's
+ * writeback write-protects the mapping's pages, so appending faults again
+ * (perf stat at 55k reads/s: ~1,150 page faults, ~5,800 TLB flushes and
+ * ~1,100 IPIs per second in the gateway); paired A/B runs put the whole
+ * audit at 0 to 3 µs of gateway CPU per read (this VM's noise). Before the journal, a read's record was an XADD of its
  * own that waited for Redis' AOF fsync, which Redis does in its main thread
  * (serving nobody meanwhile: one per 3–6 reads, 25–50 % of its time): reads
  * lost about 70 % of req/s, and still 35 % with the fsync off (the round

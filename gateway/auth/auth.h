@@ -574,8 +574,8 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * writeback write-protects the mapping's pages, so appending faults again
  * (perf stat at 55k reads/s: ~1,150 page faults, ~5,800 TLB flushes and
  * ~1,100 IPIs per second in the gateway); paired A/B runs put the whole
- * audit at 0 to 3 µs of gateway CPU per read (this VM's noise). Before the journal, a read's record was an XADD of its
- * own that waited for Redis' AOF fsync, which Redis does in its main thread
+ * audit at 0 to 3 µs of gateway CPU per read (this VM's noise). Before the journal, a read's record
+ * was an XADD of its own that waited for Redis' AOF fsync, which Redis does in its main thread
  * (serving nobody meanwhile: one per 3–6 reads, 25–50 % of its time): reads
  * lost about 70 % of req/s, and still 35 % with the fsync off (the round
  * trip). Redis-side group commit (a writer thread batching XADDs) and a

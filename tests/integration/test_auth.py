@@ -820,6 +820,12 @@ def t_audit_crash():
         h = bearer(gw.token(cid, sec))
         for i in range(50):
             expect(gw.get("/fhir/Patient/crash-a%d" % i, headers=h), 404, "read")
+        # the a-records reach Redis (the shipper's interval) before it starts refusing them
+        deadline = time.time() + 10
+        while len([r for r in gw.audit_records() if r["p"].startswith("/fhir/Patient/crash-a")]) \
+                < 50:
+            assert time.time() < deadline, "the a-records were not shipped"
+            time.sleep(0.05)
         redis_cli(gw, "RENAME", "tsg:audit", "tsg:audit-saved")
         redis_cli(gw, "SET", "tsg:audit", "not a stream")
         for i in range(50):

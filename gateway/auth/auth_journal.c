@@ -77,9 +77,11 @@ struct auth_journal {
     /* positions up to ok_upto are durable, except (fail_from, fail_upto], the
      * last failure: read by waiting appenders without the mutex */
     _Atomic uint64_t ok_upto, fail_from, fail_upto;
-    uint64_t ready_n;   /* record bytes ready (see segment.ready), in total */
-    uint64_t shipped_n; /* … of which shipped (from this process' own files) */
-    bool failed;        /* the current file failed: appends fail until a new one opens */
+    uint64_t ready_n;        /* record bytes ready (see segment.ready), in total */
+    uint64_t shipped_n;      /* … of which shipped (from this process' own files) */
+    uint64_t ship_attempts;  /* shipments begun, numbered from 1 */
+    uint64_t failed_attempt; /* the number of the last that failed (0: none) */
+    bool failed;             /* the current file failed: appends fail until a new one opens */
     char failure[TSG_ERR_MESSAGE_MAX];
     long long failed_at_ms;
     bool stop;
@@ -747,6 +749,7 @@ static void *shipper_main(void *arg)
         }
         uint64_t from = s->shipped, limit = s->ready;
         bool closed = s->closed;
+        uint64_t attempt = ++j->ship_attempts;
         pthread_mutex_unlock(&j->mu);
 
         if (closed && from == limit) { /* shipped and takes no more: remove it */
@@ -777,6 +780,7 @@ static void *shipper_main(void *arg)
             backoff = retry_at = 0;
         } else {
             j->stats.ship_failures++;
+            j->failed_attempt = attempt;
             snprintf(j->stats.ship_error, sizeof j->stats.ship_error, "%s", err.message);
             if (!complained)
                 fprintf(stderr,
@@ -800,14 +804,16 @@ tsg_rc auth_journal_flush(auth_journal *j, long timeout_ms, tsg_error *err)
 {
     pthread_mutex_lock(&j->mu);
     uint64_t target = j->ready_n;
-    uint64_t fails = j->stats.ship_failures;
+    /* only attempts that start from now count: one that began before (Redis
+     * still refusing then) may fail after Redis has recovered */
+    uint64_t first = j->ship_attempts + 1;
     j->flushers++;
     pthread_cond_signal(&j->ship);
     struct timespec ts;
     deadline_in(&ts, timeout_ms);
     tsg_rc rc = TSG_OK;
     while (j->shipped_n < target) {
-        if (j->stats.ship_failures != fails) {
+        if (j->failed_attempt >= first) {
             rc = tsg_error_set(err, TSG_EIO, "exception",
                                "the audit records of this gateway could not be shipped to "
                                "Redis: %s",

@@ -19,11 +19,13 @@ die() {
 
 # What a build needs (the tests' CMake files need cmocka even for a Release build).
 BUILD_PKGS=(build-essential cmake pkg-config libcmocka-dev libjansson-dev libxml2-dev
-    libmicrohttpd-dev libhiredis-dev libutf8proc-dev zlib1g-dev redis-server libssl-dev)
+    libmicrohttpd-dev libhiredis-dev libutf8proc-dev zlib1g-dev redis-server libssl-dev
+    libzstd-dev)
 # What the test command adds: clang with libFuzzer and the sanitizer runtimes; python3 for
-# the check that the committed R4 model is what the generator writes; clang-format for the
-# source checks (tests/lint).
-TEST_PKGS=(clang libclang-rt-14-dev clang-format python3)
+# the integration tests and the check that the committed R4 model is what the generator
+# writes, with zstd for reading the audit trail's packed entries; clang-format
+# for the source checks (tests/lint).
+TEST_PKGS=(clang libclang-rt-14-dev clang-format python3 zstd)
 
 # Installs the Debian packages among "$@" that are not installed.
 need_pkgs() {

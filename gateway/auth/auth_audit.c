@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
 
 #include "../search/search.h"
 #include "../store/redis.h"
@@ -439,26 +440,82 @@ static bool date_bound(const char *v, long long *lo, long long *hi)
     return true;
 }
 
-/* The records of one stream entry: *blob its r field (NULL: an entry of the
- * format before the journal, one record as fields) and offs[0..*n) where its
- * frames start (malloc'd; oldest first). false when out of memory; damaged
- * frames end the list (reported on stderr: only tampering damages them). */
-static bool entry_frames(const char *id, const redisReply *f, const redisReply **blob,
-                         size_t **offs, size_t *n)
+tsg_rc auth_audit_batch_unpack(const void *z, size_t n, unsigned char **out, size_t *len,
+                               tsg_error *err)
 {
-    *blob = NULL;
+    *out = NULL;
+    *len = 0;
+    /* the size comes from the frame's header: a frame that hides it, or claims
+     * more than a shipment can hold, is refused before anything is allocated */
+    unsigned long long want = ZSTD_getFrameContentSize(z, n);
+    if (want == ZSTD_CONTENTSIZE_UNKNOWN || want == ZSTD_CONTENTSIZE_ERROR ||
+        want > AUTH_AUDIT_BATCH_MAX)
+        return tsg_error_set(err, TSG_EINVAL, "invalid",
+                             "not a zstd frame declaring at most %u bytes", AUTH_AUDIT_BATCH_MAX);
+    size_t whole = ZSTD_findFrameCompressedSize(z, n);
+    if (ZSTD_isError(whole) || whole != n)
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "not exactly one zstd frame");
+    unsigned char *buf = malloc(want ? (size_t)want : 1);
+    if (!buf) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    size_t got = ZSTD_decompress(buf, (size_t)want, z, n);
+    if (ZSTD_isError(got) || got != want) {
+        free(buf);
+        return tsg_error_set(err, TSG_EINVAL, "invalid", "damaged zstd frame (%s)",
+                             ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+    }
+    *out = buf;
+    *len = got;
+    return TSG_OK;
+}
+
+/* The records of one stream entry (entry_frames). */
+typedef struct entry_blob {
+    const unsigned char *p; /* the frames; NULL: an entry of the format before
+                               the journal, one record as fields */
+    size_t len;
+    unsigned char *owned; /* p when unpacked from a z field (free it) */
+} entry_blob;
+
+/* The records of one stream entry: *b its frames (its r field, or its z
+ * field unpacked) and offs[0..*n) where they start (malloc'd; oldest first).
+ * false when out of memory; damaged frames end the list, and a z field that
+ * does not unpack holds none (reported on stderr: only tampering damages
+ * them). */
+static bool entry_frames(const char *id, const redisReply *f, entry_blob *b, size_t **offs,
+                         size_t *n)
+{
+    *b = (entry_blob){0};
     *offs = NULL;
     *n = 0;
-    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2)
-        if (f->element[i]->type == REDIS_REPLY_STRING && !strcmp(f->element[i]->str, "r") &&
-            f->element[i + 1]->type == REDIS_REPLY_STRING)
-            *blob = f->element[i + 1];
-    if (!*blob) {
+    const redisReply *r = NULL, *z = NULL;
+    for (size_t i = 0; f && f->type == REDIS_REPLY_ARRAY && i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING) continue;
+        if (!strcmp(k->str, "r")) r = v;
+        if (!strcmp(k->str, "z")) z = v;
+    }
+    if (z) {
+        tsg_error err;
+        size_t len;
+        tsg_rc rc = auth_audit_batch_unpack(z->str, z->len, &b->owned, &len, &err);
+        if (rc == TSG_ENOMEM) return false;
+        if (rc != TSG_OK) {
+            fprintf(stderr, "tsunagu audit: entry %s of %s: its records do not unpack: %s\n", id,
+                    AUTH_AUDIT_KEY, err.message);
+            b->p = (const unsigned char *)"";
+            return true;
+        }
+        b->p = b->owned;
+        b->len = len;
+    } else if (r) {
+        b->p = (const unsigned char *)r->str;
+        b->len = r->len;
+    } else {
         *n = 1;
         return true;
     }
-    const unsigned char *p = (const unsigned char *)(*blob)->str;
-    size_t len = (*blob)->len, off = 0, cap = 0;
+    const unsigned char *p = b->p;
+    size_t len = b->len, off = 0, cap = 0;
     while (off < len) {
         size_t k = auth_audit_frame_check(p + off, len - off);
         if (!k) {
@@ -474,6 +531,8 @@ static bool entry_frames(const char *id, const redisReply *f, const redisReply *
             if (!g) {
                 free(*offs);
                 *offs = NULL;
+                free(b->owned);
+                b->owned = NULL;
                 return false;
             }
             *offs = g;
@@ -486,10 +545,10 @@ static bool entry_frames(const char *id, const redisReply *f, const redisReply *
 }
 
 /* Record k of an entry (entry_frames) decoded into *r. */
-static void entry_record(const char *id, const redisReply *f, const redisReply *blob,
+static void entry_record(const char *id, const redisReply *f, const entry_blob *b,
                          const size_t *offs, size_t k, auth_audit_rec *r)
 {
-    if (!blob) {
+    if (!b->p) {
         /* fields i, m, p, q, s, c, o, a, e, v, d; recorded = the entry id */
         r->e = (auth_audit_event){.interaction = field(f, "i"),
                                   .method = field(f, "m"),
@@ -505,7 +564,7 @@ static void entry_record(const char *id, const redisReply *f, const redisReply *
         r->recorded_us = strtoll(id, NULL, 10) * 1000;
         return;
     }
-    auth_audit_frame_decode((const unsigned char *)blob->str + offs[k], blob->len - offs[k], r);
+    auth_audit_frame_decode(b->p + offs[k], b->len - offs[k], r);
 }
 
 /* Splits an AuditEvent id "<ms>-<seq>-<k>" into the entry id and k. */
@@ -580,7 +639,7 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
     bool done = hi < lo;
     while (!done) {
         redisReply *r = NULL;
-        /* (an entry holds up to 256 KiB of records: a few at a time) */
+        /* (an entry holds up to AUTH_AUDIT_BATCH_MAX of records: a few at a time) */
         const char *argv[] = {"XREVRANGE", AUTH_AUDIT_KEY, end, start, "COUNT", "16"};
         if (redis_command_argv(a->rc, 6, argv, NULL, &r, err)) {
             freeReplyObject(r);
@@ -596,7 +655,7 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
                 continue;
             const char *eid = ent->element[0]->str;
             snprintf(lastid, sizeof lastid, "%s", eid);
-            const redisReply *blob;
+            entry_blob blob;
             size_t *offs, nrec;
             if (!entry_frames(eid, ent->element[1], &blob, &offs, &nrec)) {
                 freeReplyObject(r);
@@ -608,7 +667,7 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
             size_t top = nrec;
             if (first[0] && !strcmp(eid, first)) top = first_below < nrec ? first_below : nrec;
             for (size_t x = top; x-- > 0;) {
-                entry_record(eid, ent->element[1], blob, offs, x, rec);
+                entry_record(eid, ent->element[1], &blob, offs, x, rec);
                 char id[64];
                 snprintf(id, sizeof id, "%s-%zu", eid, x);
                 scanned++;
@@ -637,6 +696,7 @@ int auth_audit_search(auth_audit *a, const auth_audit_query *q, const char *next
                                                 "search", "mode", "match"));
             }
             free(offs);
+            free(blob.owned);
             if (!done && scanned >= AUTH_AUDIT_SCAN_MAX) {
                 /* bounded work per request: the client continues before this entry */
                 snprintf(next, sizeof next, "%s-0", eid);

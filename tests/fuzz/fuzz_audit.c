@@ -15,11 +15,15 @@
  *     a buffer one byte short.
  * Then the input, cut into ten texts at its NUL bytes, is encoded as a record: the frame is
  * valid, of the length the texts (cut to AUTH_AUDIT_FIELD_MAX) make, and decodes to them.
+ * Last, the input is read as a z field (auth_audit_batch_unpack): what unpacks is at most
+ * AUTH_AUDIT_BATCH_MAX bytes and is walked as frames; and the input packed as the shipper packs
+ * it (zstd level 1) unpacks to itself. The seeds "packed-*" are z fields (zstd -1).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "auth/auth.h"
 
@@ -162,6 +166,36 @@ static void encode(const uint8_t *data, size_t size)
     free(copy);
 }
 
+/* The input as a z field, and packed and unpacked. */
+static void unpack(const uint8_t *data, size_t size)
+{
+    unsigned char *u = NULL;
+    size_t len = 0;
+    tsg_error e;
+    tsg_rc rc = auth_audit_batch_unpack(data, size, &u, &len, &e);
+    check(rc == TSG_OK || rc == TSG_EINVAL || rc == TSG_ENOMEM, "unpack answers OK or refuses");
+    check((rc == TSG_OK) == (u != NULL), "unpack allocates exactly when it succeeds");
+    if (rc == TSG_OK) {
+        check(len <= AUTH_AUDIT_BATCH_MAX, "what unpacks is at most AUTH_AUDIT_BATCH_MAX");
+        walk(u, len, 0);
+        free(u);
+    }
+    size_t cap = ZSTD_compressBound(size);
+    unsigned char *z = malloc(cap);
+    if (!z) return;
+    size_t zl = ZSTD_compress(z, cap, data, size, 1);
+    check(!ZSTD_isError(zl), "zstd packs any input");
+    rc = auth_audit_batch_unpack(z, zl, &u, &len, &e);
+    if (size <= AUTH_AUDIT_BATCH_MAX) {
+        check(rc == TSG_OK, "a packed input unpacks");
+        check(len == size && (!size || memcmp(u, data, size) == 0), "… to itself");
+        free(u);
+    } else {
+        check(rc == TSG_EINVAL, "a packed input over AUTH_AUDIT_BATCH_MAX is refused");
+    }
+    free(z);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uint8_t *copy = malloc(size ? size : 1);
@@ -171,5 +205,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     walk(copy, size, 1);
     free(copy);
     encode(data, size);
+    unpack(data, size);
     return 0;
 }

@@ -128,7 +128,8 @@ AUDIT_TEXTS = ("i", "m", "p", "q", "c", "o", "a", "e", "v", "d")
 
 
 def audit_frames(blob):
-    """The records of one tsg:audit entry's r field (frames: gateway/auth/auth.h, "Audit")."""
+    """The records of one tsg:audit entry (its r field, or its z field unpacked: frames,
+    gateway/auth/auth.h, "Audit")."""
     recs, off = [], 0
     while off < len(blob):
         ln, _crc = struct.unpack_from("<II", blob, off)
@@ -145,6 +146,14 @@ def audit_frames(blob):
         recs.append(rec)
         off += 8 + ln
     return recs
+
+
+def zstd_unpack(blob):
+    """A zstd frame unpacked (the zstd command: python3 has no zstd module of its own)."""
+    out = subprocess.run(["zstd", "-dcq"], input=blob, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, check=False)
+    assert out.returncode == 0, "zstd -d failed: %r" % out.stderr
+    return out.stdout
 
 
 def free_port():
@@ -511,7 +520,9 @@ class Gateway:
         out = []
         for eid, fields in self.redis("XRANGE", "tsg:audit", "-", "+") or []:
             f = dict(zip(fields[::2], fields[1::2]))
-            if b"r" in f:
+            if b"z" in f:  # records packed by the journal's shipper (zstd)
+                recs = audit_frames(zstd_unpack(f[b"z"]))
+            elif b"r" in f:
                 recs = audit_frames(f[b"r"])
             else:  # an entry of the format before the journal: one record as fields
                 recs = [dict({k: f.get(k.encode(), b"").decode() for k in AUDIT_TEXTS},

@@ -33,7 +33,9 @@
  * While one thread asks for the next lease, the client's other requests are
  * admitted on credit (at most a lease, taken off the new one) instead of all
  * running the script at once (that stampede cost busy clients a fifth of their
- * reads). So a busy client costs one script call per lease, not one per request, and
+ * reads). So a busy client costs one script call per lease, not one per request (the
+ * cap of 1,024 matters only for bursts over 10,240; at 64 a client reading 75k/s made
+ * Redis run the script 1,200 times a second, ~0.35 µs of Redis CPU per read), and
  * the consequences are bounded and documented: a revocation takes effect
  * within AUTH_REVOCATION_CACHE_MS, and each gateway admits at most one lease
  * beyond what the bucket held. The bucket is not written to the AOF (it is
@@ -183,7 +185,7 @@
 #define AUTH_REVOCATION_CACHE_MS                                                                   \
     1000                                 /* how long what Redis said about a client                \
                                             (revoked, a rate lease) is trusted */
-#define AUTH_RATE_LEASE_MAX         64  /* requests taken from a bucket at once */
+#define AUTH_RATE_LEASE_MAX         1024 /* requests taken from a bucket at once */
 #define AUTH_TOKEN_FAILURES_MAX     20   /* failed logins of an address or client id … */
 #define AUTH_TOKEN_FAILURE_WINDOW_S 300  /* … within this window, then 429 until it ends */
 

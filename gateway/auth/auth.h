@@ -709,9 +709,9 @@ void auth_audit_free(auth_audit *a);
 tsg_rc auth_audit_record(auth_audit *a, const auth_audit_event *e, tsg_error *err);
 
 /* Trims the records older than the retention (XTRIM MINID ~: whole stream
- * nodes), at most once a minute across threads, looking at the clock on the
- * first and then every 256th call only. The finish hook calls it after every request that leaves a
- * record (however it was written). Failures are logged on stderr. */
+ * nodes), at most once a minute across threads, looking at the clock on a
+ * thread's first and then every 256th call only. The finish hook calls it after every request that
+ * leaves a record (however it was written). Failures are logged on stderr. */
 void auth_audit_trim(auth_audit *a);
 
 /* The record e (recorded now) as a stream entry for the MULTI … EXEC of a

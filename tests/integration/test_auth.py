@@ -634,6 +634,8 @@ def t_audit():
     got = got[:len(seq)]
     assert got == [(m, p.split("?")[0], st) for m, p, _, st in seq], got
     assert all(abs(r["t"] / 1e6 - time.time()) < 120 for r in recs[before:]), recs[before:]
+    # … and the client's address as the gateway saw it
+    assert all(r["a"] == "127.0.0.1" for r in recs[before:]), [r["a"] for r in recs[before:]]
 
     # members may not read the trail
     r = gw.get("/fhir/AuditEvent", headers=mem)

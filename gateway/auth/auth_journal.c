@@ -885,7 +885,7 @@ tsg_rc auth_journal_open(redis_client *c, const auth_journal_options *o, auth_jo
         free(j);
         return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     }
-    pthread_mutex_init(&j->mu, NULL);
+    tsg_mutex_init_adaptive(&j->mu);
     cond_init(&j->work);
     cond_init(&j->ship);
     cond_init(&j->shipped);

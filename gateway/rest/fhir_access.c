@@ -60,7 +60,7 @@ tsg_rc rest_access_new(redis_client *rc, store *st, const char *consent_default,
     a->rc = rc;
     a->st = st;
     a->consent_default_allow = allow;
-    pthread_mutex_init(&a->mu, NULL);
+    tsg_mutex_init_adaptive(&a->mu);
     a->redis_gen = -1;
     *out = a;
     return TSG_OK;

@@ -273,3 +273,12 @@ int tsg_mkdir_p(const char *dir)
     }
     return 0;
 }
+
+void tsg_mutex_init_adaptive(pthread_mutex_t *m)
+{
+    pthread_mutexattr_t a;
+    pthread_mutexattr_init(&a);
+    pthread_mutexattr_settype(&a, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(m, &a);
+    pthread_mutexattr_destroy(&a);
+}

@@ -13,6 +13,7 @@
 #ifndef TSG_UTIL_H
 #define TSG_UTIL_H
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -195,5 +196,11 @@ tsg_rc tsg_read_file(const char *path, size_t max, char **data, size_t *len, tsg
 /* Creates the folder dir and its missing parents (mode 0700); 0 when it is a
  * folder afterwards, -1 with errno otherwise (ENOTDIR: a file stands there). */
 int tsg_mkdir_p(const char *dir);
+
+/* Initialises m as a mutex that spins a little before it sleeps (glibc's
+ * adaptive kind): for the locks every request takes for a few hundred
+ * nanoseconds (the token cache, a client's rate lease, the audit journal),
+ * where a futex sleep and wake-up cost more than the wait. */
+void tsg_mutex_init_adaptive(pthread_mutex_t *m);
 
 #endif

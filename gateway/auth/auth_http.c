@@ -16,32 +16,43 @@ static _Thread_local char tls_detail[TSG_ERR_MESSAGE_MAX];
 static _Thread_local char tls_client[AUTH_ID_MAX];
 
 /* "http(s)://host" as the client addressed us, in the request's arena. */
+/* "<scheme>://<host>" as the client addressed us, and then suffix (NUL: none),
+ * in one piece from the arena. */
+static const char *origin_with(const http_request *req, const auth_http *h, const char *suffix)
+{
+    size_t xl = strlen(suffix);
+    const char *host, *scheme;
+    size_t sl, hl;
+    if (h->public_url[0]) {
+        host = h->public_url;
+        scheme = "";
+        sl = 0;
+    } else {
+        host = http_header(req, "Host");
+        const char *proto = http_header(req, "X-Forwarded-Proto");
+        if (!host || !*host || strlen(host) > 255 || strpbrk(host, " \"/\\")) host = "localhost";
+        scheme = proto && !strcmp(proto, "https") ? "https://" : "http://";
+        sl = strlen(scheme);
+    }
+    hl = strlen(host);
+    char *s = tsg_arena_alloc(req->arena, sl + hl + xl + 1);
+    if (!s) return h->public_url[0] ? h->public_url : "http://localhost";
+    memcpy(s, scheme, sl);
+    memcpy(s + sl, host, hl);
+    memcpy(s + sl + hl, suffix, xl + 1);
+    return s;
+}
+
 static const char *origin(const http_request *req, const auth_http *h)
 {
-    if (h->public_url[0]) return h->public_url;
-    const char *host = http_header(req, "Host");
-    const char *proto = http_header(req, "X-Forwarded-Proto");
-    if (!host || !*host || strlen(host) > 255 || strpbrk(host, " \"/\\")) host = "localhost";
-    const char *scheme = proto && !strcmp(proto, "https") ? "https://" : "http://";
-    size_t sl = strlen(scheme), hl = strlen(host);
-    char *s = tsg_arena_alloc(req->arena, sl + hl + 1);
-    if (!s) return "http://localhost";
-    memcpy(s, scheme, sl);
-    memcpy(s + sl, host, hl + 1);
-    return s;
+    return h->public_url[0] ? h->public_url : origin_with(req, h, "");
 }
 
 /* The FHIR base URL as the client addressed us ("<origin>/fhir"): the audience
  * of its token. On every request, so built with memcpy rather than printf. */
 static const char *fhir_base(const http_request *req, const auth_http *h)
 {
-    const char *o = origin(req, h);
-    size_t n = strlen(o);
-    char *s = tsg_arena_alloc(req->arena, n + 6);
-    if (!s) return "";
-    memcpy(s, o, n);
-    memcpy(s + n, "/fhir", 6);
-    return s;
+    return origin_with(req, h, "/fhir");
 }
 
 static const char *join(const http_request *req, const char *a, const char *b)

@@ -318,6 +318,7 @@ typedef struct header_ent {
     const char *name;
     size_t name_len;
     const char *value;
+    size_t value_len;
 } header_ent;
 
 typedef struct header_table {
@@ -330,13 +331,13 @@ typedef struct header_table {
 static enum MHD_Result header_index(void *cls, enum MHD_ValueKind kind, const char *key,
                                     size_t key_size, const char *value, size_t value_size)
 {
-    (void)kind, (void)value_size;
+    (void)kind;
     header_table *t = cls;
     if (t->n == HEADER_TABLE_MAX) {
         t->over = true;
         return MHD_NO;
     }
-    t->h[t->n++] = (header_ent){key, key_size, value ? value : ""};
+    t->h[t->n++] = (header_ent){key, key_size, value ? value : "", value ? value_size : 0};
     return MHD_YES;
 }
 
@@ -362,12 +363,12 @@ const char *http_header(const http_request *req, const char *name)
     if (req->tls && strcasecmp(name, "X-Forwarded-Proto") == 0) return "https";
     const header_table *t = req->impl;
     if (!t) return NULL;
-    size_t nl = strlen(name), count = 0;
+    size_t nl = strlen(name), count = 0, vl = 0;
     const char *v = NULL;
     if (!t->over) {
         for (size_t i = 0; i < t->n; i++) {
             if (t->h[i].name_len != nl || strcasecmp(t->h[i].name, name) != 0) continue;
-            if (count++ == 0) v = t->h[i].value;
+            if (count++ == 0) v = t->h[i].value, vl = t->h[i].value_len;
         }
     }
     if (t->over || count > 1) { /* RFC 9110 §5.3: the same field repeated is one list */
@@ -378,14 +379,12 @@ const char *http_header(const http_request *req, const char *name)
             : tsg_buf_rc(&j.out) == TSG_OK
                 ? tsg_arena_strndup(req->arena, j.out.data ? j.out.data : "", j.out.len)
                 : NULL;
+        vl = v ? j.out.len : 0;
         tsg_buf_free(&j.out);
     }
     /* values that are not UTF-8 are treated as absent: every caller may put
      * them into JSON (diagnostics, audit records) */
-    if (v) {
-        size_t vl = strlen(v);
-        if (tsg_utf8_valid_prefix(v, vl) != vl) return NULL;
-    }
+    if (v && tsg_utf8_valid_prefix(v, vl) != vl) return NULL;
     return v;
 }
 

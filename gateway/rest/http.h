@@ -274,9 +274,23 @@ typedef struct http_request {
 const char *http_header(const http_request *req, const char *name);
 
 /* Decodes s[0..n) into arena a (%XX; '+' → ' ' when plus), NUL-terminated,
- * its length in *out_len. NULL on a bad escape or invalid UTF-8 (*bad set to
- * true) or when the arena is exhausted (*bad untouched). */
+ * its length in *out_len. NULL on a bad escape, a NUL byte (%00: the text
+ * would end there for every reader of the C string) or invalid UTF-8 (*bad
+ * set to true) or when the arena is exhausted (*bad untouched). */
 char *http_url_decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *out_len, bool *bad);
+
+/* Reads a request target into req (req->arena set): origin-form "/path?query",
+ * absolute-form "http://host/path?query" (the host is ignored), "?query" or
+ * asterisk-form "*" (path "/"); anything else is 400. Sets path (raw, not decoded), query (raw) and
+ * params (decoded, in order). Returns 0, 400 with *why a static message (a malformed
+ * %-escape, or a name or value that is not UTF-8 or holds a NUL byte), or 500
+ * (the arena is exhausted). The server's own parser, public for its fuzz
+ * target (tests/fuzz/fuzz_http.c). */
+int http_parse_target(http_request *req, const char *target, const char **why);
+
+/* Splits rest[0..n) (the path below a route's prefix) at '/' and decodes each
+ * segment into req->segments (empty segments dropped). 0, 400 (as above) or 500. */
+int http_parse_segments(http_request *req, const char *rest, size_t n, const char **why);
 
 /* The decoded value of the first query parameter called name, NULL if none. */
 const char *http_param_get(const http_request *req, const char *name);
@@ -351,6 +365,11 @@ bool http_format_from_mime(const char *s, size_t n, http_format *fmt);
 int http_negotiate_response(const http_request *req, http_format *fmt, bool *pretty,
                             const char **why);
 
+/* The same on values: the _format and _pretty parameters and the Accept
+ * header (each NULL when absent). */
+int http_negotiate_values(const char *format, const char *pretty_param, const char *accept,
+                          http_format *fmt, bool *pretty, const char **why);
+
 /*
  * Decides the body format from Content-Type (parameters allowed; a charset
  * other than utf-8 is refused). Returns 0 and sets *fmt, or 415 with *why.
@@ -359,6 +378,10 @@ int http_negotiate_response(const http_request *req, http_format *fmt, bool *pre
  * application/x-www-form-urlencoded on POST (a search's form).
  */
 int http_negotiate_body(const http_request *req, http_format *fmt, const char **why);
+
+/* The same on values: the request's method and its Content-Type (NULL when absent). */
+int http_negotiate_content_type(http_method method, const char *ct, http_format *fmt,
+                                const char **why);
 
 /* ------------------------------------------------------------------------
  * OperationOutcome

@@ -90,11 +90,19 @@ static int accept_q(const char *p, size_t n)
 int http_negotiate_response(const http_request *req, http_format *fmt, bool *pretty,
                             const char **why)
 {
+    /* (Accept is looked up only when there is no _format) */
+    const char *f = http_param_get(req, "_format");
+    return http_negotiate_values(f, http_param_get(req, "_pretty"),
+                                 f ? NULL : http_header(req, "Accept"), fmt, pretty, why);
+}
+
+int http_negotiate_values(const char *f, const char *pv, const char *accept, http_format *fmt,
+                          bool *pretty, const char **why)
+{
     *fmt = HTTP_FORMAT_JSON;
     *pretty = false;
     *why = NULL;
 
-    const char *pv = http_param_get(req, "_pretty");
     if (pv) {
         if (strcmp(pv, "true") == 0) {
             *pretty = true;
@@ -104,7 +112,6 @@ int http_negotiate_response(const http_request *req, http_format *fmt, bool *pre
         }
     }
 
-    const char *f = http_param_get(req, "_format");
     if (f) {
         /* An unencoded '+' in the query decodes to a space:
            `_format=application/fhir+json` arrives as "application/fhir json". */
@@ -123,7 +130,6 @@ int http_negotiate_response(const http_request *req, http_format *fmt, bool *pre
         return 0;
     }
 
-    const char *accept = http_header(req, "Accept");
     if (!accept) return 0;
     size_t alen = strlen(accept);
     {
@@ -173,9 +179,14 @@ int http_negotiate_response(const http_request *req, http_format *fmt, bool *pre
 
 int http_negotiate_body(const http_request *req, http_format *fmt, const char **why)
 {
+    return http_negotiate_content_type(req->method, http_header(req, "Content-Type"), fmt, why);
+}
+
+int http_negotiate_content_type(http_method method, const char *ct, http_format *fmt,
+                                const char **why)
+{
     *fmt = HTTP_FORMAT_JSON;
     *why = NULL;
-    const char *ct = http_header(req, "Content-Type");
     if (!ct) {
         *why = "the request has a body but no Content-Type (use application/fhir+json or "
                "application/fhir+xml)";
@@ -184,9 +195,8 @@ int http_negotiate_body(const http_request *req, http_format *fmt, const char **
     size_t n = strlen(ct);
     /* two bodies that are not FHIR resources pass through to the handler,
      * which reads them itself: a JSON Patch, and a search's form body */
-    if (req->method == HTTP_PATCH && !strncasecmp(ct, "application/json-patch+json", 27)) return 0;
-    if (req->method == HTTP_POST && !strncasecmp(ct, "application/x-www-form-urlencoded", 33))
-        return 0;
+    if (method == HTTP_PATCH && !strncasecmp(ct, "application/json-patch+json", 27)) return 0;
+    if (method == HTTP_POST && !strncasecmp(ct, "application/x-www-form-urlencoded", 33)) return 0;
     if (!http_format_from_mime(ct, n, fmt)) {
         *why = "unsupported Content-Type (use application/fhir+json or application/fhir+xml)";
         return 415;

@@ -438,6 +438,10 @@ char *http_url_decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *
                 *bad = true;
                 return NULL;
             }
+            if (hi == 0 && lo == 0) { /* %00: every reader of the text would stop there */
+                *bad = true;
+                return NULL;
+            }
             d[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else if (plus && c == '+') {
@@ -455,8 +459,7 @@ char *http_url_decode(tsg_arena *a, const char *s, size_t n, bool plus, size_t *
     return d;
 }
 
-/* Splits and decodes the path below the route prefix; 0, 400 or 500. */
-static int parse_path(http_request *r, const char *rest, size_t n, const char **why)
+int http_parse_segments(http_request *r, const char *rest, size_t n, const char **why)
 {
     size_t cap = 1;
     for (size_t i = 0; i < n; i++) cap += rest[i] == '/';
@@ -520,6 +523,32 @@ static int parse_query(http_request *r, const char **why)
     r->params = ps;
     r->n_params = k;
     return 0;
+}
+
+int http_parse_target(http_request *req, const char *target, const char **why)
+{
+    /* asterisk-form (OPTIONS * HTTP/1.1) asks about the server: its root */
+    const char *url = target && *target && strcmp(target, "*") ? target : "/";
+    /* absolute-form targets (RFC 9112 §3.2.2: GET http://host/fhir/… HTTP/1.1) */
+    if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
+        const char *p = strstr(url, "://") + 3;
+        size_t auth = strcspn(p, "/?");
+        url = p[auth] == '/' ? p + auth : "/";
+        if (p[auth] == '?') url = p + auth; /* "http://host?x": path "/" below */
+    }
+    if (*url != '/' && *url != '?') {
+        *why = "the request target must be a path starting with '/' or an absolute URL";
+        return 400;
+    }
+    const char *qm = strchr(url, '?');
+    size_t path_len = qm ? (size_t)(qm - url) : strlen(url);
+    req->path = *url == '?' ? "/" : tsg_arena_strndup(req->arena, url, path_len);
+    req->query = qm ? qm + 1 : "";
+    if (!req->path) {
+        *why = "out of memory";
+        return 500;
+    }
+    return parse_query(req, why);
 }
 
 /* The route for the raw path (longest matching prefix) and where its rest begins. */
@@ -603,38 +632,14 @@ static enum MHD_Result dispatch(http_server *s, struct MHD_Connection *conn, con
     req.impl = &headers;
     req.tls = s->tls;
     req.method_name = verb;
-    const char *url = p->uri && *p->uri ? p->uri : "/";
-    /* absolute-form targets (RFC 9112 §3.2.2: GET http://host/fhir/… HTTP/1.1) */
-    if (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0) {
-        const char *p = strstr(url, "://") + 3;
-        size_t auth = strcspn(p, "/?");
-        url = p[auth] == '/' ? p + auth : "/";
-        if (p[auth] == '?') url = p + auth; /* "http://host?x": path "/" below */
-    }
-    if (*url == '?') {
-        char *fixed = tsg_arena_alloc(req.arena, strlen(url) + 2);
-        if (fixed) {
-            fixed[0] = '/';
-            memcpy(fixed + 1, url, strlen(url) + 1);
-            url = fixed;
-        }
-    }
-    const char *qm = strchr(url, '?');
-    size_t path_len = qm ? (size_t)(qm - url) : strlen(url);
-    req.path = tsg_arena_strndup(req.arena, url, path_len);
-    req.query = qm ? qm + 1 : "";
-    if (!req.path) {
-        http_respond_outcome(&resp, 500, "fatal", "exception", "out of memory", NULL,
-                             HTTP_FORMAT_JSON);
-        goto send;
-    }
     const char *why = NULL;
-    int st = parse_query(&req, &why);
+    int st = http_parse_target(&req, p->uri, &why);
     if (st) {
         http_respond_outcome(&resp, st, "error", st == 400 ? "invalid" : "exception", why, NULL,
                              HTTP_FORMAT_JSON);
         goto send;
     }
+    size_t path_len = strlen(req.path);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const struct sockaddr *ca = ci ? ci->client_addr : NULL;
@@ -685,7 +690,7 @@ static enum MHD_Result dispatch(http_server *s, struct MHD_Connection *conn, con
     }
     req.body = p->body.len ? p->body.data : NULL;
     req.body_len = p->body.len;
-    st = parse_path(&req, req.path + rest, path_len - rest, &why);
+    st = http_parse_segments(&req, req.path + rest, path_len - rest, &why);
     if (st) {
         http_respond_outcome(&resp, st, "error", st == 400 ? "invalid" : "exception", why, NULL,
                              error_format(&req));

@@ -311,6 +311,21 @@ def t_bad_requests():
     expect_outcome(gw.request("PUT", "/fhir/Patient/a%20b", dict(PATIENT, id="a b")), 400,
                    "bad id in PUT")
     expect_outcome(gw.get("/fhir/Patient/1/2/3/4/5"), 404, "unknown path")
+    # a NUL byte (%00) would cut the text short for every reader: refused in path and query
+    expect_outcome(gw.get("/fhir/Patient/%s%%00x" % S.pid), 400, "%00 in the path")
+    expect_outcome(gw.get("/fhir/Patient?name=a%00b"), 400, "%00 in the query")
+    # request targets: not a path or an absolute URL is 400; asterisk-form is the root
+    import socket
+    for target, want in ((b"fhir/metadata", b"400"), (b"*", None)):
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=30) as sk:
+            method = b"OPTIONS " if target == b"*" else b"GET "
+            sk.sendall(method + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            head = sk.recv(4096)
+            assert head.startswith(b"HTTP/1.1 "), head[:200]
+            status = head[9:12]
+            assert (status == want) if want else status in (b"200", b"204", b"404"), \
+                (target, head[:300])
+    expect(gw.get("/readyz"), 200)
     r = gw.request("POST", "/fhir/Patient", "hello", headers={"Content-Type": "text/plain"})
     expect_outcome(r, 415, "text/plain body")
     r = gw.request("POST", "/fhir/Patient", json.dumps(PATIENT),

@@ -39,7 +39,11 @@
  * the consequences are bounded and documented: a revocation takes effect
  * within AUTH_REVOCATION_CACHE_MS, and each gateway admits at most one lease
  * beyond what the bucket held. The bucket is not written to the AOF (it is
- * ephemeral state; an fsync per read would cost more than the read).
+ * ephemeral state; an fsync per read would cost more than the read). Each
+ * HTTP thread also keeps the last token it found valid and a 64th of a lease
+ * (auth_service.c, thread_memo): a busy client's requests, spread over every
+ * thread, then take no shared lock (with the locks, futex calls per read at
+ * 32 connections were 2.5 times those with auth off; now about the same).
  *
  * ## What is public (no token)
  *
@@ -576,13 +580,18 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  *
  * What was measured (2026-12-06; README "Security" has the figures): a
  * read's record costs the gateway about 1,200 instructions (callgrind), half
- * of them building the event; the syncer and shipper threads and Redis' share
- * (one script call per ~256 KiB of records: 0.14 µs of Redis CPU per record)
- * are small beside it. The kernel's share is not in that count: the syncer's
+ * of them building the event, and packing it for shipment ~5 instructions a
+ * byte at full batches. Unpacked, the shipments made Redis' own CPU per read
+ * 0.9 µs higher (perf, per process: reading 256 KiB per XADD off the socket,
+ * into the stream, into the AOF, fsynced); packed they no longer show. The
+ * kernel's share is not in the instruction count: the syncer's
  * writeback write-protects the mapping's pages, so appending faults again
  * (perf stat at 55k reads/s: ~1,150 page faults, ~5,800 TLB flushes and
  * ~1,100 IPIs per second in the gateway); paired A/B runs put the whole
- * audit at 0 to 3 µs of gateway CPU per read (this VM's noise). Before the journal, a read's record
+ * audit at 0 to 3 µs of gateway CPU per read (this VM's noise); shipping
+ * every 250 ms instead of 50, zero-filling the files instead of
+ * fallocate (no extent conversion at writeback), or the journal on tmpfs
+ * measured no different one request at a time. Before the journal, a read's record
  * was an XADD of its own that waited for Redis' AOF fsync, which Redis does in its main thread
  * (serving nobody meanwhile: one per 3–6 reads, 25–50 % of its time): reads
  * lost about 70 % of req/s, and still 35 % with the fsync off (the round

@@ -15,7 +15,11 @@
  *      against its registered JWKS).
  *   3. The gateway answers a short-lived ES256 JWT signed with its own key
  *      (`kid`, published at /auth/jwks), carrying iss, sub (client id), aud,
- *      exp, iat, jti, scope, org, role, area.
+ *      exp, iat, jti, scope, org, role, area (omitted when empty). Every
+ *      request carries the token, and libmicrohttpd reads it byte by byte
+ *      (~10 instructions a byte), so the token says nothing twice: no `typ`,
+ *      a 16-character `kid`, no empty claims (~460 bytes with a typical
+ *      issuer, ~530 before).
  *   4. Every other request carries `Authorization: Bearer <token>`; the gate
  *      (auth_http_gate) checks it and the scope of the FHIR interaction
  *      before the handler runs: 401 + WWW-Authenticate without a valid
@@ -76,13 +80,13 @@
  * admin command) then shares it, and it has the same protection as the
  * patient data it guards (the embedded Redis listens only on a 0700 Unix
  * socket in a 0700 directory; its AOF is in that directory). Whoever can
- * read the Redis data can read every patient anyway. `kid` is the RFC 7638
- * thumbprint of the public key. Rotation (`tsunagu admin key rotate`): a new
- * key becomes current and signs from then on; the old key is marked retired
- * and stays in the JWKS, and is still accepted, until retired time + the
- * longest token lifetime (AUTH_TOKEN_LIFETIME_MAX_S) + skew have passed. A
- * running gateway notices a rotation at its next token request or when a
- * token names a kid it does not know (reloads at most once a second).
+ * read the Redis data can read every patient anyway. `kid` is the first 16
+ * characters (96 bits) of the RFC 7638 thumbprint of the public key (keys
+ * made before 2026-12-06 keep their whole thumbprint as kid). Rotation (`tsunagu admin key
+ * rotate`): a new key becomes current and signs from then on; the old key is marked retired and
+ * stays in the JWKS, and is still accepted, until retired time + the longest token lifetime
+ * (AUTH_TOKEN_LIFETIME_MAX_S) + skew have passed. A running gateway notices a rotation at its next
+ * token request or when a token names a kid it does not know (reloads at most once a second).
  *
  * ## Redis keys (prefix tsg:auth:)
  *
@@ -263,7 +267,7 @@ tsg_rc auth_jwt_check_times(const json_t *payload, long long now, int skew, int 
 bool auth_jwt_aud_ok(const json_t *payload, const char *want);
 
 /* Signs payload (compact JSON, keys sorted) as an ES256 JWT with header
- * {"alg":"ES256","typ":"JWT","kid":kid}. *out is malloc'd (caller frees).
+ * {"alg":"ES256","kid":kid}. *out is malloc'd (caller frees).
  * TSG_EINVAL when key is not P-256, TSG_EINTERNAL when OpenSSL fails. */
 tsg_rc auth_jwt_sign_es256(EVP_PKEY *key, const char *kid, const json_t *payload, char **out,
                            tsg_error *err);

@@ -368,7 +368,7 @@ tsg_rc auth_jwt_sign_es256(EVP_PKEY *key, const char *kid, const json_t *payload
     const EVP_MD *md;
     if (!key_fits(key, AUTH_ALG_ES256, &coord, &md))
         return tsg_error_set(err, TSG_EINVAL, "exception", "the signing key is not P-256");
-    json_t *hdr = json_pack("{s:s,s:s,s:s}", "alg", "ES256", "typ", "JWT", "kid", kid);
+    json_t *hdr = json_pack("{s:s,s:s}", "alg", "ES256", "kid", kid);
     char *h = hdr ? json_dumps(hdr, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     char *p = json_dumps(payload, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(hdr);

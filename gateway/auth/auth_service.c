@@ -217,7 +217,8 @@ static char *key_record(EVP_PKEY *pk, long long created, long long retired)
     return s;
 }
 
-/* Creates a new P-256 key; *kid gets its thumbprint, *rec its record. */
+/* Creates a new P-256 key; *kid gets the first 16 characters of its
+ * thumbprint (auth.h: every token carries it), *rec its record. */
 static tsg_rc key_new(char kid[48], char **rec, tsg_error *err)
 {
     EVP_PKEY *pk = auth_key_generate_p256();
@@ -226,6 +227,7 @@ static tsg_rc key_new(char kid[48], char **rec, tsg_error *err)
     tsg_rc rc = pub ? auth_jwk_thumbprint(pub, kid, err)
                     : tsg_error_set(err, TSG_EINTERNAL, "exception", "cannot export the key");
     json_decref(pub);
+    if (!rc) kid[16] = '\0';
     if (!rc) {
         *rec = key_record(pk, now_ms(), 0);
         if (!*rec) rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
@@ -1081,11 +1083,13 @@ void auth_token_request(auth_service *svc, const char *form, size_t n, const cha
     char jti[AUTH_ID_MAX];
     random_id(jti, 18);
     json_t *claims =
-        json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s,s:s}", "iss", issuer, "sub", id, "aud",
-                  issuer, "exp", (json_int_t)(now + svc->cfg.token_lifetime_s), "iat",
-                  (json_int_t)now, "jti", jti, "scope", scope, "org", rec.f[F_ORG], "role",
-                  rec.f[F_ROLE] && !strcmp(rec.f[F_ROLE], "admin") ? "admin" : "member", "area",
-                  rec.f[F_AREA] ? rec.f[F_AREA] : "");
+        json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s}", "iss", issuer, "sub", id, "aud", issuer,
+                  "exp", (json_int_t)(now + svc->cfg.token_lifetime_s), "iat", (json_int_t)now,
+                  "jti", jti, "scope", scope, "org", rec.f[F_ORG], "role",
+                  rec.f[F_ROLE] && !strcmp(rec.f[F_ROLE], "admin") ? "admin" : "member");
+    /* (an empty area is left out: every request carries the token) */
+    if (claims && rec.f[F_AREA] && *rec.f[F_AREA])
+        json_object_set_new(claims, "area", json_string(rec.f[F_AREA]));
     char *tok = NULL;
     pthread_rwlock_rdlock(&svc->lock);
     EVP_PKEY *pk = NULL;

@@ -211,6 +211,10 @@ def t_admin_cli():
     c = rows[cid]
     assert c["org"] == "Organization/clinic-1" and c["name"] == "Clinic one", c
     assert c["scope"] == "system/Patient.rs" and c["role"] == "member" and c["area"] == "north", c
+    r = post_token(gw, {"grant_type": "client_credentials"}, (cid, sec))
+    expect(r, 200, "token of a client with an area")
+    body = json.loads(unb64u(r.json["access_token"].split(".")[1]))
+    assert body["area"] == "north" and body["org"] == "Organization/clinic-1", body
     assert not c["revoked"] and not c["jwks"] and "secret" not in json.dumps(c), c
     # the secret is stored only as a slow hash
     stored = redis_cli(gw, "HGET", "tsg:auth:client:" + cid, "secret")
@@ -274,8 +278,10 @@ def t_token_basic():
     hdr = json.loads(unb64u(t["access_token"].split(".")[0]))
     body = json.loads(unb64u(t["access_token"].split(".")[1]))
     assert hdr["alg"] == "ES256" and hdr["kid"] == gw.get("/auth/jwks").json["keys"][0]["kid"]
-    for claim in ("iss", "sub", "aud", "exp", "iat", "jti", "scope", "org", "role", "area"):
+    for claim in ("iss", "sub", "aud", "exp", "iat", "jti", "scope", "org", "role"):
         assert claim in body, (claim, body)
+    # every request carries the token: nothing in it twice, no empty claim (auth.h)
+    assert "area" not in body and "typ" not in hdr and len(hdr["kid"]) == 16, (hdr, body)
     assert body["sub"] == cid and body["aud"] == aud(gw) and body["exp"] - body["iat"] == 300
     # a narrower scope
     r = post_token(gw, {"grant_type": "client_credentials", "scope": "system/Patient.r"},

@@ -1,9 +1,9 @@
 /*
  * auth_audit.c — the audit trail (auth.h, "Audit"): one record per request
  * in the Redis stream tsg:audit, durable before the answer leaves — a write's
- * inside its own MULTI … EXEC (auth_audit_entry), every other request's by
- * its own XADD (auth_audit_record) — rendered as R4 AuditEvent resources for
- * GET /fhir/AuditEvent.
+ * inside its own MULTI … EXEC (auth_audit_entry), every other request's in
+ * the gateway's journal (auth_audit_record → auth_journal.c, which ships them
+ * packed) — rendered as R4 AuditEvent resources for GET /fhir/AuditEvent.
  */
 #include "auth.h"
 

@@ -15,9 +15,8 @@
 static _Thread_local char tls_detail[TSG_ERR_MESSAGE_MAX];
 static _Thread_local char tls_client[AUTH_ID_MAX];
 
-/* "http(s)://host" as the client addressed us, in the request's arena. */
-/* "<scheme>://<host>" as the client addressed us, and then suffix (NUL: none),
- * in one piece from the arena. */
+/* "<scheme>://<host>" as the client addressed us (public_url when set), then
+ * suffix, in one piece from the request's arena. */
 static const char *origin_with(const http_request *req, const auth_http *h, const char *suffix)
 {
     size_t xl = strlen(suffix);
@@ -36,7 +35,7 @@ static const char *origin_with(const http_request *req, const auth_http *h, cons
     }
     hl = strlen(host);
     char *s = tsg_arena_alloc(req->arena, sl + hl + xl + 1);
-    if (!s) return h->public_url[0] ? h->public_url : "http://localhost";
+    if (!s) return *suffix ? "" : "http://localhost"; /* (out of memory: no audience matches "") */
     memcpy(s, scheme, sl);
     memcpy(s + sl, host, hl);
     memcpy(s + sl + hl, suffix, xl + 1);

@@ -15,11 +15,12 @@
  *      against its registered JWKS).
  *   3. The gateway answers a short-lived ES256 JWT signed with its own key
  *      (`kid`, published at /auth/jwks), carrying iss, sub (client id), aud,
- *      exp, iat, jti, scope, org, role, area (omitted when empty). Every
+ *      exp, iat, jti (96 bits), scope, org, role (only "admin": a token
+ *      without role is a member's), area (omitted when empty). Every
  *      request carries the token, and libmicrohttpd reads it byte by byte
  *      (~10 instructions a byte), so the token says nothing twice: no `typ`,
- *      a 16-character `kid`, no empty claims (~460 bytes with a typical
- *      issuer, ~530 before).
+ *      a 16-character `kid`, no empty or default claims (~430 bytes with a
+ *      typical issuer, ~530 before).
  *   4. Every other request carries `Authorization: Bearer <token>`; the gate
  *      (auth_http_gate) checks it and the scope of the FHIR interaction
  *      before the handler runs: 401 + WWW-Authenticate without a valid

@@ -1081,13 +1081,14 @@ void auth_token_request(auth_service *svc, const char *form, size_t n, const cha
     freeReplyObject(cur);
     long long now = now_ms() / 1000;
     char jti[AUTH_ID_MAX];
-    random_id(jti, 18);
-    json_t *claims =
-        json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s,s:s}", "iss", issuer, "sub", id, "aud", issuer,
-                  "exp", (json_int_t)(now + svc->cfg.token_lifetime_s), "iat", (json_int_t)now,
-                  "jti", jti, "scope", scope, "org", rec.f[F_ORG], "role",
-                  rec.f[F_ROLE] && !strcmp(rec.f[F_ROLE], "admin") ? "admin" : "member");
-    /* (an empty area is left out: every request carries the token) */
+    random_id(jti, 12); /* 96 bits: unique among every token ever issued */
+    json_t *claims = json_pack("{s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s}", "iss", issuer, "sub", id, "aud",
+                               issuer, "exp", (json_int_t)(now + svc->cfg.token_lifetime_s), "iat",
+                               (json_int_t)now, "jti", jti, "scope", scope, "org", rec.f[F_ORG]);
+    /* (every request carries the token: an empty area is left out, and so is
+     * role "member", which a token without role means) */
+    if (claims && rec.f[F_ROLE] && !strcmp(rec.f[F_ROLE], "admin"))
+        json_object_set_new(claims, "role", json_string("admin"));
     if (claims && rec.f[F_AREA] && *rec.f[F_AREA])
         json_object_set_new(claims, "area", json_string(rec.f[F_AREA]));
     char *tok = NULL;
@@ -1338,11 +1339,12 @@ static auth_verdict verify_token(auth_service *svc, const char *tok, size_t n, c
     const char *sub = json_string_value(json_object_get(j.payload, "sub"));
     const char *scope = json_string_value(json_object_get(j.payload, "scope"));
     const char *org = json_string_value(json_object_get(j.payload, "org"));
-    const char *role = json_string_value(json_object_get(j.payload, "role"));
+    const json_t *role_j = json_object_get(j.payload, "role"); /* absent: "member" */
+    const char *role = json_string_value(role_j);
     const char *area = json_string_value(json_object_get(j.payload, "area"));
-    if (!sub || !id_ok(sub) || !scope || !org || !role || strlen(org) >= AUTH_TEXT_MAX ||
-        (area && strlen(area) >= AUTH_TEXT_MAX)) {
-        tsg_error_set(err, TSG_EINVAL, "security", "the token lacks sub, scope, org or role");
+    if (!sub || !id_ok(sub) || !scope || !org || (role_j && !role) ||
+        strlen(org) >= AUTH_TEXT_MAX || (area && strlen(area) >= AUTH_TEXT_MAX)) {
+        tsg_error_set(err, TSG_EINVAL, "security", "the token lacks sub, scope or org");
         goto done;
     }
     memset(who, 0, sizeof *who);
@@ -1350,7 +1352,7 @@ static auth_verdict verify_token(auth_service *svc, const char *tok, size_t n, c
     snprintf(who->client_id, sizeof who->client_id, "%s", sub);
     snprintf(who->org, sizeof who->org, "%s", org);
     snprintf(who->area, sizeof who->area, "%s", area ? area : "");
-    who->admin = !strcmp(role, "admin");
+    who->admin = role && !strcmp(role, "admin");
     who->exp = exp;
     v = AUTH_OK;
 done:
@@ -1383,6 +1385,13 @@ auth_verdict auth_check_bearer(auth_service *svc, const char *authorization, con
      * audiences too long for a slot are verified every time. */
     size_t al = strlen(audience);
     bool cacheable = n <= AUTH_CACHE_TOKEN_MAX && al < AUTH_CACHE_AUD_MAX;
+    long long now = now_ms() / 1000;
+    if (cacheable && memo.svc == svc->serial && memo.token_len == n &&
+        now < memo.p.exp + AUTH_CLOCK_SKEW_S && !memcmp(memo.token, tok, n) &&
+        !strcmp(memo.aud, audience)) {
+        principal_copy(who, &memo.p);
+        return client_admit(svc, who->client_id, retry_after_s, err);
+    }
     /* FNV-1a over the token's last 64 bytes (its signature: random), its length
      * and the audience's length; the comparison below decides */
     uint64_t hash = 1469598103934665603ull ^ (uint64_t)n ^ ((uint64_t)al << 32);
@@ -1390,15 +1399,8 @@ auth_verdict auth_check_bearer(auth_service *svc, const char *authorization, con
         hash = (hash ^ (unsigned char)tok[i]) * 1099511628211ull;
     unsigned slot = (unsigned)(hash % AUTH_CACHE_SLOTS);
     pthread_mutex_t *lk = &svc->cache_lock[slot % CACHE_LOCKS];
-    long long now = now_ms() / 1000;
     bool hit = false;
     cache_slot *cs = &svc->cache[slot];
-    if (cacheable && memo.svc == svc->serial && memo.token_len == n &&
-        now < memo.p.exp + AUTH_CLOCK_SKEW_S && !memcmp(memo.token, tok, n) &&
-        !strcmp(memo.aud, audience)) {
-        principal_copy(who, &memo.p);
-        return client_admit(svc, who->client_id, retry_after_s, err);
-    }
     if (cacheable) {
         pthread_mutex_lock(lk);
         if (cs->used && cs->token_len == n && !memcmp(cs->token, tok, n) &&

@@ -278,10 +278,18 @@ def t_token_basic():
     hdr = json.loads(unb64u(t["access_token"].split(".")[0]))
     body = json.loads(unb64u(t["access_token"].split(".")[1]))
     assert hdr["alg"] == "ES256" and hdr["kid"] == gw.get("/auth/jwks").json["keys"][0]["kid"]
-    for claim in ("iss", "sub", "aud", "exp", "iat", "jti", "scope", "org", "role"):
+    for claim in ("iss", "sub", "aud", "exp", "iat", "jti", "scope", "org"):
         assert claim in body, (claim, body)
-    # every request carries the token: nothing in it twice, no empty claim (auth.h)
-    assert "area" not in body and "typ" not in hdr and len(hdr["kid"]) == 16, (hdr, body)
+    # every request carries the token: nothing in it twice, no empty or default claim (auth.h)
+    assert "area" not in body and "role" not in body and "typ" not in hdr, (hdr, body)
+    assert len(hdr["kid"]) == 16 and len(body["jti"]) == 16, (hdr, body)
+    # an administrator's token says so; a member's (no role) is refused what needs one
+    acid, asec = gw.create_client(scope="system/*.rs", role="admin")
+    at = post_token(gw, {"grant_type": "client_credentials"}, (acid, asec)).json["access_token"]
+    assert json.loads(unb64u(at.split(".")[1]))["role"] == "admin"
+    expect(gw.get("/metrics", headers={"Authorization": "Bearer " + at}), 200, "admin /metrics")
+    expect(gw.get("/metrics", headers={"Authorization": "Bearer " + t["access_token"]}), 403,
+           "member /metrics")
     assert body["sub"] == cid and body["aud"] == aud(gw) and body["exp"] - body["iat"] == 300
     # a narrower scope
     r = post_token(gw, {"grant_type": "client_credentials", "scope": "system/Patient.r"},

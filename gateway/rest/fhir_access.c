@@ -32,6 +32,7 @@ typedef struct acl_entry {
 } acl_entry;
 
 struct rest_access {
+    unsigned long long serial; /* this cache among all made (acl_memo) */
     redis_client *rc;
     store *st;
     int consent_default_allow;
@@ -57,6 +58,8 @@ tsg_rc rest_access_new(redis_client *rc, store *st, const char *consent_default,
                              consent_default);
     rest_access *a = calloc(1, sizeof *a);
     if (!a) return tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
+    static _Atomic unsigned long long serials;
+    a->serial = atomic_fetch_add(&serials, 1) + 1;
     a->rc = rc;
     a->st = st;
     a->consent_default_allow = allow;
@@ -697,6 +700,50 @@ static void poll_gen(rest_access *a, long long now)
     pthread_mutex_unlock(&a->mu);
 }
 
+/*
+ * Per thread: the entry this thread used last, with a reference of its own.
+ * Every request of an organisation used the same entry, and took the cache's
+ * mutex and two atomic reference counts on it: cache lines passed between
+ * the cores on every read. The thread's own entry is used while it is what
+ * the cache would give (the same cache, organisation and epoch, before its
+ * until_ms); otherwise the cache decides and the thread keeps its answer. The
+ * reference goes when the thread replaces the entry or ends (memo_key).
+ */
+static _Thread_local struct {
+    unsigned long long serial; /* rest_access.serial; 0: none */
+    acl_entry *e;
+} acl_memo;
+static pthread_key_t memo_key;
+static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
+
+static void memo_end(void *unused)
+{
+    (void)unused;
+    entry_put(acl_memo.e);
+    acl_memo.e = NULL;
+    acl_memo.serial = 0;
+}
+
+static void memo_init(void)
+{
+    if (pthread_key_create(&memo_key, memo_end)) abort(); /* only without memory at start */
+}
+
+/* Keeps e (a fresh entry of a) as this thread's entry. */
+static void memo_keep(rest_access *a, acl_entry *e)
+{
+    pthread_once(&memo_once, memo_init);
+    if (acl_memo.e == e) {
+        acl_memo.serial = a->serial;
+        return;
+    }
+    atomic_fetch_add(&e->refs, 1);
+    entry_put(acl_memo.e);
+    acl_memo.e = e;
+    acl_memo.serial = a->serial;
+    pthread_setspecific(memo_key, e); /* non-NULL: memo_end runs when the thread ends */
+}
+
 static size_t bucket_of(const char *s)
 {
     uint64_t h = 1469598103934665603ull;
@@ -704,13 +751,34 @@ static size_t bucket_of(const char *s)
     return (size_t)(h % ACL_BUCKETS);
 }
 
-/* The current entry of org (a reference: entry_put it), computing it when
- * missing or stale. */
+static tsg_rc entry_find(rest_access *a, const char *org, long long now, uint64_t epoch,
+                         acl_entry **out, tsg_error *err);
+
+/* The current entry of org, computing it when missing or stale; valid until
+ * this thread's next entry_get (the thread's memo holds a reference). */
 static tsg_rc entry_get(rest_access *a, const char *org, acl_entry **out, tsg_error *err)
 {
     long long now = rest_now_ms();
     poll_gen(a, now);
     uint64_t epoch = atomic_load(&a->epoch);
+    acl_entry *m = acl_memo.e;
+    if (m && acl_memo.serial == a->serial && m->epoch == epoch && now < m->until_ms &&
+        !strcmp(m->org, org)) {
+        *out = m;
+        return TSG_OK;
+    }
+    tsg_rc rc = entry_find(a, org, now, epoch, &m, err);
+    if (rc) return rc;
+    memo_keep(a, m);
+    entry_put(m);
+    *out = m;
+    return TSG_OK;
+}
+
+/* entry_get without the memo: a reference the caller puts. */
+static tsg_rc entry_find(rest_access *a, const char *org, long long now, uint64_t epoch,
+                         acl_entry **out, tsg_error *err)
+{
     size_t b = bucket_of(org);
     acl_entry *stale = NULL; /* a soft entry this thread refreshes */
     pthread_mutex_lock(&a->mu);
@@ -790,9 +858,7 @@ int rest_access_sees(rest_ctx *ctx, const http_request *req, const char *type, c
     if (!pid || !*pid) return 0;
     acl_entry *e;
     if (entry_get(ctx->access, who->org, &e, err)) return -1;
-    int r = sorted_has((const char *const *)e->pids, e->n, pid);
-    entry_put(e);
-    return r;
+    return sorted_has((const char *const *)e->pids, e->n, pid);
 }
 
 tsg_rc rest_view_load(rest_ctx *ctx, const http_request *req, rest_view *v, tsg_error *err)
@@ -811,7 +877,6 @@ tsg_rc rest_view_load(rest_ctx *ctx, const http_request *req, rest_view *v, tsg_
         if (!(v->pids[i] = tsg_arena_strndup(req->arena, e->pids[i], strlen(e->pids[i]))))
             rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     if (!rc) v->n = e->n;
-    entry_put(e);
     return rc;
 }
 

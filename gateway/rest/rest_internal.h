@@ -277,7 +277,9 @@ void rest_validate_op(const http_request *req, http_response *resp, rest_ctx *ct
  * Consent or PractitionerRole drops this gateway's cache at once and INCRs
  * REST_ACCESS_GEN_KEY in the same atomic step (store_write.bump); other
  * gateways read it at most every REST_ACCESS_POLL_MS, so a change reaches
- * them within that time. A read then costs a hash lookup and a binary search.
+ * them within that time. A read then costs a binary search: each HTTP thread
+ * keeps the entry it used last, with a reference of its own (fhir_access.c,
+ * acl_memo), so the reads of a busy organisation take no shared lock.
  * When only the max age has passed (no change, no boundary: a safety net),
  * one request computes the new list while the others keep using the old one
  * (before, every concurrent request computed it: a stall of 100–400 ms at the

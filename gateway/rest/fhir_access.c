@@ -714,6 +714,8 @@ static _Thread_local struct {
     acl_entry *e;
 } acl_memo;
 static pthread_key_t memo_key;
+static bool memo_key_ok; /* without the key (no more keys: never seen), a thread that ends
+                            leaves its entry behind; that is all */
 static pthread_once_t memo_once = PTHREAD_ONCE_INIT;
 
 static void memo_end(void *unused)
@@ -726,7 +728,7 @@ static void memo_end(void *unused)
 
 static void memo_init(void)
 {
-    if (pthread_key_create(&memo_key, memo_end)) abort(); /* only without memory at start */
+    memo_key_ok = pthread_key_create(&memo_key, memo_end) == 0;
 }
 
 /* Keeps e (a fresh entry of a) as this thread's entry. */
@@ -741,7 +743,7 @@ static void memo_keep(rest_access *a, acl_entry *e)
     entry_put(acl_memo.e);
     acl_memo.e = e;
     acl_memo.serial = a->serial;
-    pthread_setspecific(memo_key, e); /* non-NULL: memo_end runs when the thread ends */
+    if (memo_key_ok) pthread_setspecific(memo_key, e); /* non-NULL: memo_end runs at the end */
 }
 
 static size_t bucket_of(const char *s)

@@ -434,12 +434,15 @@ static tsg_rc append_write_locked(auth_journal *j, const void *rec, size_t n, ts
         s = current(j);
     }
     memcpy(s->map + s->ready, rec, n);
-    bool was_idle = j->ready_n == j->shipped_n;
+    uint64_t before = j->ready_n - j->shipped_n;
     s->ready += n;
     j->ready_n += n;
     j->appended += n;
     j->stats.records++;
-    if (was_idle) pthread_cond_signal(&j->ship);
+    /* the shipper: records to gather, or enough to ship at once (shipper_main) */
+    uint64_t full = JOURNAL_SHIP_MAX;
+    if (j->max_backlog && j->max_backlog / 2 < full) full = j->max_backlog / 2;
+    if (!before || (before < full && before + n >= full)) pthread_cond_signal(&j->ship);
     return TSG_OK;
 }
 
@@ -738,7 +741,8 @@ static void *shipper_main(void *arg)
         }
         pthread_mutex_lock(&j->mu);
         /* Wait for a batch: records gather for ship_interval_ms (each XADD
-         * costs Redis an fsync), unless a flush waits or a batch is full. */
+         * costs Redis an fsync), unless a flush waits, a batch is full, or
+         * half the journal's limit waits (at once, before requests fail). */
         for (;;) {
             long long now = mono_ms();
             uint64_t pending = j->ready_n - j->shipped_n;
@@ -747,7 +751,9 @@ static void *shipper_main(void *arg)
             long long wake = next_scan;
             if (pending && (now >= retry_at || j->flushers)) {
                 if (!gather_at) gather_at = now + j->ship_interval_ms;
-                if (j->flushers || pending >= JOURNAL_SHIP_MAX || now >= gather_at) break;
+                if (j->flushers || pending >= JOURNAL_SHIP_MAX ||
+                    (j->max_backlog && pending >= j->max_backlog / 2) || now >= gather_at)
+                    break;
                 wake = gather_at;
             } else if (pending && retry_at < wake) {
                 wake = retry_at;
@@ -874,7 +880,7 @@ tsg_rc auth_journal_open(redis_client *c, const auth_journal_options *o, auth_jo
     j->rc = c;
     snprintf(j->dir, sizeof j->dir, "%s", o->dir);
     j->max_backlog = o->max_backlog_bytes;
-    j->ship_interval_ms = o->ship_interval_ms ? o->ship_interval_ms : 50;
+    j->ship_interval_ms = o->ship_interval_ms ? o->ship_interval_ms : AUTH_JOURNAL_SHIP_MS;
     j->sync_each = o->fsync_always;
     j->zcap = ZSTD_compressBound(JOURNAL_SHIP_MAX);
     j->zctx = ZSTD_createCCtx();

@@ -49,10 +49,10 @@ Gateway(binary, data_dir=None, env=None, keep_dir=False, auth=False, tls=None):
 
     redis(*args)        one command on the embedded Redis (its Unix socket), binary-safe: the
                         reply as bytes / int / list / None; a Redis error raises RedisError.
-    audit_records(min_count=0, timeout=20, settle=0.3) -> every audit record in tsg:audit,
+    audit_records(min_count=0, timeout=20, settle=0.6) -> every audit record in tsg:audit,
                         oldest first, decoded (gateway/auth/auth.h, "Audit"): dicts with i m p q
                         c o a e v d (str), s (status), t (recorded, µs), id ("<entry>-<k>").
-                        Records reach Redis from the gateway's journal within ~50 ms: this
+                        Records reach Redis from the gateway's journal within ~250 ms: this
                         waits until at least min_count are there and no more arrive for
                         `settle` seconds.
 
@@ -532,7 +532,7 @@ class Gateway:
                 out.append(r)
         return out
 
-    def audit_records(self, min_count=0, timeout=20, settle=0.3):
+    def audit_records(self, min_count=0, timeout=20, settle=0.6):
         deadline = time.time() + timeout
         recs = self._audit_now()
         while time.time() < deadline:

@@ -552,9 +552,10 @@ bool auth_bundle_allowed(const auth_scopes *s, const char *body, size_t n, bool 
  * Either way no Redis round trip, and Redis' main thread never waits for
  * this disk. A shipper thread moves the written frames to Redis every
  * ship_interval_ms (AUTH_JOURNAL_SHIP_MS; at once when AUTH_AUDIT_BATCH_MAX
- * bytes or half of audit_journal_max_mb wait, or a search asks), compressed (zstd level 1: records
- * of one gateway repeat client, organisation, path and clock, and pack about 10:1, at ~900 MB/s;
- * field r when packing would not make them smaller): one
+ * bytes or half of audit_journal_max_mb wait, or a search asks),
+ * compressed (zstd level 1: records of one gateway repeat client,
+ * organisation, path and clock, and pack about 10:1, at ~900 MB/s; field r
+ * when packing would not make them smaller): one
  * script runs XADD tsg:audit * z <packed frames> and then SET
  * tsg:audit:shipped:<id> <offset> — so each frame reaches the stream
  * exactly once, even across crashes (a script, because in MULTI … EXEC the

@@ -410,6 +410,15 @@ static void *syncer_main(void *arg)
     return NULL;
 }
 
+/* Unshipped bytes that are shipped at once, without gathering: a full
+ * batch, or half the journal's limit (before requests would fail). */
+static uint64_t ship_at_once(const auth_journal *j)
+{
+    uint64_t full = JOURNAL_SHIP_MAX;
+    if (j->max_backlog && j->max_backlog / 2 < full) full = j->max_backlog / 2;
+    return full;
+}
+
 /* audit_fsync "interval": the record copied into the file's mapping by the
  * appender itself (mu held) — in the page cache, it outlives the process. */
 static tsg_rc append_write_locked(auth_journal *j, const void *rec, size_t n, tsg_error *err)
@@ -439,9 +448,8 @@ static tsg_rc append_write_locked(auth_journal *j, const void *rec, size_t n, ts
     j->ready_n += n;
     j->appended += n;
     j->stats.records++;
-    /* the shipper: records to gather, or enough to ship at once (shipper_main) */
-    uint64_t full = JOURNAL_SHIP_MAX;
-    if (j->max_backlog && j->max_backlog / 2 < full) full = j->max_backlog / 2;
+    /* the shipper: records to gather, or enough to ship at once */
+    uint64_t full = ship_at_once(j);
     if (!before || (before < full && before + n >= full)) pthread_cond_signal(&j->ship);
     return TSG_OK;
 }
@@ -741,8 +749,8 @@ static void *shipper_main(void *arg)
         }
         pthread_mutex_lock(&j->mu);
         /* Wait for a batch: records gather for ship_interval_ms (each XADD
-         * costs Redis an fsync), unless a flush waits, a batch is full, or
-         * half the journal's limit waits (at once, before requests fail). */
+         * costs Redis an fsync), unless a flush waits or ship_at_once bytes
+         * wait. */
         for (;;) {
             long long now = mono_ms();
             uint64_t pending = j->ready_n - j->shipped_n;
@@ -751,9 +759,7 @@ static void *shipper_main(void *arg)
             long long wake = next_scan;
             if (pending && (now >= retry_at || j->flushers)) {
                 if (!gather_at) gather_at = now + j->ship_interval_ms;
-                if (j->flushers || pending >= JOURNAL_SHIP_MAX ||
-                    (j->max_backlog && pending >= j->max_backlog / 2) || now >= gather_at)
-                    break;
+                if (j->flushers || pending >= ship_at_once(j) || now >= gather_at) break;
                 wake = gather_at;
             } else if (pending && retry_at < wake) {
                 wake = retry_at;

@@ -227,8 +227,8 @@ static tsg_rc key_new(char kid[48], char **rec, tsg_error *err)
     tsg_rc rc = pub ? auth_jwk_thumbprint(pub, kid, err)
                     : tsg_error_set(err, TSG_EINTERNAL, "exception", "cannot export the key");
     json_decref(pub);
-    if (!rc) kid[16] = '\0';
     if (!rc) {
+        kid[16] = '\0';
         *rec = key_record(pk, now_ms(), 0);
         if (!*rec) rc = tsg_error_set(err, TSG_ENOMEM, "exception", "out of memory");
     }
@@ -1344,7 +1344,8 @@ static auth_verdict verify_token(auth_service *svc, const char *tok, size_t n, c
     const char *area = json_string_value(json_object_get(j.payload, "area"));
     if (!sub || !id_ok(sub) || !scope || !org || (role_j && !role) ||
         strlen(org) >= AUTH_TEXT_MAX || (area && strlen(area) >= AUTH_TEXT_MAX)) {
-        tsg_error_set(err, TSG_EINVAL, "security", "the token lacks sub, scope or org");
+        tsg_error_set(err, TSG_EINVAL, "security",
+                      "the token lacks sub, scope or org, or its role is not text");
         goto done;
     }
     memset(who, 0, sizeof *who);

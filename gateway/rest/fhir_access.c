@@ -731,15 +731,15 @@ static void memo_init(void)
     memo_key_ok = pthread_key_create(&memo_key, memo_end) == 0;
 }
 
-/* Keeps e (a fresh entry of a) as this thread's entry. */
+/* Makes e (an entry of a, with the caller's reference, which passes to the
+ * memo) this thread's entry. */
 static void memo_keep(rest_access *a, acl_entry *e)
 {
     pthread_once(&memo_once, memo_init);
-    if (acl_memo.e == e) {
-        acl_memo.serial = a->serial;
+    if (acl_memo.e == e) { /* (the same entry: the memo holds a reference already) */
+        entry_put(e);
         return;
     }
-    atomic_fetch_add(&e->refs, 1);
     entry_put(acl_memo.e);
     acl_memo.e = e;
     acl_memo.serial = a->serial;
@@ -772,7 +772,6 @@ static tsg_rc entry_get(rest_access *a, const char *org, acl_entry **out, tsg_er
     tsg_rc rc = entry_find(a, org, now, epoch, &m, err);
     if (rc) return rc;
     memo_keep(a, m);
-    entry_put(m);
     *out = m;
     return TSG_OK;
 }
